@@ -1,0 +1,1 @@
+"""Task adapters: build, train, evaluate and run a model of one task family."""

@@ -1,0 +1,80 @@
+"""What ultralytics accepts, read from its package files without importing it.
+
+Importing ultralytics is slow and probes the network, so suite validation reads the installed
+package's ``cfg/default.yaml`` and ``cfg/models/**`` directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+from pathlib import Path
+
+import yaml
+
+from greenbench.errors import GreenbenchError
+
+#: training arguments greenbench sets itself; a suite may not give them
+RESERVED: frozenset[str] = frozenset(
+    {"data", "model", "project", "name", "exist_ok", "device", "resume", "tracker", "source",
+     "mode", "task"}
+)  # fmt: skip
+
+#: model scale letters ultralytics strips from a config name (``yolov8n.yaml`` -> ``yolov8.yaml``)
+_SCALED = re.compile(r"(\d+)([nslmx])(.+)?$")
+
+
+@functools.lru_cache(maxsize=1)
+def ultralytics_dir() -> Path:
+    """The installed ultralytics package folder (found without importing the package)."""
+    spec = importlib.util.find_spec("ultralytics")
+    locations = spec.submodule_search_locations if spec else None
+    if not locations:
+        raise GreenbenchError(
+            "ultralytics is not installed, and greenbench needs it to check and train detection "
+            "models. Install it with 'pip install ultralytics'."
+        )
+    return Path(next(iter(locations)))
+
+
+@functools.lru_cache(maxsize=1)
+def train_arg_names() -> frozenset[str]:
+    """Every argument name in ultralytics' ``cfg/default.yaml`` (``RESERVED`` ones included)."""
+    cfg = ultralytics_dir() / "cfg" / "default.yaml"
+    data = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise GreenbenchError(f"{cfg} is not a mapping; reinstall ultralytics.")
+    return frozenset(str(key) for key in data)
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_configs() -> dict[str, Path]:
+    """Built-in model config file name -> path (the first one found, like ultralytics' glob)."""
+    found: dict[str, Path] = {}
+    for path in sorted((ultralytics_dir() / "cfg" / "models").rglob("*.y*ml")):
+        found.setdefault(path.name, path)
+    return found
+
+
+def builtin_model_names() -> list[str]:
+    """The file names of ultralytics' built-in model configs, sorted."""
+    return sorted(_builtin_configs())
+
+
+def builtin_model_cfg(name: str) -> Path | None:
+    """The built-in config ultralytics would load for ``name`` (e.g. ``yolov8n.yaml``), or None.
+
+    Mirrors ultralytics' own renames: ``yolov5nu.yaml`` -> ``yolov5n.yaml``, P6 names
+    ``yolov5n6.yaml`` -> ``yolov5n-p6.yaml``, and the scale letter (n, s, m, l, x) dropped
+    (``yolov5n.yaml`` -> ``yolov5.yaml``, ``yolo11s-seg.yaml`` -> ``yolo11-seg.yaml``).
+    """
+    if "/" in name or "\\" in name:
+        return None
+    configs = _builtin_configs()
+    if ("yolov3" in name or "yolov5" in name) and "u.yaml" in name:
+        name = name.replace("u.yaml", ".yaml")
+    stem, dot, suffix = name.rpartition(".")
+    if stem in {f"yolov{d}{x}6" for x in "nsmlx" for d in (5, 8)}:
+        name = re.sub(r"(\d+)([nslmx])6(.+)?$", r"\1\2-p6\3", stem) + dot + suffix
+    return configs.get(name) or configs.get(_SCALED.sub(r"\1\3", name))

@@ -1,0 +1,1 @@
+"""Measurement: energy meters, carbon, latency, complexity, device fingerprint."""

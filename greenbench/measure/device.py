@@ -1,0 +1,84 @@
+"""Device fingerprint: what the numbers were measured on, and a stable id for that device."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import platform
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = ("torch", "torchvision", "ultralytics", "numpy", "onnxruntime", "codecarbon")
+
+
+def _cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ram_gib(meminfo: Path = Path("/proc/meminfo")) -> float:
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape the numbers (absent ones omitted)."""
+    import greenbench
+
+    versions = {"python": platform.python_version(), "greenbench": greenbench.__version__}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def gpu_names(device: str) -> list[str]:
+    """Names of the CUDA GPUs when ``device`` is a CUDA device (torch imported only then)."""
+    if not device.startswith("cuda"):
+        return []
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def fingerprint(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
+    """The device fingerprint stored with every record.
+
+    ``device_id`` hashes only hardware (CPU model, logical cores, RAM, architecture, GPUs), so
+    it is stable across reboots, library upgrades and identical machines of one type.
+    """
+    hw = {
+        "cpu_model": _cpu_model(),
+        "logical_cores": os.cpu_count() or 0,
+        "ram_gib": _ram_gib(),
+        "arch": platform.machine(),
+        "gpus": gpu_names(device),
+    }
+    digest = hashlib.sha256(repr(sorted(hw.items())).encode()).hexdigest()[:12]
+    return {
+        "device_id": f"{platform.machine()}-{digest}",
+        **hw,
+        "device": device,
+        "threads_used": threads,
+        "hostname": socket.gethostname(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "versions": library_versions(),
+    }

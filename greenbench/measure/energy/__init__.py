@@ -1,0 +1,1 @@
+"""Energy meters: ``rapl`` (powercap), ``nvml`` (GPU), ``estimate`` (modelled), and their composite."""

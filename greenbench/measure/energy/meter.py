@@ -1,0 +1,153 @@
+"""The meter interface: open a window with ``begin()``, close it with ``end()`` → ``EnergyReading``.
+
+Modelled on zeus' ``begin_window``/``end_window``. A meter covers one or more *domains*
+(``package-0``, ``dram-0``, ``gpu:0``, ``cpu``) and every reading states its *method*:
+``measured`` (a hardware counter was read) or ``estimated`` (a power model was applied).
+Meters that need a background thread (counter pollers) start it in ``open()`` and stop it in
+``close()``; a meter is also a context manager doing both.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Method = Literal["measured", "estimated"]
+
+
+@dataclass(frozen=True)
+class DomainEnergy:
+    """Energy of one domain over one window.
+
+    energy_j: joules consumed in the window (gross: idle power not subtracted).
+    method: ``measured`` or ``estimated``.
+    source: what produced the figure, e.g. ``rapl:/sys/class/powercap/intel-rapl:0``,
+        ``nvml:total_energy_counter``, ``estimate:cpu-time×4.0W/core``.
+    """
+
+    domain: str
+    energy_j: float
+    method: Method
+    source: str
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """The result of one window.
+
+    duration_s: wall-clock seconds between ``begin`` and ``end`` (monotonic clock).
+    domains: per-domain energy; the total is their sum (meters never report a domain that
+        another domain of the same reading already contains, e.g. ``psys`` beside packages).
+    invalid_samples: counter samples discarded (a counter that went backwards without a
+        plausible wrap); a reading with any is flagged in records.
+    notes: free-form provenance (assumptions of a model, sub-zones read, …).
+    """
+
+    duration_s: float
+    domains: tuple[DomainEnergy, ...]
+    invalid_samples: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def energy_j(self) -> float:
+        """Total joules over all domains."""
+        return sum(d.energy_j for d in self.domains)
+
+    @property
+    def power_w(self) -> float:
+        """Mean power in watts over the window (0 for an empty window)."""
+        return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def method(self) -> Method:
+        """``measured`` only if every domain was measured; one estimate makes the total estimated."""
+        if self.domains and all(d.method == "measured" for d in self.domains):
+            return "measured"
+        return "estimated"
+
+    @property
+    def source(self) -> str:
+        """The distinct sources of the domains, joined by ``+``."""
+        return "+".join(dict.fromkeys(d.source for d in self.domains))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (units in the key names)."""
+        return {
+            "energy_j": self.energy_j,
+            "duration_s": self.duration_s,
+            "power_w": self.power_w,
+            "method": self.method,
+            "source": self.source,
+            "invalid_samples": self.invalid_samples,
+            "domains": [
+                {"domain": d.domain, "energy_j": d.energy_j, "method": d.method, "source": d.source}
+                for d in self.domains
+            ],
+            "notes": dict(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a meter can read here, and if not, the exact reason (shown by ``greenbench env``)."""
+
+    ok: bool
+    reason: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Meter(abc.ABC):
+    """Base class of all meters.
+
+    Subclasses implement ``probe``, ``_begin`` and ``_end``; ``begin``/``end`` add the
+    monotonic timing so every reading's ``duration_s`` is measured the same way.
+    """
+
+    name: str = "meter"
+    method: Method = "measured"
+
+    @abc.abstractmethod
+    def probe(self) -> Availability:
+        """Check, without side effects, whether this meter can read on this machine."""
+
+    def open(self) -> None:  # noqa: B027 - optional hook
+        """Start background work (pollers). Called once before the first window."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop background work. Safe to call twice."""
+
+    @abc.abstractmethod
+    def _begin(self) -> Any:
+        """Snapshot counters; return an opaque token for ``_end``."""
+
+    @abc.abstractmethod
+    def _end(self, token: Any, duration_s: float) -> EnergyReading:
+        """Read counters again and return the energy since ``token``."""
+
+    def begin(self) -> Window:
+        """Open a window now."""
+        start = time.monotonic()
+        return Window(self, self._begin(), start)
+
+    def end(self, window: Window) -> EnergyReading:
+        """Close ``window`` and return its reading."""
+        duration_s = time.monotonic() - window.start_s
+        return self._end(window.token, duration_s)
+
+    def __enter__(self) -> Meter:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Window:
+    """An open measurement window (returned by ``Meter.begin``)."""
+
+    meter: Meter
+    token: Any
+    start_s: float

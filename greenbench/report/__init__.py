@@ -1,0 +1,1 @@
+"""Reports built from stored records: comparison tables (later: leaderboards, HTML, plots)."""

@@ -1,0 +1,199 @@
+"""The Green-AI comparison table: one row per variant, Δ % against the suite's baseline.
+
+The shape of the YOLOv5 study's tables (precision, mAP50, params, size, GFLOPs, latency) with
+energy and CO2 added. Values keep their units in the column names; each energy column says
+whether its figures are ``measured`` or ``estimated``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from greenbench.store import RunRecord
+
+FORMATS = ("md", "csv", "latex")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: metric name, header with unit, display scale and decimals."""
+
+    metric: str
+    header: str
+    scale: float = 1.0
+    digits: int = 3
+    energy: bool = False  # header carries the method
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("precision", "P", digits=3),
+    Column("map50", "mAP50", digits=3),
+    Column("params", "params_M", 1e-6, 3),
+    Column("size_mb", "size_MB", digits=2),
+    Column("gflops", "GFLOPs", digits=2),
+    Column("latency_ms", "latency_ms", digits=2),
+    Column("energy_per_image_j", "E/img_mJ", 1e3, 2, energy=True),
+    Column("energy_per_image_net_j", "E/img_net_mJ", 1e3, 2, energy=True),
+    Column("train_energy_j", "E_train_kJ", 1e-3, 3, energy=True),
+    Column("train_energy_net_j", "E_train_net_kJ", 1e-3, 3, energy=True),
+    Column("co2_train_g", "CO2_train_g", digits=3, energy=True),
+)
+
+
+@dataclass
+class Table:
+    """Rendered-agnostic table data: rows of (value, Δ % vs baseline) per column."""
+
+    suite: str
+    baseline: str
+    columns: list[Column]
+    rows: list[tuple[RunRecord, list[tuple[float | None, float | None]]]]
+    methods: dict[str, str]  # column metric -> measured | estimated | mixed
+    notes: list[str]
+
+    def header(self, col: Column) -> str:
+        """Column header; energy columns carry their method."""
+        return f"{col.header} [{self.methods[col.metric]}]" if col.energy else col.header
+
+
+def _delta(value: float | None, base: float | None) -> float | None:
+    if value is None or base is None or base == 0:
+        return None
+    return (value - base) / abs(base) * 100.0
+
+
+def build_table(
+    records: Sequence[RunRecord], baseline: str, suite: str, columns: Sequence[Column] = COLUMNS
+) -> Table:
+    """Rows in the given record order; Δ % against the ``baseline`` variant's record."""
+    base = next((r for r in records if r.variant == baseline and r.status == "ok"), None)
+    rows = []
+    for r in records:
+        cells = []
+        for c in columns:
+            v = r.value(c.metric) if r.status == "ok" else None
+            b = base.value(c.metric) if base is not None else None
+            cells.append((v, None if r is base else _delta(v, b)))
+        rows.append((r, cells))
+    methods = {}
+    for c in columns:
+        found = {r.metrics[c.metric].get("method") for r in records if c.metric in r.metrics}
+        methods[c.metric] = found.pop() if len(found) == 1 else ("mixed" if found else "n/a")
+    notes = _notes(records, baseline if base is not None else None)
+    return Table(suite, baseline, list(columns), rows, methods, notes)
+
+
+def _notes(records: Sequence[RunRecord], baseline: str | None) -> list[str]:
+    notes = []
+    if baseline is None:
+        notes.append("no ok record of the baseline variant: Δ % columns are empty")
+    sources = {}
+    for r in records:
+        for name, m in r.metrics.items():
+            if "source" in m and name.startswith(("energy", "train_energy")):
+                sources.setdefault(m["source"], m.get("method", "?"))
+    for src, method in sources.items():
+        notes.append(f"energy {method}: {src}")
+    ok = [r for r in records if r.status == "ok"]
+    if ok:
+        r = ok[0]
+        lat = r.metrics["latency_ms"]
+        g = r.metrics.get("gflops", {})
+        notes.append(
+            f"latency_ms: median ± half-width of a bootstrap 95 % CI, batch 1 forward pass, "
+            f"{lat.get('threads')} thread(s), {r.device.get('device')} ({r.device.get('cpu_model')})"
+        )
+        notes.append(f"GFLOPs: {g.get('convention', '2 × GMACs')} at {g.get('imgsz')} px; "
+                     f"mAP/P on the test split; E_train and CO2: this variant's own stages; "
+                     f"net = gross − idle power × duration")
+        c = r.measurement.get("carbon", {})
+        if c:
+            notes.append(f"CO2: {c['g_per_kwh']:.1f} gCO2/kWh ({c['source']}), PUE {c['pue']:g}")
+    noisy = [r.variant for r in ok if r.metrics["latency_ms"].get("noisy")]
+    if noisy:
+        notes.append(f"noisy latency (IQR/median > 10 %): {', '.join(noisy)}")
+    for r in records:
+        if r.status == "failed":
+            notes.append(f"{r.variant} FAILED: {r.error}")
+    return notes
+
+
+def _fmt(col: Column, value: float | None, record: RunRecord) -> str:
+    if value is None:
+        return "—" if record.status == "ok" else "failed"
+    text = f"{value * col.scale:.{col.digits}f}"
+    if col.metric == "latency_ms":
+        m = record.metrics[col.metric]
+        text += f" ± {(m['ci_high'] - m['ci_low']) / 2:.{col.digits}f}"
+        if m.get("noisy"):
+            text += " (noisy)"
+    return text
+
+
+def _fmt_delta(delta: float | None) -> str:
+    return "" if delta is None else f"{delta:+.1f}%"
+
+
+def render(table: Table, fmt: str = "md") -> str:
+    """The table as Markdown (value and Δ in one cell), CSV (separate Δ columns) or LaTeX."""
+    if fmt == "csv":
+        return _csv(table)
+    heads = ["variant"] + [table.header(c) for c in table.columns]
+    body = []
+    for r, cells in table.rows:
+        row = [r.variant + (" (baseline)" if r.variant == table.baseline else "")]
+        for c, (v, d) in zip(table.columns, cells, strict=True):
+            cell = _fmt(c, v, r)
+            if d is not None:
+                cell += f" ({_fmt_delta(d)})"
+            row.append(cell)
+        body.append(row)
+    if fmt == "latex":
+        return _latex(table, heads, body)
+    if fmt != "md":
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    lines.append("")
+    lines += [f"- {n}" for n in table.notes]
+    return "\n".join(lines)
+
+
+def _csv(table: Table) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    head = ["variant", "parent", "status"]
+    for c in table.columns:
+        name = c.header + (f"_{table.methods[c.metric]}" if c.energy else "")
+        head += [name, f"{c.header}_delta_pct"]
+    head += ["latency_ci_low_ms", "latency_ci_high_ms", "latency_noisy", "device_id", "run_id"]
+    w.writerow(head)
+    for r, cells in table.rows:
+        row: list[object] = [r.variant, r.parent or "", r.status]
+        for c, (v, d) in zip(table.columns, cells, strict=True):
+            row += ["" if v is None else f"{v * c.scale:.6g}", "" if d is None else f"{d:.2f}"]
+        lat = r.metrics.get("latency_ms", {})
+        row += [lat.get("ci_low", ""), lat.get("ci_high", ""), lat.get("noisy", ""), r.device_id, r.run_id]
+        w.writerow(row)
+    return out.getvalue()
+
+
+def _latex(table: Table, heads: list[str], body: list[list[str]]) -> str:
+    def esc(s: str) -> str:
+        for a, b in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("%", "\\%"), ("&", "\\&"), ("#", "\\#")):
+            s = s.replace(a, b)
+        return s.replace("±", "$\\pm$")
+
+    lines = [
+        "\\begin{tabular}{l" + "r" * (len(heads) - 1) + "}",
+        "\\hline",
+        " & ".join(esc(h) for h in heads) + " \\\\",
+        "\\hline",
+    ]
+    lines += [" & ".join(esc(c) for c in row) + " \\\\" for row in body]
+    lines += ["\\hline", "\\end{tabular}"]
+    lines += [f"% {n}" for n in table.notes]
+    return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""The child side of the runner: one job per fresh process.
+
+``python -m greenbench.worker JOB.json RESULT.json`` runs either the stages of a variant
+(``kind: stages``) or its measurement (``kind: measure``) and writes RESULT.json. A fresh
+process per job keeps measurements free of the previous variant's threads, allocator state and
+ultralytics' global thread setting. Progress lines are appended to ``job["events"]``.
+A user-caused failure (``GreenbenchError``) is written as ``{"error": ..., "user": true}``;
+anything else as the exception with a pointer to the log, and exit code 1 either way.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from greenbench.errors import GreenbenchError
+from greenbench.measure.energy.composite import select_meters
+from greenbench.measure.energy.meter import EnergyReading, Meter
+
+STAGE_MARKER = "stage.json"
+
+
+class Events:
+    """Append-only progress lines read by the parent's progress display."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = Path(path) if path else None
+
+    def __call__(self, message: str) -> None:
+        if self.path is not None:
+            with self.path.open("a") as f:
+                f.write(message + "\n")
+
+
+def _meter(job: dict[str, Any]) -> tuple[Meter, list[dict[str, Any]]]:
+    e = job["energy"]
+    root = Path(e["powercap_root"]) if e.get("powercap_root") else None
+    meter, choices = select_meters(e["meters"], e["watts_per_core"], e.get("gpus"), root)
+    return meter, [c.to_dict() for c in choices]
+
+
+def _adapter(job: dict[str, Any]) -> Any:
+    from greenbench.adapters.detect import DetectAdapter
+
+    return DetectAdapter(Path(job["workdir"]), device=job["device"])
+
+
+def run_stages(job: dict[str, Any], emit: Events) -> dict[str, Any]:
+    """Run every stage of the lineage whose artifact is not cached; return per-stage results."""
+    from greenbench.pipeline import get_stage
+    from greenbench.pipeline.base import StageContext
+
+    adapter = _adapter(job)
+    meter, choices = _meter(job)
+    checkpoint: str | None = None
+    results = []
+    with meter:
+        for spec in job["stages"]:
+            out_dir = Path(spec["out_dir"])
+            marker = out_dir / STAGE_MARKER
+            if marker.exists() and Path(json.loads(marker.read_text())["checkpoint"]).exists():
+                result = json.loads(marker.read_text())
+                result["cached"] = True
+            else:
+                emit(f"{spec['variant']}: {spec['name']}")
+                stage = get_stage(spec["name"])()
+                ctx = StageContext(
+                    adapter=adapter,
+                    data_yaml=Path(job["data_yaml"]),
+                    defaults=job["defaults"],
+                    params=spec["params"],
+                    input=Path(checkpoint) if checkpoint else None,
+                    model=job["model"],
+                    weights=job.get("weights"),
+                    out_dir=out_dir,
+                    meter=meter,
+                    emit=lambda msg, v=spec["variant"]: emit(f"{v}: {msg}"),
+                )
+                out = stage.run(ctx)
+                result = {
+                    "key": spec["key"],
+                    "name": spec["name"],
+                    "variant": spec["variant"],
+                    "params": spec["params"],
+                    "checkpoint": str(out.checkpoint),
+                    "energy": out.energy.to_dict(),
+                    "info": out.info,
+                    "meters": choices,
+                }
+                marker.write_text(json.dumps(result, indent=1, default=str))
+                result["cached"] = False
+            checkpoint = result["checkpoint"]
+            results.append(result)
+    return {"stages": results, "checkpoint": checkpoint}
+
+
+def _energy_per_image(
+    meter: Meter, predict: Any, images_per_call: int, min_window_s: float, windows: int
+) -> tuple[list[dict[str, Any]], list[float]]:
+    readings: list[dict[str, Any]] = []
+    per_image: list[float] = []
+    for _ in range(windows):
+        calls = 0
+        window = meter.begin()
+        while True:  # counters update every 10-100 ms: the window must be long enough
+            predict()
+            calls += 1
+            if time.monotonic() - window.start_s >= min_window_s:
+                break
+        reading: EnergyReading = meter.end(window)
+        images = calls * images_per_call
+        d = reading.to_dict()
+        d["images"] = images
+        readings.append(d)
+        per_image.append(reading.energy_j / images)
+    return readings, per_image
+
+
+def run_measure(job: dict[str, Any], emit: Events) -> dict[str, Any]:
+    """Complexity, latency, energy per image and accuracy of one checkpoint, in that order."""
+    from greenbench.measure.complexity import count_macs, count_params, file_size_mb
+    from greenbench.measure.latency import LatencyConfig, cuda_sync, time_calls
+
+    adapter = _adapter(job)
+    variant = job["variant"]
+    ckpt = job.get("checkpoint")
+    if ckpt:
+        yolo = adapter.load(Path(ckpt))
+        weights_file = Path(ckpt)
+    else:  # a variant without stages: the model as configured, saved so it has a size
+        yolo = adapter.build(job["model"], job.get("weights"))
+        weights_file = adapter.save(yolo, Path(job["out_dir"]) / "untrained.pt")
+
+    lat = job["latency"]
+    module = adapter.inference_module(yolo)
+    predict = adapter.predictor(module, lat["batch"], lat["imgsz"])
+    sync = cuda_sync(job["device"])
+
+    emit(f"{variant}: latency")
+    config = LatencyConfig(
+        lat["warmup"], lat["min_repeats"], lat["min_time_s"], lat["max_time_s"], lat["threads"]
+    )
+    latency = time_calls(predict, config, sync)
+
+    emit(f"{variant}: energy per image")
+    meter, choices = _meter(job)
+    e = job["energy"]
+
+    def predict_synced() -> None:
+        predict()
+        sync()
+
+    with meter:
+        windows, per_image = _energy_per_image(
+            meter, predict_synced, lat["batch"], e["min_window_s"], e["windows"]
+        )
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+    macs = count_macs(module, lat["imgsz"])
+    emit(f"{variant}: accuracy")
+    accuracy = adapter.evaluate(
+        yolo, Path(job["data_yaml"]), job["eval_imgsz"], Path(job["out_dir"]) / "val"
+    )
+    return {
+        "params": count_params(module),
+        "macs": macs,
+        "size_mb": file_size_mb(weights_file),
+        "weights_file": str(weights_file),
+        "peak_rss_mb": peak_rss_mb,
+        "latency": latency.to_dict(),
+        "energy_windows": windows,
+        "energy_per_image_j": per_image,
+        "meters": choices,
+        "accuracy": accuracy,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m greenbench.worker JOB.json RESULT.json``."""
+    job_path, result_path = (argv or sys.argv[1:])[:2]
+    job = json.loads(Path(job_path).read_text())
+    emit = Events(job.get("events"))
+    try:
+        runner = {"stages": run_stages, "measure": run_measure}[job["kind"]]
+        result: dict[str, Any] = {"ok": True, **runner(job, emit)}
+        code = 0
+    except GreenbenchError as e:
+        result, code = {"ok": False, "error": str(e), "user": True}, 1
+    except Exception as e:  # noqa: BLE001 - a crash of one variant must not lose the others
+        traceback.print_exc()
+        result = {"ok": False, "error": f"{type(e).__name__}: {e}", "user": False}
+        code = 1
+    Path(result_path).write_text(json.dumps(result, indent=1, default=str))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
