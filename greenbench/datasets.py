@@ -105,9 +105,7 @@ class SynthSpec:
                     "images": " (an 8:1:1 train/val/test split needs one image in each)",
                     "classes": f" ({len(SHAPES)} shapes x {MAX_HUE_FAMILIES} hue bands)",
                 }.get(name, "")
-                raise SynthSpecError(
-                    f"synthetic dataset: {name} must be {allowed}{why}, got {value}"
-                )
+                raise SynthSpecError(f"synthetic dataset: {name} must be {allowed}{why}, got {value}")
 
     def key(self) -> str:
         """A 12-hex-digit hash of the spec and ``GENERATOR_VERSION``, stable across runs."""
@@ -386,8 +384,7 @@ def synth_detection(out: Path, spec: SynthSpec) -> Path:
         "image_format": IMAGE_SUFFIX.lstrip("."),
         "imgsz_px": spec.imgsz,
         "splits": {
-            split: {"images": n, "objects": objects[split]}
-            for split, n in zip(SPLITS, counts, strict=True)
+            split: {"images": n, "objects": objects[split]} for split, n in zip(SPLITS, counts, strict=True)
         },
     }
     (out / "synth.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -7,17 +7,13 @@ one line each, as ``file:line: dotted.key: what was expected``.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import heapq
 import json
 import re
-import types
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,7 +25,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from greenbench.adapters.ultra_args import (
     RESERVED,
@@ -38,23 +33,27 @@ from greenbench.adapters.ultra_args import (
     train_arg_names,
 )
 from greenbench.errors import SuiteError
+from greenbench.manifest import (
+    Loc,
+    Problem,
+    allowed_keys,
+    fail,
+    from_pydantic,
+    one_line,
+    read_manifest,
+    show,
+    suggest,
+    unknown_key,
+)
 from greenbench.pipeline import get_stage, stage_names
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
-MAX_SHOWN = 5  # problems listed in one SuiteError; the rest are counted
 _LOADER_FIELDS = ("path", "source_hash")  # Suite fields set by load_suite, never by the YAML
-
-Loc = tuple[str | int, ...]  # a key path into the YAML document
-
-
-def _fail(reason: str) -> PydanticCustomError:
-    """A validation error whose message is ``reason`` verbatim (no "Value error," prefix)."""
-    return PydanticCustomError("greenbench", "{reason}", {"reason": reason})
 
 
 def _check_name(value: str) -> str:
     if not re.fullmatch(NAME_PATTERN, value):
-        raise _fail(f"invalid name {value!r}; use only letters, digits, '_', '.' and '-'")
+        raise fail(f"invalid name {value!r}; use only letters, digits, '_', '.' and '-'")
     return value
 
 
@@ -68,9 +67,9 @@ class _Manifest(BaseModel):
 class SyntheticData(_Manifest):
     """A generated toy detection dataset (coloured shapes), split 8:1:1 into train/val/test."""
 
-    classes: int = Field(3, ge=1, le=20)
-    images: int = Field(60, ge=10, description="total images before the split")
-    imgsz: int = Field(128, ge=32, le=1024, description="image side, pixels")
+    classes: int = Field(default=3, ge=1, le=20)
+    images: int = Field(default=60, ge=10, description="total images before the split")
+    imgsz: int = Field(default=128, ge=32, le=1024, description="image side, pixels")
     seed: int = 0
 
 
@@ -83,7 +82,7 @@ class DatasetSpec(_Manifest):
     @model_validator(mode="after")
     def _exactly_one(self) -> DatasetSpec:
         if (self.path is None) == (self.synthetic is None):
-            raise _fail(
+            raise fail(
                 "expected exactly one of 'path' (a YOLO data.yaml) or 'synthetic' "
                 "(e.g. 'synthetic: {classes: 3, images: 60}')"
             )
@@ -93,32 +92,32 @@ class DatasetSpec(_Manifest):
 class LatencySettings(_Manifest):
     """Inference latency: warm-up runs, then repeats until both minimums are met (seconds)."""
 
-    warmup: int = Field(5, ge=0)
-    min_repeats: int = Field(20, ge=3)
-    min_time_s: float = Field(1.0, gt=0)
-    max_time_s: float = Field(60.0, gt=0, validate_default=True)
-    batch: int = Field(1, ge=1)
-    imgsz: int | None = Field(None, ge=1, description="None = the training imgsz")
-    threads: int = Field(1, ge=1)
+    warmup: int = Field(default=5, ge=0)
+    min_repeats: int = Field(default=20, ge=3)
+    min_time_s: float = Field(default=1.0, gt=0)
+    max_time_s: float = Field(default=60.0, gt=0, validate_default=True)
+    batch: int = Field(default=1, ge=1)
+    imgsz: int | None = Field(default=None, ge=1, description="None = the training imgsz")
+    threads: int = Field(default=1, ge=1)
 
     @field_validator("max_time_s")
     @classmethod
     def _not_below_min(cls, value: float, info: ValidationInfo) -> float:
         low = info.data.get("min_time_s")
         if low is not None and value < low:
-            raise _fail(f"expected max_time_s >= min_time_s ({low}), got {value}")
+            raise fail(f"expected max_time_s >= min_time_s ({low}), got {value}")
         return value
 
 
 class EnergySettings(_Manifest):
     """Energy meters and windows; ``watts_per_core`` feeds the ``estimate`` meter (W)."""
 
-    meters: list[Literal["auto", "rapl", "nvml", "estimate"]] = Field(["auto"], min_length=1)
-    idle_s: float = Field(3.0, ge=0)
+    meters: list[Literal["auto", "rapl", "nvml", "estimate"]] = Field(default=["auto"], min_length=1)
+    idle_s: float = Field(default=3.0, ge=0)
     skip_idle: bool = False
-    min_window_s: float = Field(1.0, gt=0)
-    windows: int = Field(3, ge=1)
-    watts_per_core: float = Field(4.0, gt=0)
+    min_window_s: float = Field(default=1.0, gt=0)
+    windows: int = Field(default=3, ge=1)
+    watts_per_core: float = Field(default=4.0, gt=0)
     gpus: list[Annotated[int, Field(ge=0)]] | None = None
     codecarbon: bool = False
 
@@ -128,15 +127,15 @@ class CarbonSettings(_Manifest):
 
     country: str = "DEU"
     region: str | None = None
-    intensity_g_per_kwh: float | None = Field(None, gt=0)
-    pue: float = Field(1.0, ge=1.0)
+    intensity_g_per_kwh: float | None = Field(default=None, gt=0)
+    pue: float = Field(default=1.0, ge=1.0)
 
     @field_validator("country")
     @classmethod
     def _alpha3(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Z]{3}", value):
             hint = f" (did you mean {value.upper()!r}?)" if re.fullmatch(r"[a-z]{3}", value) else ""
-            raise _fail(
+            raise fail(
                 f"expected an ISO 3166-1 alpha-3 country code (three upper-case letters such as "
                 f"DEU, FRA, USA), got {value!r}{hint}"
             )
@@ -155,7 +154,7 @@ class MeasureSettings(_Manifest):
     @classmethod
     def _device(cls, value: str) -> str:
         if not re.fullmatch(r"cpu|cuda:\d+", value):
-            raise _fail(f"expected 'cpu' or 'cuda:N' (e.g. 'cuda:0'), got {value!r}")
+            raise fail(f"expected 'cpu' or 'cuda:N' (e.g. 'cuda:0'), got {value!r}")
         return value
 
 
@@ -177,14 +176,14 @@ class StageSpec(_Manifest):
             if params is None:
                 params = {}
             if not isinstance(params, dict):
-                raise _fail(
+                raise fail(
                     f"the parameters of stage {name!r} must be a mapping, "
-                    f"e.g. '- {name}: {{epochs: 5}}', got {_show(params)}"
+                    f"e.g. '- {name}: {{epochs: 5}}', got {show(params)}"
                 )
             return {"name": name, "params": params}
-        raise _fail(
+        raise fail(
             "expected a stage name ('- train') or a one-key mapping ('- train: {epochs: 5}'), "
-            f"got {_show(data)}"
+            f"got {show(data)}"
         )
 
 
@@ -193,7 +192,7 @@ class VariantSpec(_Manifest):
 
     model: str | None = None
     weights: str | None = None
-    from_: str | None = Field(None, alias="from")
+    from_: str | None = Field(default=None, alias="from")
     stages: list[StageSpec] = Field(default_factory=list)
     description: str | None = None
 
@@ -219,14 +218,14 @@ class Suite(_Manifest):
             return value
         planned = "task 'classify' is planned but not yet supported"
         if value == "classify":
-            raise _fail(f"{planned}; expected 'detect'")
-        raise _fail(f"expected 'detect' ({planned}), got {_show(value)}")
+            raise fail(f"{planned}; expected 'detect'")
+        raise fail(f"expected 'detect' ({planned}), got {show(value)}")
 
     @field_validator("variants")
     @classmethod
     def _not_empty(cls, value: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
         if not value:
-            raise _fail("expected at least one variant, e.g. 'base: {model: yolov8n.yaml}'")
+            raise fail("expected at least one variant, e.g. 'base: {model: yolov8n.yaml}'")
         return value
 
     def order(self) -> list[str]:
@@ -300,37 +299,22 @@ class Suite(_Manifest):
 
 def load_suite(path: str | Path) -> Suite:
     """Read, validate and resolve a suite manifest; any problem raises one ``SuiteError``."""
-    shown = str(path)
-    file = Path(path)
-    try:
-        raw = file.read_bytes()
-        text = raw.decode("utf-8")
-    except FileNotFoundError:
-        raise SuiteError(
-            f"{shown}: no such file; expected a suite manifest (YAML). Check the path "
-            f"(relative paths start at {Path.cwd()})."
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise SuiteError(f"{shown}: not UTF-8 text ({exc.reason}); save it as UTF-8.") from None
-    except OSError as exc:
-        raise SuiteError(
-            f"{shown}: cannot read it ({exc.strerror}); expected a YAML file."
-        ) from None
-    data, lines, problems = _parse(text, shown)
+    raw, data, report, problems = read_manifest(path)
     if not isinstance(data, dict):
         raise SuiteError(
-            f"{shown}:1: the top level is a {_kind(data)}; expected a mapping with the keys "
-            "name, task, dataset, baseline and variants."
+            f"{report.shown}:1: the top level is a {_kind(data)}; expected a mapping with the "
+            "keys name, task, dataset, baseline and variants."
         )
-    report = _Report(shown, lines)
-    unknown = [key for key in _LOADER_FIELDS if key in data]
-    problems += [_Problem((key,), _unknown_key(key, _allowed_keys(()))) for key in unknown]
-    fields = {"path": file.resolve(), "source_hash": hashlib.sha256(raw).hexdigest()}
+    allowed = allowed_keys(Suite, (), _LOADER_FIELDS)
+    problems += [Problem((key,), unknown_key(key, allowed)) for key in _LOADER_FIELDS if key in data]
+    file = Path(path).resolve()
+    fields = {"path": file, "source_hash": hashlib.sha256(raw).hexdigest()}
     try:
         suite = Suite.model_validate({**data, **fields})
     except ValidationError as exc:
-        raise report.error(problems + [_from_pydantic(err) for err in exc.errors()]) from None
-    problems += _check(suite, file.resolve().parent)
+        problems += [from_pydantic(err, Suite, hidden=_LOADER_FIELDS) for err in exc.errors()]
+        raise report.error(problems) from None
+    problems += _check(suite, file.parent)
     if problems:
         raise report.error(problems)
     return suite
@@ -339,14 +323,7 @@ def load_suite(path: str | Path) -> Suite:
 # --- semantic checks (after the schema passed) ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Problem:
-    loc: Loc
-    message: str
-    line: int | None = None  # given when known better than the loc's line
-
-
-def _check(suite: Suite, base: Path) -> list[_Problem]:
+def _check(suite: Suite, base: Path) -> list[Problem]:
     """Checks that span keys or touch the disk; resolved paths are stored back absolute."""
     problems = _check_graph(suite)
     for name, spec in suite.variants.items():
@@ -367,15 +344,11 @@ def _check(suite: Suite, base: Path) -> list[_Problem]:
 
 
 _BOTH = "sets both 'model' and 'from'; expected one (a root has 'model', a child 'from')."
-_NEITHER = (
-    "sets neither 'model' nor 'from'; expected one, e.g. 'model: yolov8n.yaml' or 'from: base'."
-)
-_WEIGHTS_WITHOUT_MODEL = (
-    "'weights' needs 'model'; a 'from' variant starts from its parent's result."
-)
+_NEITHER = "sets neither 'model' nor 'from'; expected one, e.g. 'model: yolov8n.yaml' or 'from: base'."
+_WEIGHTS_WITHOUT_MODEL = "'weights' needs 'model'; a 'from' variant starts from its parent's result."
 
 
-def _check_graph(suite: Suite) -> list[_Problem]:
+def _check_graph(suite: Suite) -> list[Problem]:
     """model/from/weights exclusivity, known parents, no cycles, a known baseline."""
     variants = suite.variants
     known = f"expected one of: {', '.join(variants)}. Fix the name or add the variant."
@@ -383,22 +356,22 @@ def _check_graph(suite: Suite) -> list[_Problem]:
     for name, spec in variants.items():
         loc: Loc = ("variants", name)
         if spec.model is not None and spec.from_ is not None:
-            problems.append(_Problem(loc, _BOTH))
+            problems.append(Problem(loc, _BOTH))
         elif spec.model is None and spec.from_ is None:
-            problems.append(_Problem(loc, _NEITHER))
+            problems.append(Problem(loc, _NEITHER))
         if spec.weights is not None and spec.model is None:
-            problems.append(_Problem((*loc, "weights"), _WEIGHTS_WITHOUT_MODEL))
+            problems.append(Problem((*loc, "weights"), _WEIGHTS_WITHOUT_MODEL))
         if spec.from_ is not None and spec.from_ not in variants:
-            message = f"unknown variant {spec.from_!r}{_suggest(spec.from_, variants)}; {known}"
-            problems.append(_Problem((*loc, "from"), message))
+            message = f"unknown variant {spec.from_!r}{suggest(spec.from_, variants)}; {known}"
+            problems.append(Problem((*loc, "from"), message))
     problems += _cycles(variants)
     if suite.baseline not in variants:
-        message = f"unknown variant {suite.baseline!r}{_suggest(suite.baseline, variants)}; {known}"
-        problems.append(_Problem(("baseline",), message))
+        message = f"unknown variant {suite.baseline!r}{suggest(suite.baseline, variants)}; {known}"
+        problems.append(Problem(("baseline",), message))
     return problems
 
 
-def _cycles(variants: dict[str, VariantSpec]) -> list[_Problem]:
+def _cycles(variants: dict[str, VariantSpec]) -> list[Problem]:
     """One problem per ``from`` cycle, named like ``a -> b -> a``."""
     index = {name: i for i, name in enumerate(variants)}
     seen: set[frozenset[str]] = set()
@@ -415,7 +388,7 @@ def _cycles(variants: dict[str, VariantSpec]) -> list[_Problem]:
                     ring = cycle[first:] + cycle[:first]
                     path = " -> ".join([*ring, ring[0]])
                     message = f"the 'from' links form a cycle: {path}; start one from a 'model'."
-                    problems.append(_Problem(("variants", ring[0], "from"), message))
+                    problems.append(Problem(("variants", ring[0], "from"), message))
                 break
             chain.append(parent)
     return problems
@@ -428,7 +401,7 @@ def _find_local(value: str, base: Path) -> Path | None:
     return next((c.resolve() for c in candidates if c.is_file()), None)
 
 
-def _resolve_file(value: str, base: Path, loc: Loc, what: str) -> tuple[str, _Problem | None]:
+def _resolve_file(value: str, base: Path, loc: Loc, what: str) -> tuple[str, Problem | None]:
     """A weights file or data.yaml that must exist; returns its absolute path or a problem."""
     found = _find_local(value, base)
     if found is not None:
@@ -439,17 +412,17 @@ def _resolve_file(value: str, base: Path, loc: Loc, what: str) -> tuple[str, _Pr
         fix = "expected a YOLO data.yaml relative to the suite's folder, or 'synthetic: {}'."
     else:
         fix = "greenbench never downloads weights. Put the file at that path."
-    return value, _Problem(loc, f"{what} file {value!r} not found (looked for {target}); {fix}")
+    return value, Problem(loc, f"{what} file {value!r} not found (looked for {target}); {fix}")
 
 
-def _resolve_model(value: str, base: Path, loc: Loc) -> tuple[str, _Problem | None]:
+def _resolve_model(value: str, base: Path, loc: Loc) -> tuple[str, Problem | None]:
     """A local .yaml/.pt (made absolute) or an ultralytics built-in config name (kept as is)."""
     suffix = Path(value).suffix.lower()
     if suffix == ".pt":
         return _resolve_file(value, base, loc, "weights")
     if suffix not in (".yaml", ".yml"):
         message = f"expected a model config (.yaml/.yml) or weights (.pt), got {value!r}."
-        return value, _Problem(loc, message)
+        return value, Problem(loc, message)
     found = _find_local(value, base)
     if found is not None:
         return str(found), None
@@ -458,32 +431,32 @@ def _resolve_model(value: str, base: Path, loc: Loc) -> tuple[str, _Problem | No
         return value, None
     message = f"model config {value!r} not found: no file {base / value} or {base.parent / value}"
     if bare:
-        hint = _suggest(value, builtin_model_names())
-        message += f", and not an ultralytics built-in config{hint} (e.g. yolov8n.yaml)"
-    return value, _Problem(loc, message + ". Fix the name or create the file.")
+        hint = suggest(value, builtin_model_names())
+        message += f", and not an ultralytics built-in config like yolov8n.yaml{hint}"
+    return value, Problem(loc, message + ". Fix the name or create the file.")
 
 
-def _check_stages(spec: VariantSpec, loc: Loc) -> list[_Problem]:
+def _check_stages(spec: VariantSpec, loc: Loc) -> list[Problem]:
     """Stage names are registered; each stage's own validator cleans its params."""
     known = stage_names()
     problems = []
     for i, stage in enumerate(spec.stages):
         where: Loc = (*loc, "stages", i)
         if stage.name not in known:
-            hint = _suggest(stage.name, known)
+            hint = suggest(stage.name, known)
             message = f"unknown stage {stage.name!r}{hint}; expected one of: {', '.join(known)}."
-            problems.append(_Problem(where, message))
+            problems.append(Problem(where, message))
             continue
         try:
             stage.params = get_stage(stage.name).validate_params(dict(stage.params))
         except ValidationError as exc:  # a stage may validate with pydantic (a ValueError too)
             prefix: Loc = (*where, stage.name)
-            problems += [_from_pydantic(err, prefix) for err in exc.errors()]
+            problems += [from_pydantic(err, BaseModel, prefix) for err in exc.errors()]
         except ValueError as exc:
-            message = _one_line(str(exc))
+            message = one_line(str(exc))
             named = [key for key in re.findall(r"'([^']+)'", message) if key in stage.params]
             param_loc = (*where, stage.name, named[0]) if named else where
-            problems.append(_Problem(param_loc, f"{message}."))
+            problems.append(Problem(param_loc, f"{message}."))
     return problems
 
 
@@ -500,7 +473,7 @@ _RESERVED_HINTS = {
 _TRAIN_ARGS = "expected an ultralytics train argument (see ultralytics/cfg/default.yaml)."
 
 
-def _check_defaults(defaults: dict[str, Any]) -> list[_Problem]:
+def _check_defaults(defaults: dict[str, Any]) -> list[Problem]:
     """Training defaults must be ultralytics train arguments greenbench does not set itself."""
     allowed = sorted(train_arg_names() - RESERVED)
     problems = []
@@ -509,176 +482,12 @@ def _check_defaults(defaults: dict[str, Any]) -> list[_Problem]:
             hint = _RESERVED_HINTS.get(key, "")
             message = f"greenbench sets {key!r} itself{hint}; remove it from defaults."
         elif key not in allowed:
-            hint = _suggest(key, allowed)
+            hint = suggest(key, allowed)
             message = f"unknown training argument {key!r}{hint}; {_TRAIN_ARGS}"
         else:
             continue
-        problems.append(_Problem(("defaults", key), message))
+        problems.append(Problem(("defaults", key), message))
     return problems
-
-
-# --- YAML with line numbers, and error reports ------------------------------------------------
-
-
-def _parse(text: str, shown: str) -> tuple[Any, dict[Loc, int], list[_Problem]]:
-    """The document's data, a map from key paths to 1-based lines, and duplicate-key problems."""
-    constructor = yaml.constructor.SafeConstructor()
-    lines: dict[Loc, int] = {}
-    problems: list[_Problem] = []
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if node is None:
-            raise SuiteError(
-                f"{shown}:1: the file is empty; expected a mapping with the keys name, task, "
-                "dataset, baseline and variants."
-            )
-        _index(node, (), lines, problems, constructor, set())
-        data = constructor.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
-        line = mark.line + 1 if mark else 1
-        raise SuiteError(
-            f"{shown}:{line}: YAML syntax error: {what}. Check indentation, colons and quotes."
-        ) from None
-    except yaml.YAMLError as exc:
-        position = getattr(exc, "position", 0)
-        line = text[:position].count("\n") + 1
-        raise SuiteError(f"{shown}:{line}: not valid YAML: {_one_line(str(exc))}") from None
-    return data, lines, problems
-
-
-def _index(
-    node: yaml.Node,
-    loc: Loc,
-    lines: dict[Loc, int],
-    problems: list[_Problem],
-    constructor: yaml.constructor.SafeConstructor,
-    active: set[int],
-) -> None:
-    """Record the line of every mapping key and sequence item below ``node``."""
-    if id(node) in active:  # a recursive alias
-        return
-    active.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
-                key_node, yaml.ScalarNode
-            ):
-                continue
-            key = constructor.construct_object(key_node)
-            line = key_node.start_mark.line + 1
-            if (*loc, key) in lines:
-                first = lines[(*loc, key)]
-                message = f"duplicate key; it is already set on line {first}. Keep one of them."
-                problems.append(_Problem((*loc, key), message, line))
-            lines[(*loc, key)] = line
-            _index(value_node, (*loc, key), lines, problems, constructor, active)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines[(*loc, i)] = item.start_mark.line + 1
-            _index(item, (*loc, i), lines, problems, constructor, active)
-    active.discard(id(node))
-
-
-@dataclass(frozen=True)
-class _Report:
-    """Turns problems into one ``SuiteError`` with ``file:line: key: message`` lines."""
-
-    shown: str
-    lines: dict[Loc, int]
-
-    def line_of(self, loc: Loc) -> int:
-        """The line of ``loc``, or of its nearest known parent (e.g. for a missing key)."""
-        for end in range(len(loc), 0, -1):
-            if loc[:end] in self.lines:
-                return self.lines[loc[:end]]
-        return 1
-
-    def error(self, problems: list[_Problem]) -> SuiteError:
-        """One ``SuiteError`` listing the problems by line, at most ``MAX_SHOWN`` of them."""
-        rows = sorted(
-            {(p.line or self.line_of(p.loc), _dotted(p.loc), p.message) for p in problems},
-            key=lambda row: row[0],
-        )
-        text = [f"{self.shown}:{line}: {key + ': ' if key else ''}{msg}" for line, key, msg in rows]
-        more = len(text) - MAX_SHOWN
-        tail = [f"(and {more} more problem{'s' if more > 1 else ''})"] if more > 0 else []
-        return SuiteError("\n".join(text[:MAX_SHOWN] + tail))
-
-
-def _from_pydantic(err: Any, prefix: Loc = ()) -> _Problem:
-    """A pydantic error as a problem at the key it concerns, phrased as what was expected."""
-    loc: Loc = (*prefix, *err["loc"])
-    kind, message = err["type"], err["msg"]
-    if loc and loc[-1] == "[key]":  # an invalid dict key (a variant name)
-        loc = loc[:-1]
-    if kind == "extra_forbidden":
-        return _Problem(loc, _unknown_key(loc[-1], _allowed_keys(loc[:-1])))
-    if kind == "missing":
-        return _Problem(loc, f"required key {loc[-1]!r} is missing; add it.")
-    if kind == "greenbench":
-        return _Problem(loc, f"{message}.")
-    message = message.replace("Input should be", "expected").replace("Value error, ", "")
-    return _Problem(loc, f"{message}, got {_show(err.get('input'))}.")
-
-
-def _allowed_keys(loc: Loc) -> list[str]:
-    """The keys the model at ``loc`` accepts (empty if ``loc`` is not a model)."""
-    model: Any = Suite
-    for part in loc:
-        model = _strip_optional(model)
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            fields = {f.alias or n: f for n, f in model.model_fields.items()}
-            model = fields[part].annotation if part in fields else None
-        elif get_origin(model) in (dict, list):
-            model = get_args(model)[-1]
-        else:
-            return []
-    model = _strip_optional(model)
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return []
-    keys = [f.alias or n for n, f in model.model_fields.items()]
-    return [k for k in keys if not (model is Suite and k in _LOADER_FIELDS)]
-
-
-def _strip_optional(annotation: Any) -> Any:
-    if get_origin(annotation) not in (Union, types.UnionType):
-        return annotation
-    args = [a for a in get_args(annotation) if a is not type(None)]
-    return args[0] if len(args) == 1 else annotation
-
-
-def _unknown_key(key: Any, allowed: list[str]) -> str:
-    expected = f"expected one of: {', '.join(allowed)}." if allowed else "remove it."
-    return f"unknown key {key!r}{_suggest(str(key), allowed)}; {expected}"
-
-
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _dotted(loc: Loc) -> str:
-    """``("variants", "a.b", "stages", 0)`` -> ``variants["a.b"].stages[0]``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z0-9_-]+", str(part)):
-            out += f".{part}" if out else str(part)
-        else:
-            out += f"[{json.dumps(str(part))}]"
-    return out
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split()).rstrip(".")
 
 
 def _kind(value: Any) -> str:

@@ -43,9 +43,7 @@ def _files(root: Path) -> list[str]:
 def _labels(root: Path) -> dict[str, list[list[float]]]:
     """Relative label path -> rows of ``[cls, cx, cy, w, h]``."""
     return {
-        str(p.relative_to(root)): [
-            [float(v) for v in line.split()] for line in p.read_text().splitlines()
-        ]
+        str(p.relative_to(root)): [[float(v) for v in line.split()] for line in p.read_text().splitlines()]
         for p in sorted((root / "labels").rglob("*.txt"))
     }
 
@@ -161,9 +159,7 @@ def test_same_spec_gives_identical_labels_and_pixels(tmp_path: Path) -> None:
         if rel.endswith(".txt") or rel == "synth.json":
             assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
         elif rel.endswith(".png"):
-            np.testing.assert_array_equal(
-                np.asarray(Image.open(a / rel)), np.asarray(Image.open(b / rel))
-            )
+            np.testing.assert_array_equal(np.asarray(Image.open(a / rel)), np.asarray(Image.open(b / rel)))
 
 
 def test_image_depends_only_on_seed_and_index() -> None:
@@ -283,9 +279,7 @@ def test_synth_json_records_spec_version_and_counts(small_set: Path) -> None:
     assert meta["generator_version"] == GENERATOR_VERSION
     assert meta["spec"] == {"classes": 20, "images": 30, "imgsz": 96, "seed": 3}
     assert meta["key"] == SynthSpec(classes=20, images=30, imgsz=96, seed=3).key()
-    objects = {
-        s: sum(len(r) for k, r in _labels(small_set).items() if f"/{s}/" in k) for s in SPLITS
-    }
+    objects = {s: sum(len(r) for k, r in _labels(small_set).items() if f"/{s}/" in k) for s in SPLITS}
     assert {s: meta["splits"][s]["objects"] for s in SPLITS} == objects
 
 
@@ -349,9 +343,7 @@ def test_cached_synth_keys_on_spec(tmp_path: Path, counted: list[Path]) -> None:
     assert len(counted) == 2
 
 
-def test_cached_synth_regenerates_a_folder_without_the_marker(
-    tmp_path: Path, counted: list[Path]
-) -> None:
+def test_cached_synth_regenerates_a_folder_without_the_marker(tmp_path: Path, counted: list[Path]) -> None:
     final = tmp_path / f"synth-{SMALL.key()}"
     (final / "images" / "train").mkdir(parents=True)
     (final / "images" / "train" / "half-written.png").write_bytes(b"")

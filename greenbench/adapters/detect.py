@@ -30,6 +30,26 @@ def check_weights(path: str | Path, what: str = "weights") -> Path:
     return p
 
 
+def _unrenamed(path: Path, link_dir: Path) -> str:
+    """A path to ``path`` that ultralytics will not rewrite.
+
+    ultralytics renames any ``*yolov5?.pt`` path without a letter "u" to ``*yolov5?u.pt`` and
+    then tries to download that file; a link with a neutral name sidesteps the rename.
+    """
+    from ultralytics.utils.checks import check_yolov5u_filename
+
+    text = str(path)
+    if check_yolov5u_filename(text, verbose=False) == text:
+        return text
+    import hashlib
+
+    link_dir.mkdir(parents=True, exist_ok=True)
+    link = link_dir / f"{hashlib.sha256(text.encode()).hexdigest()[:12]}.pt"
+    if not link.exists():
+        link.symlink_to(path.resolve())
+    return str(link)
+
+
 class DetectAdapter:
     """Ultralytics YOLO detection models.
 
@@ -49,18 +69,20 @@ class DetectAdapter:
         """A ``YOLO`` from a model config (.yaml) or a checkpoint on disk, optionally with weights."""
         from ultralytics import YOLO
 
+        links = self.workdir / "weights"
         if model.endswith(".pt"):
-            return YOLO(str(check_weights(model, "model")), task="detect")
+            return YOLO(_unrenamed(check_weights(model, "model"), links), task="detect")
         yolo = YOLO(model, task="detect")
         if weights:
-            yolo.load(str(check_weights(weights)))
+            yolo.load(_unrenamed(check_weights(weights), links))
         return yolo
 
     def load(self, checkpoint: Path) -> Any:
         """A ``YOLO`` from a checkpoint greenbench wrote."""
         from ultralytics import YOLO
 
-        return YOLO(str(check_weights(checkpoint, "checkpoint")), task="detect")
+        path = check_weights(checkpoint, "checkpoint")
+        return YOLO(_unrenamed(path, self.workdir / "weights"), task="detect")
 
     def save(self, yolo: Any, path: Path) -> Path:
         """Save ``yolo`` as an ultralytics checkpoint at ``path``."""
@@ -78,24 +100,33 @@ class DetectAdapter:
         on_epoch: Callable[[int, int], None] | None = None,
     ) -> Path:
         """Train ``yolo`` on ``data_yaml`` into ``out_dir``; return the best (else last) weights."""
+        import torch
+
         if on_epoch is not None:
             yolo.add_callback(
                 "on_train_epoch_end", lambda tr: on_epoch(int(tr.epoch) + 1, int(tr.epochs))
             )
         out_dir = out_dir.resolve()
-        yolo.train(
-            data=str(data_yaml),
-            project=str(out_dir.parent),  # absolute: a relative project lands in runs_dir
-            name=out_dir.name,
-            device=self.device,
-            **{**args, **FORCED_TRAIN_ARGS},
-        )
+        advice = "Lower 'lr0' or raise 'warmup_epochs' in the suite's defaults or stage params."
+        try:
+            yolo.train(
+                data=str(data_yaml),
+                project=str(out_dir.parent),  # absolute: a relative project lands in runs_dir
+                name=out_dir.name,
+                device=self.device,
+                **{**args, **FORCED_TRAIN_ARGS},
+            )
+        except RuntimeError as e:
+            if "NaN" in str(e) or "Inf" in str(e):
+                raise GreenbenchError(f"training diverged in {out_dir}: {e}. {advice}") from None
+            raise
         trainer = yolo.trainer
-        loss = getattr(trainer, "tloss", None)
-        if loss is not None and not all(math.isfinite(float(v)) for v in loss.flatten()):
+        losses = trainer.tloss or {}
+        values = losses.values() if isinstance(losses, dict) else [losses]
+        if not all(math.isfinite(float(t)) for v in values for t in torch.as_tensor(v).flatten()):
             raise GreenbenchError(
-                f"training diverged: the loss became {loss.tolist()} (not finite) in {out_dir}. "
-                f"Lower 'lr0' or raise 'warmup_epochs' in the suite's defaults or stage params."
+                f"training diverged in {out_dir}: the final loss is not finite "
+                f"({trainer.label_loss_items(losses) if isinstance(losses, dict) else losses}). {advice}"
             )
         for candidate in (trainer.best, trainer.last):
             if Path(candidate).is_file():

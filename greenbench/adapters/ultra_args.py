@@ -18,7 +18,7 @@ from greenbench.errors import GreenbenchError
 #: training arguments greenbench sets itself; a suite may not give them
 RESERVED: frozenset[str] = frozenset(
     {"data", "model", "project", "name", "exist_ok", "device", "resume", "tracker", "source",
-     "mode", "task"}
+     "mode", "task", "plots", "verbose"}
 )  # fmt: skip
 
 #: model scale letters ultralytics strips from a config name (``yolov8n.yaml`` -> ``yolov8.yaml``)

@@ -34,7 +34,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +168,7 @@ def _codecarbon_version() -> str:
         return "(version unknown)"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_json(path: str) -> dict[str, Any]:
     """Parse one of CodeCarbon's data files (cached: pure read; callers must not mutate it)."""
     try:
@@ -214,9 +214,7 @@ def _usa(root: Path, region: str) -> tuple[str, float, str]:
     if key not in states:
         by_code = {v.get("regionCode", "").upper(): k for k, v in states.items()}
         hint = by_code.get(region.strip().upper())
-        raise GreenbenchError(
-            _unknown_region_message("USA", region, list(states), [hint] if hint else None)
-        )
+        raise GreenbenchError(_unknown_region_message("USA", region, list(states), [hint] if hint else None))
     lbs = states[key]["emissions"]
     g = lbs * _LBS_PER_MWH_TO_KG_PER_KWH * 1000
     basis = data.get("_source", {}).get("name", "EPA eGRID")
@@ -230,11 +228,8 @@ def _canada(root: Path, region: str) -> tuple[str, float, str]:
         raise GreenbenchError(_unknown_region_message("CAN", region, list(data)))
     mix = data[key]
     kg = sum(mix[fuel] / mix["total"] * f for fuel, f in _CANADA_KG_PER_KWH.items())
-    return (
-        key,
-        kg * 1000,
-        f"2023/canada_energy_mix.json: CAN/{key} (fossil shares × CodeCarbon's per-fuel factors)",
-    )
+    detail = f"2023/canada_energy_mix.json: CAN/{key} (fossil shares × CodeCarbon's per-fuel factors)"
+    return key, kg * 1000, detail
 
 
 def _nordic(root: Path, code: str, region: str) -> tuple[str, float, str]:
@@ -244,9 +239,8 @@ def _nordic(root: Path, code: str, region: str) -> tuple[str, float, str]:
     if key not in zones or key not in data:
         raise GreenbenchError(_unknown_region_message(code, region, list(zones)))
     zone = data[key]
-    return key, float(zone["emission_factor"]), (
-        f"nordic_emissions.json: {code}/{key} ({zone.get('description', key)})"
-    )
+    detail = f"nordic_emissions.json: {code}/{key} ({zone.get('description', key)})"
+    return key, float(zone["emission_factor"]), detail
 
 
 def _china(root: Path, region: str) -> tuple[str, float, str]:
@@ -254,9 +248,8 @@ def _china(root: Path, region: str) -> tuple[str, float, str]:
     name = _CHINA_SUFFIX.sub("", " ".join(region.lower().split()))
     for code, province in data.items():
         if name in province["names"]:
-            return name, float(province["emission_factor"]), (
-                f"2023/china_provincial_emissions.json: CHN/{name} ({code}, CO2 only)"
-            )
+            detail = f"2023/china_provincial_emissions.json: CHN/{name} ({code}, CO2 only)"
+            return name, float(province["emission_factor"]), detail
     names = [n for p in data.values() for n in p["names"]]
     message = _unknown_region_message("CHN", region, names)
     raise GreenbenchError(
@@ -294,8 +287,7 @@ def _unknown_region_message(
 ) -> str:
     by_lower = {v.lower(): v for v in valid}
     close = hints or [
-        by_lower[c]
-        for c in difflib.get_close_matches(region.strip().lower(), by_lower, n=3, cutoff=0.6)
+        by_lower[c] for c in difflib.get_close_matches(region.strip().lower(), by_lower, n=3, cutoff=0.6)
     ]
     did_you_mean = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     examples = ", ".join(repr(v) for v in valid[:6])

@@ -157,9 +157,7 @@ class CodeCarbonCheck:
             "ram_energy_j": float(data.ram_energy) * J_PER_KWH,
             "gpu_energy_j": float(data.gpu_energy) * J_PER_KWH,
             "duration_s": float(data.duration),
-            "intensity_g_per_kwh": (
-                float(emissions_kg) * 1000.0 / energy_kwh if energy_kwh > 0 else None
-            ),
+            "intensity_g_per_kwh": (float(emissions_kg) * 1000.0 / energy_kwh if energy_kwh > 0 else None),
             "country": data.country_iso_code,
             "region": data.region,
             "tracking_mode": data.tracking_mode,
@@ -186,5 +184,5 @@ def _stop_quietly(tracker: Any) -> None:
         if scheduler is not None:
             try:
                 scheduler.stop()
-            except Exception:  # noqa: BLE001 - cleanup after an error already being reported
+            except Exception:  # cleanup after an error that is already being reported
                 pass

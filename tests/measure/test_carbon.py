@@ -16,10 +16,10 @@ from greenbench.measure.carbon import GridIntensity, co2_g, grid_intensity
 
 pytest.importorskip("codecarbon")
 
-from codecarbon.core.emissions import Emissions  # noqa: E402
-from codecarbon.core.units import Energy  # noqa: E402
-from codecarbon.external.geography import GeoMetadata  # noqa: E402
-from codecarbon.input import DataSource  # noqa: E402
+from codecarbon.core.emissions import Emissions
+from codecarbon.core.units import Energy
+from codecarbon.external.geography import GeoMetadata
+from codecarbon.input import DataSource
 
 CC_DIR = Path(importlib.util.find_spec("codecarbon").submodule_search_locations[0])
 PRIVATE_INFRA = CC_DIR / "data" / "private_infra"
@@ -52,9 +52,7 @@ def test_deu_matches_data_file_and_codecarbon() -> None:
 
 def test_every_country_matches_codecarbon() -> None:
     for code in load("global_energy_mix.json"):
-        assert grid_intensity(code).g_per_kwh == pytest.approx(
-            codecarbon_g_per_kwh(code), rel=1e-12
-        ), code
+        assert grid_intensity(code).g_per_kwh == pytest.approx(codecarbon_g_per_kwh(code), rel=1e-12), code
 
 
 def test_country_code_is_case_insensitive() -> None:

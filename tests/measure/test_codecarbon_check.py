@@ -21,7 +21,7 @@ pytest.importorskip("codecarbon")
 
 @pytest.fixture
 def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """HOME and cwd in tmp, hostile CodeCarbon config, and every socket connect recorded."""
+    """HOME and cwd in tmp, hostile CodeCarbon config, every name lookup and connect recorded."""
     home = tmp_path / "home"
     cwd = tmp_path / "cwd"
     home.mkdir()
@@ -42,8 +42,13 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         connects.append(address)
         raise OSError("network disabled in test")
 
+    def no_lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        connects.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "name lookup disabled in test")
+
     monkeypatch.setattr(socket.socket, "connect", no_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", no_connect)
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
     return {"home": home, "cwd": cwd, "connects": connects, "config": home / ".codecarbon.config"}
 
 
@@ -52,9 +57,7 @@ def tree(root: Path) -> set[Path]:
 
 
 @pytest.mark.slow
-def test_real_run_is_offline_and_writes_only_out_dir(
-    tmp_path: Path, sandbox: dict[str, Any]
-) -> None:
+def test_real_run_is_offline_and_writes_only_out_dir(tmp_path: Path, sandbox: dict[str, Any]) -> None:
     import codecarbon.lock
 
     out_dir = tmp_path / "out" / "cc"  # does not exist yet

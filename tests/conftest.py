@@ -1,0 +1,34 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+MICRO_SUITE = """\
+name: micro
+task: detect
+dataset:
+  synthetic: {classes: 2, images: 20, imgsz: 64, seed: 1}
+defaults: {epochs: 1, imgsz: 64, batch: 4, workers: 0, optimizer: SGD, lr0: 0.01,
+           warmup_epochs: 0, mosaic: 0.0, amp: false, val: false}
+measure:
+  latency: {warmup: 1, min_repeats: 5, min_time_s: 0.2, threads: 1}
+  energy: {idle_s: 0.3, min_window_s: 0.2, windows: 2}
+baseline: base
+variants:
+  base: {model: yolov5n.yaml, stages: [train]}
+  child:
+    from: base
+    stages: [{train: {epochs: 1, lr0: 0.001}}]
+"""
+
+
+@pytest.fixture
+def micro_suite(tmp_path: Path) -> Path:
+    """A two-variant detection suite that trains 1 epoch on 64 px images (≈ 30 s)."""
+    path = tmp_path / "micro.yaml"
+    path.write_text(textwrap.dedent(MICRO_SUITE))
+    return path

@@ -1,0 +1,97 @@
+"""End to end: the real CLI, real ultralytics training, real SQLite, on a micro suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from greenbench.store import SCHEMA_VERSION, Store
+
+pytestmark = pytest.mark.slow
+
+
+def greenbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOME": str(cwd / "home")}  # anything written to HOME lands in tmp
+    return subprocess.run(
+        [sys.executable, "-m", "greenbench", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def test_run_stores_records_prints_table_and_resumes(micro_suite: Path, tmp_path: Path) -> None:
+    store = tmp_path / "results" / "gb.db"
+    first = greenbench("run", str(micro_suite), "--store", str(store), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr + first.stdout
+
+    with Store(store) as s:
+        records = s.records(suite="micro")
+    assert [r.variant for r in records] == ["base", "child"]
+    assert all(r.status == "ok" and r.schema_version == SCHEMA_VERSION for r in records)
+    base, child = records
+    assert child.parent == "base" and base.parent is None
+    assert base.run_id == child.run_id and base.device_id == child.device_id
+    for r in records:
+        m = r.metrics
+        for name in ("precision", "recall", "map50", "map50_95"):
+            assert 0.0 <= m[name]["value"] <= 1.0
+        assert m["params"]["value"] > 100_000 and m["params"]["unit"] == "count"
+        assert m["gflops"]["value"] == pytest.approx(2 * m["gmacs"]["value"])
+        assert m["size_mb"]["value"] > 0 and m["peak_rss_mb"]["value"] > 50
+        lat = m["latency_ms"]
+        assert lat["ci_low"] <= lat["value"] <= lat["ci_high"] and lat["threads"] == 1
+        assert len(r.measurement["latency"]["samples_ms"]) == lat["n"] >= 5
+        for name in ("energy_per_image_j", "train_energy_j", "co2_train_g"):
+            assert m[name]["method"] == "estimated" and m[name]["value"] > 0
+        assert m["energy_per_image_net_j"]["value"] <= m["energy_per_image_j"]["value"]
+        assert r.stages[0]["name"] == "train" and r.stages[0]["energy_j"] > 0
+        assert Path(r.stages[0]["checkpoint"]).is_file()
+    # the child trained on from the parent's checkpoint, the same architecture
+    assert child.metrics["params"]["value"] == base.metrics["params"]["value"]
+    assert child.stages[0]["params"] == {"epochs": 1, "lr0": 0.001}
+
+    table = first.stdout
+    for header in ("P", "mAP50", "params_M", "size_MB", "GFLOPs", "latency_ms",
+                   "E/img_mJ [estimated]", "E/img_net_mJ [estimated]", "E_train_kJ [estimated]",
+                   "CO2_train_g [estimated]"):
+        assert header in table
+    assert "| base (baseline) |" in table and "| child |" in table
+    assert "GFLOPs = 2 × GMACs" in table and "energy estimated" in table
+
+    # nothing written outside tmp_path's folders we chose
+    assert not (tmp_path / "home" / ".config" / "Ultralytics").exists()
+
+    again = greenbench("run", str(micro_suite), "--store", str(store), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "already stored ok" in again.stderr
+    with Store(store) as s:
+        assert s.count() == 2  # resumed: nothing measured again
+
+    csv = greenbench("table", str(micro_suite), "--store", str(store), "--format", "csv", cwd=tmp_path)
+    assert csv.returncode == 0, csv.stderr
+    lines = csv.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("variant,parent,status,P,P_delta_pct")
+
+
+def test_failed_variant_is_stored_and_suite_goes_on(micro_suite: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("nc: 2\nbackbone:\n  - [-1, 1, NoSuchModule, [16]]\nhead: []\n")
+    text = micro_suite.read_text().replace(
+        "  child:\n", f"  broken: {{model: {broken}, stages: [train]}}\n  child:\n"
+    )
+    suite = tmp_path / "with_failure.yaml"
+    suite.write_text(text.replace("name: micro", "name: microfail"))
+    store = tmp_path / "gb.db"
+    out = greenbench("run", str(suite), "--store", str(store), "--no-idle", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    with Store(store) as s:
+        by_variant = {r.variant: r for r in s.records(suite="microfail")}
+    assert by_variant["broken"].status == "failed"
+    assert "NoSuchModule" in (by_variant["broken"].error or "")
+    assert by_variant["base"].status == "ok" and by_variant["child"].status == "ok"
+    assert by_variant["base"].measurement["idle"]["skipped"] is True
+    assert "Traceback" not in out.stderr and "broken FAILED" in out.stdout
+    json.dumps([r.to_dict() for r in by_variant.values()])  # records stay JSON-serialisable

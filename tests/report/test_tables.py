@@ -1,0 +1,81 @@
+"""The comparison table: Δ % against the baseline, units and methods in headers, formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from greenbench.report.tables import build_table, render
+from greenbench.store import RunRecord, metric
+
+
+def rec(variant: str, params: float, energy: float, status: str = "ok", method: str = "estimated") -> RunRecord:
+    e = {"method": method, "source": f"{method}-source"}
+    metrics = {
+        "precision": metric(0.5, "fraction"),
+        "map50": metric(0.4, "fraction"),
+        "params": metric(params, "count"),
+        "size_mb": metric(params * 4e-6, "MB"),
+        "gflops": metric(4.0, "GFLOP", convention="GFLOPs = 2 × GMACs", imgsz=128),
+        "latency_ms": metric(10.0, "ms", ci_low=9.0, ci_high=11.0, noisy=False, threads=1),
+        "energy_per_image_j": metric(energy, "J", **e),
+        "energy_per_image_net_j": metric(energy * 0.8, "J", **e),
+        "train_energy_j": metric(1000.0, "J", **e),
+        "train_energy_net_j": metric(900.0, "J", **e),
+        "co2_train_g": metric(0.1, "g", **e),
+    }
+    return RunRecord(
+        run_id="r", suite="s", suite_hash="h", variant=variant, variant_hash=variant, parent=None,
+        status=status, device_id="d", started_at="t", finished_at="t",  # type: ignore[arg-type]
+        metrics=metrics if status == "ok" else {}, error=None if status == "ok" else "boom",
+        device={"device": "cpu", "cpu_model": "Test CPU"},
+        measurement={"carbon": {"g_per_kwh": 380.95, "source": "codecarbon", "pue": 1.0}},
+    )
+
+
+def test_delta_against_baseline() -> None:
+    table = build_table([rec("base", 2e6, 0.02), rec("small", 1e6, 0.01)], "base", "s")
+    (_, base_cells), (_, small_cells) = table.rows
+    params_col = [c.metric for c in table.columns].index("params")
+    energy_col = [c.metric for c in table.columns].index("energy_per_image_j")
+    assert base_cells[params_col] == (2e6, None)  # the baseline has no Δ
+    assert small_cells[params_col] == (1e6, pytest.approx(-50.0))
+    assert small_cells[energy_col][1] == pytest.approx(-50.0)
+
+
+def test_markdown_has_units_methods_and_notes() -> None:
+    md = render(build_table([rec("base", 2e6, 0.02), rec("small", 1e6, 0.01)], "base", "s"), "md")
+    assert "| variant | P | mAP50 | params_M | size_MB | GFLOPs | latency_ms | E/img_mJ [estimated]" in md
+    assert "| small | 0.500 (+0.0%) | 0.400 (+0.0%) | 1.000 (-50.0%)" in md
+    assert "10.00 ± 1.00" in md
+    assert "GFLOPs = 2 × GMACs" in md and "energy estimated: estimated-source" in md
+
+
+def test_mixed_methods_are_labelled_mixed() -> None:
+    t = build_table([rec("base", 2e6, 0.02), rec("m", 1e6, 0.01, method="measured")], "base", "s")
+    assert t.methods["energy_per_image_j"] == "mixed"
+
+
+def test_failed_variant_row_and_missing_baseline() -> None:
+    t = build_table([rec("base", 0, 0, status="failed"), rec("small", 1e6, 0.01)], "base", "s")
+    md = render(t, "md")
+    assert "| base (baseline) | failed |" in md
+    assert "no ok record of the baseline variant" in md and "base FAILED: boom" in md
+    assert all(d is None for _, d in t.rows[1][1])
+
+
+def test_csv_is_machine_readable() -> None:
+    out = render(build_table([rec("base", 2e6, 0.02), rec("small", 1e6, 0.01)], "base", "s"), "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows[1]["params_M"] == "1" and rows[1]["params_M_delta_pct"] == "-50.00"
+    assert rows[1]["E/img_mJ_estimated"] == "10"
+    assert rows[0]["params_M_delta_pct"] == ""
+
+
+def test_latex_escapes() -> None:
+    tex = render(build_table([rec("base_v", 2e6, 0.02)], "base_v", "s"), "latex")
+    assert tex.startswith("\\begin{tabular}") and "base\\_v" in tex and "$\\pm$" in tex
+    with pytest.raises(ValueError):
+        render(build_table([rec("b", 1, 1)], "b", "s"), "html")
