@@ -27,8 +27,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from greenbench.suite import load_suite
 
     suite = load_suite(Path(args.suite))
-    print(f"{args.suite}: valid — suite '{suite.name}', {len(suite.variants)} variants, "
-          f"order: {' → '.join(suite.order())}, baseline '{suite.baseline}'")
+    print(
+        f"{args.suite}: valid — suite '{suite.name}', {len(suite.variants)} variants, "
+        f"order: {' → '.join(suite.order())}, baseline '{suite.baseline}'"
+    )
     return EXIT_OK
 
 
@@ -38,7 +40,10 @@ def _current_records(suite: object, store: object, device_id: str) -> list:
     for name in suite.order():  # type: ignore[attr-defined]
         vh = suite.variant_hash(name)  # type: ignore[attr-defined]
         rec = store.latest(suite.name, vh, device_id) or store.latest(  # type: ignore[attr-defined]
-            suite.name, vh, device_id, status=None  # type: ignore[attr-defined]
+            suite.name,
+            vh,
+            device_id,
+            status=None,  # type: ignore[attr-defined]
         )
         if rec is not None:
             rows.append(rec)
@@ -76,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a suite, store a record per variant, print the table."""
     from rich.console import Console
 
-    from greenbench.runner import RunOptions, Runner
+    from greenbench.runner import Runner, RunOptions
     from greenbench.store import Store
     from greenbench.suite import load_suite
 
@@ -91,15 +96,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                 console.print(f"[{elapsed:6.1f} s] {msg}", highlight=False, markup=False)
             status.update(f"{suite.name} · {msg} · {elapsed:.0f} s")
 
-        options = RunOptions(workdir=_workdir(args), force=args.force,
-                             skip_idle=True if args.no_idle else None, progress=progress)
+        options = RunOptions(
+            workdir=_workdir(args),
+            force=args.force,
+            skip_idle=True if args.no_idle else None,
+            progress=progress,
+        )
         runner = Runner(suite, store, options)
-        console.print(f"suite '{suite.name}' on {runner.device['cpu_model']} "
-                      f"({runner.device['device_id']}), store {args.store}", highlight=False)
+        console.print(
+            f"suite '{suite.name}' on {runner.device['cpu_model']} "
+            f"({runner.device['device_id']}), store {args.store}",
+            highlight=False,
+        )
         outcome = runner.run()
         status.stop()
-        console.print(f"done in {time.monotonic() - started:.1f} s; logs in {runner.logdir}",
-                      highlight=False)
+        console.print(f"done in {time.monotonic() - started:.1f} s; logs in {runner.logdir}", highlight=False)
         _print_table(suite, store, outcome.device_id, args.format)
     if outcome.failed:
         console.print(f"failed variants: {', '.join(outcome.failed)}", highlight=False)
@@ -120,13 +131,47 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    """Device fingerprint and meter availability."""
+    from greenbench.commands.meter_verbs import dumps, env_report, render_env
+
+    report = env_report()
+    print(dumps(report) if args.json else render_env(report), end="" if args.json else "\n")
+    return EXIT_OK
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    """Run a command under greenbench's meters; return its exit code."""
+    from greenbench.commands.meter_verbs import (
+        MeasureOptions,
+        dumps,
+        measure_command,
+        render_measure,
+        write_report,
+    )
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    opt = MeasureOptions(
+        meters=tuple(args.meters.split(",")),
+        idle_s=args.idle_s,
+        country=args.country,
+        pue=args.pue,
+        intensity_g_per_kwh=args.intensity,
+    )
+    code, report = measure_command(cmd, opt)
+    write_report(dumps(report) if args.json else render_measure(report), args.output)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every verb."""
     p = argparse.ArgumentParser(prog="greenbench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     def store_opts(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--store", default=str(DEFAULT_STORE), help="SQLite results file (default %(default)s)")
+        sp.add_argument(
+            "--store", default=str(DEFAULT_STORE), help="SQLite results file (default %(default)s)"
+        )
         sp.add_argument("--format", choices=("md", "csv", "latex"), default="md", help="table format")
 
     r = sub.add_parser("run", help="run a suite (resumes: variants stored ok are skipped)")
@@ -156,6 +201,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--imgsz", type=int, default=128)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_data_synth)
+
+    e = sub.add_parser("env", help="device fingerprint and, per energy meter, available or why not")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_env)
+
+    m = sub.add_parser(
+        "measure",
+        help="run a command under greenbench's meters (like perf stat); returns its exit code",
+        description="Report goes to stderr (or --output FILE); the command keeps stdout.",
+    )
+    m.add_argument("--json", action="store_true", help="report as JSON")
+    m.add_argument("-o", "--output", help="write the report to FILE instead of stderr")
+    m.add_argument("--meters", default="auto", help="comma list of auto,rapl,nvml,estimate (default auto)")
+    m.add_argument(
+        "--idle-s", type=float, default=2.0, help="idle baseline seconds before the command; 0 skips"
+    )
+    m.add_argument("--country", default="DEU", help="ISO 3166 alpha-3 code for grid intensity")
+    m.add_argument("--intensity", type=float, help="grid intensity gCO2/kWh (overrides --country)")
+    m.add_argument("--pue", type=float, default=1.0, help="data-centre PUE (default 1.0)")
+    m.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS…")
+    m.set_defaults(func=cmd_measure)
     return p
 
 

@@ -104,12 +104,17 @@ class Runner:
 
     # --- helpers ------------------------------------------------------------------------
     def _energy_job(self) -> dict[str, Any]:
-        e = self.suite.measure.energy
+        e, c = self.suite.measure.energy, self.suite.measure.carbon
         return {
             "meters": list(e.meters),
             "watts_per_core": e.watts_per_core,
             "gpus": e.gpus,
             "powercap_root": str(self.opt.powercap_root) if self.opt.powercap_root else None,
+            "codecarbon": (
+                {"out_dir": str(self.logdir / "codecarbon"), "country": c.country, "region": c.region}
+                if e.codecarbon
+                else None
+            ),
         }
 
     def _stage_plan(self, variant: str) -> list[dict[str, Any]]:
@@ -187,7 +192,9 @@ class Runner:
         assert self._idle is not None
         r = EnergyReading(
             reading["duration_s"],
-            tuple(DomainEnergy(d["domain"], d["energy_j"], d["method"], d["source"]) for d in reading["domains"]),
+            tuple(
+                DomainEnergy(d["domain"], d["energy_j"], d["method"], d["source"]) for d in reading["domains"]
+            ),
             reading.get("invalid_samples", 0),
         )
         n = self._idle.net(r)
@@ -219,38 +226,75 @@ class Runner:
         try:
             if parent is not None and parent in self._failed:
                 raise GreenbenchError(f"its parent variant '{parent}' failed in this run")
-            common = {"workdir": str(self.workdir), "device": suite.measure.device, "energy": self._energy_job()}
+            common = {
+                "workdir": str(self.workdir),
+                "device": suite.measure.device,
+                "energy": self._energy_job(),
+            }
             checkpoint = None
             stage_results: list[dict[str, Any]] = []
             if plan:
-                out = self._spawn(name, {
-                    "kind": "stages", **common,
-                    "data_yaml": str(self.data_yaml), "defaults": suite.defaults,
-                    "model": root.model, "weights": root.weights, "stages": plan,
-                })
+                out = self._spawn(
+                    name,
+                    {
+                        "kind": "stages",
+                        **common,
+                        "data_yaml": str(self.data_yaml),
+                        "defaults": suite.defaults,
+                        "model": root.model,
+                        "weights": root.weights,
+                        "stages": plan,
+                    },
+                )
                 checkpoint = out["checkpoint"]
                 stage_results = [s for s in out["stages"] if s["variant"] == name]
             lat = suite.measure.latency
             imgsz = int(suite.defaults.get("imgsz", 640))
-            measured = self._spawn(name, {
-                "kind": "measure", **common, "variant": name,
-                "checkpoint": checkpoint, "model": root.model, "weights": root.weights,
-                "data_yaml": str(self.data_yaml), "eval_imgsz": imgsz,
-                "out_dir": str(self.workdir / "measure" / f"{name}-{suite.variant_hash(name)}"),
-                "latency": {
-                    "warmup": lat.warmup, "min_repeats": lat.min_repeats, "min_time_s": lat.min_time_s,
-                    "max_time_s": lat.max_time_s, "batch": lat.batch, "imgsz": lat.imgsz or imgsz,
-                    "threads": lat.threads,
+            measured = self._spawn(
+                name,
+                {
+                    "kind": "measure",
+                    **common,
+                    "variant": name,
+                    "checkpoint": checkpoint,
+                    "model": root.model,
+                    "weights": root.weights,
+                    "data_yaml": str(self.data_yaml),
+                    "eval_imgsz": imgsz,
+                    "out_dir": str(self.workdir / "measure" / f"{name}-{suite.variant_hash(name)}"),
+                    "latency": {
+                        "warmup": lat.warmup,
+                        "min_repeats": lat.min_repeats,
+                        "min_time_s": lat.min_time_s,
+                        "max_time_s": lat.max_time_s,
+                        "batch": lat.batch,
+                        "imgsz": lat.imgsz or imgsz,
+                        "threads": lat.threads,
+                    },
+                    "energy": {
+                        **self._energy_job(),
+                        "min_window_s": suite.measure.energy.min_window_s,
+                        "windows": suite.measure.energy.windows,
+                    },
                 },
-                "energy": {**self._energy_job(), "min_window_s": suite.measure.energy.min_window_s,
-                           "windows": suite.measure.energy.windows},
-            })
+            )
             metrics, measurement, stages = self._metrics(measured, stage_results)
-            return RunRecord(**base, status="ok", finished_at=_now(), stages=stages,
-                             metrics=metrics, measurement=measurement)
+            return RunRecord(
+                **base,
+                status="ok",
+                finished_at=_now(),
+                stages=stages,
+                metrics=metrics,
+                measurement=measurement,
+            )
         except GreenbenchError as e:
-            return RunRecord(**base, status="failed", finished_at=_now(), error=str(e),
-                             stages=[{"name": p["name"], "params": p["params"]} for p in plan if p["variant"] == name])
+            return RunRecord(
+                **base,
+                status="failed",
+                finished_at=_now(),
+                error=str(e),
+                stages=[{"name": p["name"], "params": p["params"]} for p in plan if p["variant"] == name],
+            )
 
     def _metrics(
         self, m: dict[str, Any], stage_results: list[dict[str, Any]]
@@ -266,12 +310,26 @@ class Runner:
             "map50_95": metric(acc["map50_95"], "fraction", split="test"),
             "params": metric(m["params"], "count"),
             "gmacs": metric(m["macs"] / 1e9, "GMAC", imgsz=self._lat_imgsz),
-            "gflops": metric(2 * m["macs"] / 1e9, "GFLOP", convention="GFLOPs = 2 × GMACs", imgsz=self._lat_imgsz),
+            "gflops": metric(
+                2 * m["macs"] / 1e9, "GFLOP", convention="GFLOPs = 2 × GMACs", imgsz=self._lat_imgsz
+            ),
             "size_mb": metric(m["size_mb"], "MB"),
             "peak_rss_mb": metric(m["peak_rss_mb"], "MB", what="peak RSS of the measuring process"),
-            "latency_ms": metric(lat["median"], "ms", stat="median", ci_low=lat["ci_low"], ci_high=lat["ci_high"],
-                                 iqr=lat["iqr"], p90=lat["p90"], p99=lat["p99"], mean=lat["mean"],
-                                 std=lat["std"], n=lat["n"], noisy=lat["noisy"], threads=m["latency"]["threads"]),
+            "latency_ms": metric(
+                lat["median"],
+                "ms",
+                stat="median",
+                ci_low=lat["ci_low"],
+                ci_high=lat["ci_high"],
+                iqr=lat["iqr"],
+                p90=lat["p90"],
+                p99=lat["p99"],
+                mean=lat["mean"],
+                std=lat["std"],
+                n=lat["n"],
+                noisy=lat["noisy"],
+                threads=m["latency"]["threads"],
+            ),
         }
         # energy per image: median over windows, gross and net, with the spread
         windows = m["energy_windows"]
@@ -279,10 +337,12 @@ class Runner:
         nets = [self._energy_metrics(w, "e")["e_net_j"]["value"] / w["images"] for w in windows]
         gs, ns = summarize(per_img_gross), summarize(nets)
         tag = {"method": windows[0]["method"], "source": windows[0]["source"]}
-        metrics["energy_per_image_j"] = metric(gs.median, "J", stat="median over windows", min=gs.min,
-                                               max=gs.max, windows=gs.n, **tag)
-        metrics["energy_per_image_net_j"] = metric(ns.median, "J", stat="median over windows", min=ns.min,
-                                                   max=ns.max, windows=ns.n, **tag)
+        metrics["energy_per_image_j"] = metric(
+            gs.median, "J", stat="median over windows", min=gs.min, max=gs.max, windows=gs.n, **tag
+        )
+        metrics["energy_per_image_net_j"] = metric(
+            ns.median, "J", stat="median over windows", min=ns.min, max=ns.max, windows=ns.n, **tag
+        )
         stages = []
         train_gross = train_net = 0.0
         methods = set()
@@ -291,21 +351,56 @@ class Runner:
             train_gross += em["energy_j"]["value"]
             train_net += em["energy_net_j"]["value"]
             methods.add(em["energy_j"]["method"])
-            stages.append({
-                "name": s["name"], "params": s["params"], "cached": s["cached"], "checkpoint": s["checkpoint"],
-                "duration_s": s["energy"]["duration_s"], "energy": s["energy"],
-                "energy_j": em["energy_j"]["value"], "energy_net_j": em["energy_net_j"]["value"],
-                "method": em["energy_j"]["method"],
-            })
+            stages.append(
+                {
+                    "name": s["name"],
+                    "params": s["params"],
+                    "cached": s["cached"],
+                    "checkpoint": s["checkpoint"],
+                    "duration_s": s["energy"]["duration_s"],
+                    "energy": s["energy"],
+                    "energy_j": em["energy_j"]["value"],
+                    "energy_net_j": em["energy_net_j"]["value"],
+                    "method": em["energy_j"]["method"],
+                }
+            )
+        checks = [s["energy"].get("notes", {}).get("codecarbon") for s in stage_results]
+        if checks and all(c and "energy_j" in c for c in checks):
+            metrics["codecarbon_train_energy_j"] = metric(
+                sum(c["energy_j"] for c in checks),
+                "J",
+                method="codecarbon",
+                source=f"codecarbon {checks[0].get('version', '')} OfflineEmissionsTracker, same windows",
+                csv=checks[0].get("csv"),
+            )
+            metrics["codecarbon_co2_train_g"] = metric(
+                sum(c["co2_g"] for c in checks), "g", method="codecarbon"
+            )
+        elif any(checks):
+            metrics["codecarbon_train_energy_j"] = metric(
+                None, "J", method="codecarbon", error="; ".join(str(c.get("error")) for c in checks if c)
+            )
         if stage_results:
             method = "measured" if methods == {"measured"} else "estimated"
             src = stage_results[0]["energy"]["source"]
-            metrics["train_energy_j"] = metric(train_gross, "J", method=method, source=src, stages=len(stages))
-            metrics["train_energy_net_j"] = metric(train_net, "J", method=method, source=src, stages=len(stages))
-            metrics["co2_train_g"] = metric(co2_g(train_gross, self._intensity, pue), "g", method=method,
-                                            basis="gross training energy × grid intensity × PUE")
-        metrics["co2_per_1k_images_g"] = metric(co2_g(gs.median * 1000, self._intensity, pue), "g",
-                                                method=tag["method"], basis="gross energy per image × 1000")
+            metrics["train_energy_j"] = metric(
+                train_gross, "J", method=method, source=src, stages=len(stages)
+            )
+            metrics["train_energy_net_j"] = metric(
+                train_net, "J", method=method, source=src, stages=len(stages)
+            )
+            metrics["co2_train_g"] = metric(
+                co2_g(train_gross, self._intensity, pue),
+                "g",
+                method=method,
+                basis="gross training energy × grid intensity × PUE",
+            )
+        metrics["co2_per_1k_images_g"] = metric(
+            co2_g(gs.median * 1000, self._intensity, pue),
+            "g",
+            method=tag["method"],
+            basis="gross energy per image × 1000",
+        )
         measurement = {
             "latency": m["latency"],
             "energy_windows": windows,
@@ -338,7 +433,9 @@ class Runner:
         e = suite.measure.energy
         skip = e.skip_idle if opt.skip_idle is None else opt.skip_idle
         if skip:
-            self._idle = skipped_idle("skipped by " + ("--no-idle" if opt.skip_idle else "measure.energy.skip_idle"))
+            self._idle = skipped_idle(
+                "skipped by " + ("--no-idle" if opt.skip_idle else "measure.energy.skip_idle")
+            )
         else:
             opt.progress(f"idle baseline: {e.idle_s:g} s")
             meter, _ = select_meters(e.meters, e.watts_per_core, e.gpus, opt.powercap_root)

@@ -40,7 +40,14 @@ class Events:
 def _meter(job: dict[str, Any]) -> tuple[Meter, list[dict[str, Any]]]:
     e = job["energy"]
     root = Path(e["powercap_root"]) if e.get("powercap_root") else None
+    meter: Meter
     meter, choices = select_meters(e["meters"], e["watts_per_core"], e.get("gpus"), root)
+    cc = e.get("codecarbon")
+    if cc:  # optional cross-check: CodeCarbon over the same windows, its CSV in the run's folder
+        from greenbench.measure.codecarbon_check import CodeCarbonCheck, CrossCheckedMeter
+
+        check = CodeCarbonCheck(Path(cc["out_dir"]), cc["country"], region=cc.get("region"))
+        meter = CrossCheckedMeter(meter, check)
     return meter, [c.to_dict() for c in choices]
 
 
@@ -163,9 +170,7 @@ def run_measure(job: dict[str, Any], emit: Events) -> dict[str, Any]:
 
     macs = count_macs(module, lat["imgsz"])
     emit(f"{variant}: accuracy")
-    accuracy = adapter.evaluate(
-        yolo, Path(job["data_yaml"]), job["eval_imgsz"], Path(job["out_dir"]) / "val"
-    )
+    accuracy = adapter.evaluate(yolo, Path(job["data_yaml"]), job["eval_imgsz"], Path(job["out_dir"]) / "val")
     return {
         "params": count_params(module),
         "macs": macs,
@@ -191,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 0
     except GreenbenchError as e:
         result, code = {"ok": False, "error": str(e), "user": True}, 1
-    except Exception as e:  # noqa: BLE001 - a crash of one variant must not lose the others
+    except Exception as e:
         traceback.print_exc()
         result = {"ok": False, "error": f"{type(e).__name__}: {e}", "user": False}
         code = 1

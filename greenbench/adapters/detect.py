@@ -103,9 +103,7 @@ class DetectAdapter:
         import torch
 
         if on_epoch is not None:
-            yolo.add_callback(
-                "on_train_epoch_end", lambda tr: on_epoch(int(tr.epoch) + 1, int(tr.epochs))
-            )
+            yolo.add_callback("on_train_epoch_end", lambda tr: on_epoch(int(tr.epoch) + 1, int(tr.epochs)))
         out_dir = out_dir.resolve()
         advice = "Lower 'lr0' or raise 'warmup_epochs' in the suite's defaults or stage params."
         try:

@@ -29,11 +29,13 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from greenbench.errors import GreenbenchError
 from greenbench.measure.carbon import J_PER_KWH, grid_intensity
+from greenbench.measure.energy.meter import Availability, EnergyReading, Meter
 
 OUTPUT_FILE = "emissions.csv"
 
@@ -186,3 +188,47 @@ def _stop_quietly(tracker: Any) -> None:
                 scheduler.stop()
             except Exception:  # cleanup after an error that is already being reported
                 pass
+
+
+class CrossCheckedMeter(Meter):
+    """``inner`` with a ``CodeCarbonCheck`` run over every window.
+
+    Readings are ``inner``'s; CodeCarbon's result (or the reason it failed) is added to the
+    reading's ``notes["codecarbon"]``, so both totals sit side by side in the record and
+    CodeCarbon's figures never enter greenbench's own.
+    """
+
+    def __init__(self, inner: Meter, check: CodeCarbonCheck) -> None:
+        self.inner = inner
+        self.check = check
+        self.name = inner.name
+        self.method = inner.method
+
+    def probe(self) -> Availability:
+        return self.inner.probe()
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def _begin(self) -> tuple[Any, str | None]:
+        error = None
+        try:
+            self.check.start()
+        except GreenbenchError as e:
+            error = str(e)
+        return self.inner._begin(), error
+
+    def _end(self, token: tuple[Any, str | None], duration_s: float) -> EnergyReading:
+        inner_token, error = token
+        reading = self.inner._end(inner_token, duration_s)
+        if error is None:
+            try:
+                result: dict[str, Any] = self.check.stop()
+            except GreenbenchError as e:
+                result = {"error": str(e)}
+        else:
+            result = {"error": error}
+        return replace(reading, notes={**reading.notes, "codecarbon": result})

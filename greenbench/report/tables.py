@@ -106,9 +106,11 @@ def _notes(records: Sequence[RunRecord], baseline: str | None) -> list[str]:
             f"latency_ms: median ± half-width of a bootstrap 95 % CI, batch 1 forward pass, "
             f"{lat.get('threads')} thread(s), {r.device.get('device')} ({r.device.get('cpu_model')})"
         )
-        notes.append(f"GFLOPs: {g.get('convention', '2 × GMACs')} at {g.get('imgsz')} px; "
-                     f"mAP/P on the test split; E_train and CO2: this variant's own stages; "
-                     f"net = gross − idle power × duration")
+        notes.append(
+            f"GFLOPs: {g.get('convention', '2 × GMACs')} at {g.get('imgsz')} px; "
+            f"mAP/P on the test split; E_train and CO2: this variant's own stages; "
+            f"net = gross − idle power × duration"
+        )
         c = r.measurement.get("carbon", {})
         if c:
             notes.append(f"CO2: {c['g_per_kwh']:.1f} gCO2/kWh ({c['source']}), PUE {c['pue']:g}")

@@ -54,9 +54,18 @@ def test_run_stores_records_prints_table_and_resumes(micro_suite: Path, tmp_path
     assert child.stages[0]["params"] == {"epochs": 1, "lr0": 0.001}
 
     table = first.stdout
-    for header in ("P", "mAP50", "params_M", "size_MB", "GFLOPs", "latency_ms",
-                   "E/img_mJ [estimated]", "E/img_net_mJ [estimated]", "E_train_kJ [estimated]",
-                   "CO2_train_g [estimated]"):
+    for header in (
+        "P",
+        "mAP50",
+        "params_M",
+        "size_MB",
+        "GFLOPs",
+        "latency_ms",
+        "E/img_mJ [estimated]",
+        "E/img_net_mJ [estimated]",
+        "E_train_kJ [estimated]",
+        "CO2_train_g [estimated]",
+    ):
         assert header in table
     assert "| base (baseline) |" in table and "| child |" in table
     assert "GFLOPs = 2 × GMACs" in table and "energy estimated" in table

@@ -11,7 +11,9 @@ from greenbench.report.tables import build_table, render
 from greenbench.store import RunRecord, metric
 
 
-def rec(variant: str, params: float, energy: float, status: str = "ok", method: str = "estimated") -> RunRecord:
+def rec(
+    variant: str, params: float, energy: float, status: str = "ok", method: str = "estimated"
+) -> RunRecord:
     e = {"method": method, "source": f"{method}-source"}
     metrics = {
         "precision": metric(0.5, "fraction"),
@@ -27,9 +29,18 @@ def rec(variant: str, params: float, energy: float, status: str = "ok", method: 
         "co2_train_g": metric(0.1, "g", **e),
     }
     return RunRecord(
-        run_id="r", suite="s", suite_hash="h", variant=variant, variant_hash=variant, parent=None,
-        status=status, device_id="d", started_at="t", finished_at="t",  # type: ignore[arg-type]
-        metrics=metrics if status == "ok" else {}, error=None if status == "ok" else "boom",
+        run_id="r",
+        suite="s",
+        suite_hash="h",
+        variant=variant,
+        variant_hash=variant,
+        parent=None,
+        status=status,
+        device_id="d",
+        started_at="t",
+        finished_at="t",  # type: ignore[arg-type]
+        metrics=metrics if status == "ok" else {},
+        error=None if status == "ok" else "boom",
         device={"device": "cpu", "cpu_model": "Test CPU"},
         measurement={"carbon": {"g_per_kwh": 380.95, "source": "codecarbon", "pue": 1.0}},
     )

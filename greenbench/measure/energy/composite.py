@@ -161,9 +161,7 @@ class IdleBaseline:
         return cls(d["power_w"], d["duration_s"], d["method"], d["skipped"], d.get("reason", ""))
 
 
-def measure_idle(
-    meter: Meter, seconds: float, sleep: Callable[[float], None] = time.sleep
-) -> IdleBaseline:
+def measure_idle(meter: Meter, seconds: float, sleep: Callable[[float], None] = time.sleep) -> IdleBaseline:
     """Idle power per domain over ``seconds`` of doing nothing; ``seconds <= 0`` skips it."""
     if seconds <= 0:
         return IdleBaseline({}, 0.0, meter.method, skipped=True, reason="idle_s is 0")
