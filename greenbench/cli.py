@@ -12,8 +12,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from greenbench.errors import GreenbenchError
 from greenbench.store import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from greenbench.store import RunRecord, Store
+    from greenbench.suite import Suite
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -34,32 +40,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _current_records(suite: object, store: object, device_id: str) -> list:
+def _current_records(suite: Suite, store: Store, device_id: str) -> list[RunRecord]:
     """Per variant of the suite as it is now: the newest ok record, else the newest failure."""
     rows = []
-    for name in suite.order():  # type: ignore[attr-defined]
-        vh = suite.variant_hash(name)  # type: ignore[attr-defined]
-        rec = store.latest(suite.name, vh, device_id) or store.latest(  # type: ignore[attr-defined]
-            suite.name,
-            vh,
-            device_id,
-            status=None,  # type: ignore[attr-defined]
-        )
+    for name in suite.order():
+        vh = suite.variant_hash(name)
+        rec = store.latest(suite.name, vh, device_id) or store.latest(suite.name, vh, device_id, None)
         if rec is not None:
             rows.append(rec)
     return rows
 
 
-def _print_table(suite: object, store: object, device_id: str, fmt: str) -> int:
+def _print_table(suite: Suite, store: Store, device_id: str, fmt: str) -> int:
     from greenbench.report.tables import build_table, render
 
     records = _current_records(suite, store, device_id)
     if not records:
         raise GreenbenchError(
-            f"the store {store.path} holds no record of suite '{suite.name}' on device "  # type: ignore[attr-defined]
-            f"{device_id} for the suite as it is now; run 'greenbench run {suite.path}' first."  # type: ignore[attr-defined]
+            f"the store {store.path} holds no record of suite '{suite.name}' on device "
+            f"{device_id} for the suite as it is now; run 'greenbench run {suite.path}' first."
         )
-    print(render(build_table(records, suite.baseline, suite.name), fmt))  # type: ignore[attr-defined]
+    print(render(build_table(records, suite.baseline, suite.name), fmt))
     return EXIT_OK
 
 

@@ -85,6 +85,43 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+def stage_plan(suite: Suite, variant: str, workdir: Path, data_yaml: Path) -> list[dict[str, Any]]:
+    """Every stage from the root model to ``variant``, each with its cache key and folder.
+
+    A stage's key chains the key of the stage before it, so a stage is shared by every variant
+    whose lineage reaches it unchanged (a parent is trained once for all its children), and any
+    change upstream (model file, weights, data, defaults, an earlier stage) changes it.
+    """
+    root = suite.root_model(variant)
+    assert root.model is not None  # the lineage's root names a model (the suite checks it)
+    key = _sha(
+        {
+            "task": suite.task,
+            "model": root.model,
+            "model_file": _file_digest(Path(root.model)) if Path(root.model).is_file() else None,
+            "weights": _file_digest(Path(root.weights)) if root.weights else None,
+            "data": _file_digest(data_yaml),
+            "defaults": suite.defaults,
+            "device": suite.measure.device,
+        }
+    )
+    plan = []
+    for name in suite.lineage(variant):
+        for i, st in enumerate(suite.variants[name].stages):
+            key = _sha([key, st.name, st.params])
+            plan.append(
+                {
+                    "variant": name,
+                    "index": i,
+                    "name": st.name,
+                    "params": st.params,
+                    "key": key,
+                    "out_dir": str(workdir / "artifacts" / f"{st.name}-{key}"),
+                }
+            )
+    return plan
+
+
 class Runner:
     """Runs one suite on this machine into one store."""
 
@@ -97,7 +134,8 @@ class Runner:
         self.device = fingerprint(m.device, threads=m.latency.threads)
         self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
         self.logdir = self.workdir / "logs" / self.run_id
-        self._checkpoints: dict[str, str | None] = {}
+        self.data_yaml = Path()  # resolved in run(): generating data is work, not set-up
+        self._lat_imgsz = suite.measure.latency.imgsz or int(suite.defaults.get("imgsz", 640))
         self._failed: set[str] = set()
         self._idle: IdleBaseline | None = None
         self._intensity: GridIntensity | None = None
@@ -116,38 +154,6 @@ class Runner:
                 else None
             ),
         }
-
-    def _stage_plan(self, variant: str) -> list[dict[str, Any]]:
-        """Every stage from the root model to ``variant``, each with its cache key and folder."""
-        suite = self.suite
-        root = suite.root_model(variant)
-        weights = root.weights
-        key = _sha(
-            {
-                "task": suite.task,
-                "model": root.model,
-                "model_file": _file_digest(Path(root.model)) if Path(root.model).is_file() else None,
-                "weights": _file_digest(Path(weights)) if weights else None,
-                "data": _file_digest(self.data_yaml),
-                "defaults": suite.defaults,
-                "device": suite.measure.device,
-            }
-        )
-        plan = []
-        for name in suite.lineage(variant):
-            for i, st in enumerate(suite.variants[name].stages):
-                key = _sha([key, st.name, st.params])
-                plan.append(
-                    {
-                        "variant": name,
-                        "index": i,
-                        "name": st.name,
-                        "params": st.params,
-                        "key": key,
-                        "out_dir": str(self.workdir / "artifacts" / f"{st.name}-{key}"),
-                    }
-                )
-        return plan
 
     def _spawn(self, variant: str, job: dict[str, Any]) -> dict[str, Any]:
         """Run ``job`` in a fresh Python process; return its result (raises on failure)."""
@@ -222,7 +228,7 @@ class Runner:
             "device": self.device,
             "versions": self.device["versions"],
         }
-        plan = self._stage_plan(name)
+        plan = stage_plan(self.suite, name, self.workdir, self.data_yaml)
         try:
             if parent is not None and parent in self._failed:
                 raise GreenbenchError(f"its parent variant '{parent}' failed in this run")
@@ -429,7 +435,6 @@ class Runner:
         c = suite.measure.carbon
         self._intensity = grid_intensity(c.country, c.region, c.intensity_g_per_kwh)
         self.data_yaml = resolve_dataset(suite, self.workdir)
-        self._lat_imgsz = suite.measure.latency.imgsz or int(suite.defaults.get("imgsz", 640))
         e = suite.measure.energy
         skip = e.skip_idle if opt.skip_idle is None else opt.skip_idle
         if skip:

@@ -15,6 +15,7 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,10 @@ class Events:
         if self.path is not None:
             with self.path.open("a") as f:
                 f.write(message + "\n")
+
+
+def _prefixed(emit: Events, variant: str) -> Callable[[str], None]:
+    return lambda msg: emit(f"{variant}: {msg}")
 
 
 def _meter(job: dict[str, Any]) -> tuple[Meter, list[dict[str, Any]]]:
@@ -86,7 +91,7 @@ def run_stages(job: dict[str, Any], emit: Events) -> dict[str, Any]:
                     weights=job.get("weights"),
                     out_dir=out_dir,
                     meter=meter,
-                    emit=lambda msg, v=spec["variant"]: emit(f"{v}: {msg}"),
+                    emit=_prefixed(emit, spec["variant"]),
                 )
                 out = stage.run(ctx)
                 result = {

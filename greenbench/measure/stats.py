@@ -65,7 +65,7 @@ def summarize(samples: Sequence[float]) -> Summary:
     if x.size == 0:
         raise ValueError("cannot summarise an empty sample")
     q1, median, q3, p90, p99 = np.quantile(x, [0.25, 0.5, 0.75, 0.90, 0.99])
-    low, high = bootstrap_median_ci(x)
+    low, high = bootstrap_median_ci(x.tolist())
     iqr = float(q3 - q1)
     return Summary(
         n=int(x.size),

@@ -78,10 +78,10 @@ def build_table(
             b = base.value(c.metric) if base is not None else None
             cells.append((v, None if r is base else _delta(v, b)))
         rows.append((r, cells))
-    methods = {}
+    methods: dict[str, str] = {}
     for c in columns:
         found = {r.metrics[c.metric].get("method") for r in records if c.metric in r.metrics}
-        methods[c.metric] = found.pop() if len(found) == 1 else ("mixed" if found else "n/a")
+        methods[c.metric] = str(found.pop()) if len(found) == 1 else ("mixed" if found else "n/a")
     notes = _notes(records, baseline if base is not None else None)
     return Table(suite, baseline, list(columns), rows, methods, notes)
 
@@ -90,7 +90,7 @@ def _notes(records: Sequence[RunRecord], baseline: str | None) -> list[str]:
     notes = []
     if baseline is None:
         notes.append("no ok record of the baseline variant: Δ % columns are empty")
-    sources = {}
+    sources: dict[str, str] = {}
     for r in records:
         for name, m in r.metrics.items():
             if "source" in m and name.startswith(("energy", "train_energy")):

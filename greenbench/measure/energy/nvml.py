@@ -131,6 +131,14 @@ class NvmlMeter(Meter):
         return nv
 
     def _select(self, nv: Any) -> list[_Gpu]:
+        try:
+            return self._select_gpus(nv)
+        except nv.NVMLError as err:
+            raise MeterUnavailable(
+                f"NVML could not list or open the GPUs ({err}); check them with `nvidia-smi`"
+            ) from err
+
+    def _select_gpus(self, nv: Any) -> list[_Gpu]:
         count = nv.nvmlDeviceGetCount()
         if count == 0:
             raise MeterUnavailable(NO_GPU)
@@ -151,6 +159,13 @@ class NvmlMeter(Meter):
                 devices.append(_Gpu(index, handle, name, counter=True))
             except nv.NVMLError as err:  # NotSupported before Volta
                 devices.append(_Gpu(index, handle, name, counter=False, counter_error=str(err)))
+                try:
+                    nv.nvmlDeviceGetPowerUsage(handle)
+                except nv.NVMLError as power_err:
+                    raise MeterUnavailable(
+                        f"GPU {index} ({name}) reports neither energy ({err}) nor power "
+                        f"({power_err}) through NVML; leave it out with the gpus option"
+                    ) from power_err
         return devices
 
     def _source(self, gpu: _Gpu) -> str:
@@ -232,6 +247,8 @@ class NvmlMeter(Meter):
     # -- windows ---------------------------------------------------------------------------
 
     def _edge(self) -> _Token:
+        if self._nv is None:
+            raise MeterUnavailable("the nvml meter was closed during the window; close it after end()")
         self.sync()
         values: dict[int, float] = {}
         with self._lock:
@@ -267,7 +284,10 @@ class NvmlMeter(Meter):
             domains.append(DomainEnergy(gpu.domain, delta, "measured", self._source(gpu)))
         notes: dict[str, Any] = {"gpu_names": {g.domain: g.name for g in self._devices}}
         if polled := [g for g in self._devices if not g.counter]:
-            notes["power_samples"] = {g.domain: end.samples[g.index] - token.samples[g.index] for g in polled}
+            # samples the window's integral used, both edge samples included
+            notes["power_samples"] = {
+                g.domain: end.samples[g.index] - token.samples[g.index] + 1 for g in polled
+            }
         if duration_s < SHORT_WINDOW_S:
             notes["warning"] = (
                 f"{duration_s * 1000:.3g} ms window is shorter than NVML's update period "

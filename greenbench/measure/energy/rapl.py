@@ -154,6 +154,8 @@ def _read_zone(zone_id: str, path: Path, root: Path) -> _Found:
         zone.name = read_text(path / "name").strip()
         zone.max_range_uj = _read_int(path / "max_energy_range_uj")
         zone.energy_uj = _read_int(path / "energy_uj")
+        if zone.max_range_uj <= 0:
+            zone.error = f"{path}/max_energy_range_uj is {zone.max_range_uj}: wraps cannot be undone"
     except PermissionError as err:
         zone.error = permission_reason(Path(err.filename or path), root, _zone_order(zone_id)[0])
     except (OSError, ValueError) as err:
@@ -162,9 +164,9 @@ def _read_zone(zone_id: str, path: Path, root: Path) -> _Found:
 
 
 def _classify(zones: list[_Found]) -> None:
-    by_parts = {z.parts: z for z in zones}
+    by_id = {z.zone_id: z for z in zones}
     for z in zones:
-        parent = by_parts.get(z.parts[:-1]) if len(z.parts) > 1 else None
+        parent = by_id.get(z.zone_id.rsplit(":", 1)[0]) if len(z.parts) > 1 else None
         package = _PACKAGE_RE.match(parent.name) if parent else None
         suffix = package["suffix"] if package else str(z.parts[-1] if parent else z.parts[0])
         if _PACKAGE_RE.match(z.name):
@@ -368,7 +370,8 @@ class RaplMeter(Meter):
             return self._poll()
         except PermissionError as err:
             prefix = _zone_order(self._read_zones()[0].zone_id)[0]
-            raise MeterUnavailable(permission_reason(Path(err.filename), self.root, prefix)) from err
+            path = Path(err.filename or self.root)
+            raise MeterUnavailable(permission_reason(path, self.root, prefix)) from err
         except (OSError, ValueError) as err:
             raise MeterUnavailable(
                 f"cannot read a RAPL counter under {self.root}: {err}. Check that the powercap "
@@ -444,7 +447,8 @@ class RaplMeter(Meter):
         wrap_s = min(z.max_range_uj for z in zones) / (self.max_power_w * 1e6)
         if self._thread is None and duration_s > wrap_s:
             notes["warning"] = (
-                f"{duration_s:.3g} s window without the poller: a counter may have wrapped more "
-                f"than once; use the meter as a context manager (or call open()) for exact totals"
+                f"{duration_s:.3g} s window without the poller: at max_power_w a counter can pass "
+                f"its whole range in {wrap_s:.3g} s, which two reads cannot see; use the meter as "
+                f"a context manager (or call open()) for exact totals"
             )
         return EnergyReading(duration_s, domains, snap.invalid - token.invalid, notes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import threading
@@ -32,6 +33,12 @@ def joules(reading: EnergyReading) -> dict[str, float]:
     return {d.domain: d.energy_j for d in reading.domains}
 
 
+def edge_times(fake: FakeNvml) -> list[float]:
+    """When the fake served each window edge's power sample: the first after each sync."""
+    syncs = [i for i, e in enumerate(fake.events) if e[0] == "sync"]
+    return [next(e[1] for e in fake.events[i:] if e[0] == "power") for i in syncs]
+
+
 def test_energy_counter_gives_exact_joules(install: Callable[[FakeNvml], FakeNvml]) -> None:
     fake = install(FakeNvml([FakeGpu(energy_mj=1_000_000), FakeGpu("NVIDIA H100 80GB HBM3", 5_000)]))
     with NvmlMeter(sync=lambda: None) as meter:
@@ -60,44 +67,40 @@ def test_selected_gpus_only(install: Callable[[FakeNvml], FakeNvml]) -> None:
 
 def test_power_polling_integrates_a_known_profile(install: Callable[[FakeNvml], FakeNvml]) -> None:
     period_s, mean_w, swing_w = 0.5, 150.0, 100.0
-    t0 = 0.0
+    k = 2 * math.pi / period_s
 
     def profile(t: float) -> float:
-        return mean_w + swing_w * math.sin(2 * math.pi * (t - t0) / period_s)
+        return mean_w + swing_w * math.sin(k * t)
 
     def true_j(a: float, b: float) -> float:
-        k = 2 * math.pi / period_s
-        return mean_w * (b - a) - swing_w / k * (math.cos(k * (b - t0)) - math.cos(k * (a - t0)))
+        return mean_w * (b - a) - swing_w / k * (math.cos(k * b) - math.cos(k * a))
 
     old = FakeGpu("Tesla P100-PCIE-16GB", energy_mj=None, power_w=profile)  # no energy counter
     fake = install(FakeNvml([FakeGpu(energy_mj=0), old]))
     meter = NvmlMeter(sync=lambda: fake.log("sync"))
     meter.open()
     try:
-        t0 = fake.events[-1][1] if fake.events else 0.0
         window = meter.begin()
         threading.Event().wait(0.6)
         reading = meter.end(window)
     finally:
         meter.close()
 
-    syncs = [i for i, e in enumerate(fake.events) if e[0] == "sync"]
-    edges = [next(e[1] for e in fake.events[i:] if e[0] == "power") for i in syncs]
+    edges = edge_times(fake)
     samples = [(t, w) for kind, t, w in fake.events if kind == "power" and edges[0] <= t <= edges[1]]
     # The meter's figure is the trapezoid over exactly these samples, edges included (the
     # meter stamps a sample just before calling NVML, the fake inside the call, after the
     # autospec's tens of µs: 0.05 J covers 250 W × 0.1 ms at each edge) …
-    trapezoid_j = sum(0.5 * (w0 + w1) * (t1 - t0_) for (t0_, w0), (t1, w1) in zip(samples, samples[1:]))
+    trapezoid_j = sum(0.5 * (w0 + w1) * (t1 - t0_) for (t0_, w0), (t1, w1) in itertools.pairwise(samples))
     domain = {d.domain: d for d in reading.domains}["gpu:1"]
     assert domain.energy_j == pytest.approx(trapezoid_j, abs=0.05)
     # … and within the trapezoid rule's error bound at the sampling actually achieved.
-    h_max = max(t1 - t0_ for (t0_, _), (t1, _) in zip(samples, samples[1:]))
-    curvature = swing_w * (2 * math.pi / period_s) ** 2  # max |P''| in W/s²
-    bound_j = (edges[1] - edges[0]) * h_max**2 * curvature / 12 + 0.01
+    h_max = max(t1 - t0_ for (t0_, _), (t1, _) in itertools.pairwise(samples))
+    curvature = swing_w * k**2  # max |P''| in W/s²
+    bound_j = (edges[1] - edges[0]) * h_max**2 * curvature / 12 + 0.05  # + the edge stamps
     truth_j = true_j(*edges)
     assert abs(domain.energy_j - truth_j) <= bound_j
-    assert bound_j < 0.05 * truth_j  # the bound is tight enough to mean something
-    assert len(samples) >= 0.5 * 0.6 * 20  # about 20 Hz really happened
+    assert len(samples) >= 4  # the poller sampled between the edges (20 Hz → ≈ 13)
     assert domain.source == "nvml:power_polling@20Hz"
     assert reading.notes["power_samples"]["gpu:1"] == len(samples)
     assert {d.source for d in reading.domains} == {"nvml:total_energy", "nvml:power_polling@20Hz"}
@@ -142,15 +145,17 @@ def test_counter_going_backwards_is_invalid(install: Callable[[FakeNvml], FakeNv
 
 def test_begin_opens_and_close_shuts_down(install: Callable[[FakeNvml], FakeNvml]) -> None:
     fake = install(FakeNvml([FakeGpu(energy_mj=None, power_w=80.0)]))
-    meter = NvmlMeter(sync=lambda: None)
+    meter = NvmlMeter(sync=lambda: fake.log("sync"))
     window = meter.begin()
     assert [t.name for t in threading.enumerate()].count("greenbench-nvml-poller") == 1
+    threading.Event().wait(0.2)
     reading = meter.end(window)
     meter.close()
     meter.close()
     assert fake.initialised == 0
     assert "greenbench-nvml-poller" not in [t.name for t in threading.enumerate()]
-    assert joules(reading)["gpu:0"] == pytest.approx(80.0 * reading.duration_s, rel=0.05, abs=1e-3)
+    first, last = edge_times(fake)
+    assert joules(reading)["gpu:0"] == pytest.approx(80.0 * (last - first), abs=0.01)
 
 
 # -- availability -------------------------------------------------------------------------
@@ -204,6 +209,23 @@ def test_gpu_index_out_of_range(install: Callable[[FakeNvml], FakeNvml]) -> None
     avail = NvmlMeter(gpus=[0, 2]).probe()
     assert avail.ok is False
     assert avail.reason.startswith("GPU index 2 requested but NVML sees 2 GPU(s), indices 0–1")
+
+
+def test_gpu_without_energy_or_power(install: Callable[[FakeNvml], FakeNvml]) -> None:
+    fake = install(FakeNvml([FakeGpu("GeForce GT 710", energy_mj=None)]))
+    fake.module.nvmlDeviceGetPowerUsage.side_effect = fake.real.NVMLError_NotSupported
+    avail = NvmlMeter().probe()
+    assert avail.ok is False
+    assert avail.reason.startswith("GPU 0 (GeForce GT 710) reports neither energy (Not Supported)")
+
+
+def test_nvml_error_while_listing_gpus(install: Callable[[FakeNvml], FakeNvml]) -> None:
+    fake = install(FakeNvml([FakeGpu()]))
+    fake.module.nvmlDeviceGetHandleByIndex.side_effect = fake.real.NVMLError_GpuIsLost
+    avail = NvmlMeter().probe()
+    assert avail.ok is False
+    assert avail.reason == "NVML could not list or open the GPUs (GPU is lost); check them with `nvidia-smi`"
+    assert fake.initialised == 0
 
 
 def test_poll_rate_below_10_hz_is_rejected() -> None:
