@@ -53,10 +53,11 @@ SHAPES: tuple[str, ...] = (
 MAX_HUE_FAMILIES = 12  # 30-degree hue bands; narrower bands stop being told apart reliably
 MAX_CLASSES = len(SHAPES) * MAX_HUE_FAMILIES
 MIN_IMAGES = 10  # the smallest count whose 8:1:1 split leaves every split one image
-MIN_IMGSZ = 64  # px; the smallest (12 %) object is then 7-8 px, enough to draw a ring's hole
+MIN_IMGSZ = 32  # px; matches the suite schema's lower bound
 
 MIN_OBJECTS, MAX_OBJECTS = 1, 4  # per image
 MIN_SIZE_FRAC, MAX_SIZE_FRAC = 0.12, 0.40  # object box side, as a fraction of imgsz
+MIN_OBJECT_PX = 8  # floor on the box side below imgsz 67: a ring needs room for its hole
 MAX_IOU = 0.3  # placement rejects a box whose IoU with an earlier box reaches this
 # ... or that covers this fraction of the smaller box: IoU alone lets a small box sit wholly
 # inside a large one, and the object drawn second would hide the other.
@@ -268,7 +269,8 @@ def _place_boxes(rng: np.random.Generator, shapes: list[str], imgsz: int) -> lis
 
     ``None`` marks a shape that found no free spot in ``PLACEMENT_TRIES``; it is left out.
     """
-    lo, hi = MIN_SIZE_FRAC * imgsz, MAX_SIZE_FRAC * imgsz
+    lo = max(MIN_SIZE_FRAC * imgsz, MIN_OBJECT_PX)
+    hi = max(MAX_SIZE_FRAC * imgsz, lo)
     placed: list[_PxBox | None] = []
     for shape in shapes:
         a_lo, a_hi = _ASPECT.get(shape, _DEFAULT_ASPECT)

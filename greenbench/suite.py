@@ -70,7 +70,7 @@ class SyntheticData(_Manifest):
     classes: int = Field(default=3, ge=1, le=20)
     images: int = Field(default=60, ge=10, description="total images before the split")
     imgsz: int = Field(default=128, ge=32, le=1024, description="image side, pixels")
-    seed: int = 0
+    seed: int = Field(0, ge=0)
 
 
 class DatasetSpec(_Manifest):

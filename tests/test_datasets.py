@@ -214,8 +214,9 @@ def test_boxes_are_not_degenerate(small_set: Path) -> None:
             assert 0.08 <= w <= 0.41 and 0.08 <= h <= 0.41
 
 
-def test_every_box_holds_drawn_pixels_and_nothing_is_drawn_outside_boxes() -> None:
-    spec = SynthSpec(classes=9, images=10, imgsz=128, seed=11)
+@pytest.mark.parametrize("imgsz", [32, 128])  # 32: the smallest size, objects on an 8 px floor
+def test_every_box_holds_drawn_pixels_and_nothing_is_drawn_outside_boxes(imgsz: int) -> None:
+    spec = SynthSpec(classes=9, images=10, imgsz=imgsz, seed=11)
     for index in range(40):
         pixels, boxes = render_image(spec, index)
         drawn = _chroma(pixels) > CHROMA_SPLIT

@@ -41,8 +41,8 @@ def env_report(
 
 
 def _zone_line(z: dict[str, Any]) -> str:
-    counted = "counted" if z.get("counted") else f"not counted ({z.get('why', '')})"
-    return f"      {z.get('zone_id', z.get('path', '?'))}  {z.get('name', '')}  → {counted}"
+    counted = "counted" if z.get("counted") else f"not counted: {z.get('status', '')}"
+    return f"      {z.get('zone', '?'):16s} {z.get('name', ''):10s} {counted}  ({z.get('path', '')})"
 
 
 def render_env(report: dict[str, Any]) -> str:

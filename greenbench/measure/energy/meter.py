@@ -128,8 +128,8 @@ class Meter(abc.ABC):
 
     def begin(self) -> Window:
         """Open a window now."""
-        start = time.monotonic()
-        return Window(self, self._begin(), start)
+        token = self._begin()  # first-use discovery in _begin must not count as window time
+        return Window(self, token, time.monotonic())
 
     def end(self, window: Window) -> EnergyReading:
         """Close ``window`` and return its reading."""

@@ -9,16 +9,19 @@ Layout read (``/sys/class/powercap`` holds symlinks into ``/sys/devices/virtual/
 What is summed: every ``package-N`` and every ``dram`` sub-zone (reported as ``dram-N``; on
 Intel servers DRAM is outside the package counter). ``core``/``uncore`` are inside their
 package: they are read into ``notes`` only. ``psys`` contains the packages and is reported
-alone only when there is no package zone. Zones with the same name, range and values
-(multi-die AMD mirrors one counter several times) are counted once.
+alone only when there is no package zone. Zones with the same name and range whose values
+are equal in at least 2 of 3 reads 2 ms apart (multi-die AMD can show one counter several
+times) are counted once. ``intel-rapl-mmio:N`` (the package counter again, through MMIO) is
+not read.
 
 Wraparound: ``energy_uj`` counts up to ``max_energy_range_uj`` and restarts from 0, so a
 reading lower than the previous one means one wrap and the delta is
-``now - prev + max_energy_range_uj`` (the kernel's true modulus is one energy unit, ≈ 15–61 µJ,
-larger; that error per wrap is ignored, as zeus and the kernel tools do). A window can contain
-many wraps (a 32-bit µJ counter at 100 W wraps in ≈ 43 s), so ``open()`` starts a poller
-that reads every counter often enough that none can wrap twice between two reads
-(see ``RaplMeter.poll_interval_s``) and accumulates the deltas into unwrapped µJ totals.
+``now - prev + max_energy_range_uj`` (the hardware's true modulus is one energy unit larger,
+≈ 15–61 µJ; that error per wrap is ignored). A window can hold many wraps (a 32-bit µJ counter
+at 100 W wraps in ≈ 43 s), so ``open()`` starts a poller that reads every counter often enough
+that none can wrap twice between two reads (see ``RaplMeter.poll_interval_s``) and adds the
+deltas to unwrapped µJ totals. A counter lower than before by less than a plausible wrap (the
+wrap would mean more than ``max_power_w``) is an invalid sample: that interval adds nothing.
 """
 
 from __future__ import annotations

@@ -1,0 +1,115 @@
+"""``greenbench measure`` and ``greenbench env`` through the real CLI, on fake powercap trees."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.measure.energy.fakes import FakePowercap
+
+# Advances each counter by STEP µJ every 10 ms for ~2 s, wrapping at its max range exactly as
+# the kernel does; prints the total advanced per zone. The meter's poller (1 ms interval for a
+# 1 J range) sees every step, so the total spans many wraps and must still come out exact.
+ADVANCER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from pathlib import Path
+    files = [Path(p) for p in sys.argv[2:]]
+    step = int(sys.argv[1])
+    total = {str(f): 0 for f in files}
+    for _ in range(200):
+        for f in files:
+            rng = int((f.parent / "max_energy_range_uj").read_text())
+            tmp = f.with_suffix(".tmp")  # sysfs reads are atomic: never show a half-written file
+            tmp.write_text(str((int(f.read_text()) + step) % rng) + "\\n")
+            os.replace(tmp, f)
+            total[str(f)] += step
+        time.sleep(0.01)
+    print(json.dumps(total))
+    """
+)
+
+
+def greenbench(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "greenbench", *args], env={**os.environ, **env}, capture_output=True, text=True
+    )
+
+
+def test_measure_reports_exactly_what_the_counters_advanced(tmp_path: Path) -> None:
+    fake = FakePowercap(tmp_path)
+    one_joule = 1_000_000
+    pkg0 = fake.add_package(0, max_range_uj=one_joule, energy_uj=900_000, subzones=("core", "dram"))
+    pkg1 = fake.add_package(1, max_range_uj=one_joule, energy_uj=10)
+    fake.add_zone("psys", max_range_uj=one_joule)  # never added to the packages
+    files = [fake.path(z) / "energy_uj" for z in (pkg0, pkg1, fake.sub(pkg0, "dram"))]
+    script = tmp_path / "advance.py"
+    script.write_text(ADVANCER)
+    report = tmp_path / "report.json"
+    out = greenbench(
+        "measure", "--json", "--idle-s", "0.2", "-o", str(report), "--",
+        sys.executable, str(script), "150000", *map(str, files),
+        env={"GREENBENCH_POWERCAP_ROOT": str(fake.root)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    advanced = json.loads(out.stdout)  # the command's stdout is its own
+    r = json.loads(report.read_text())
+    assert r["method"] == "measured" and r["exit_code"] == 0 and r["invalid_samples"] == 0
+    by_domain = {d["domain"]: d for d in r["domains"]}
+    assert set(by_domain) == {"package-0", "package-1", "dram-0"}
+    for domain, file in zip(("package-0", "package-1", "dram-0"), files, strict=True):
+        assert advanced[str(file)] == 200 * 150_000  # 30 J: 30 wraps of a 1 J counter
+        assert round(by_domain[domain]["energy_j"] * 1e6) == advanced[str(file)]
+        assert by_domain[domain]["method"] == "measured"
+    assert r["energy_j"] == sum(d["energy_j"] for d in r["domains"])
+    assert r["idle"]["skipped"] is False and r["energy_net_j"] == r["energy_j"]  # idle: nothing moved
+    assert r["co2_g"] == r["energy_j"] / 3.6e6 * r["carbon"]["g_per_kwh"]
+
+
+def test_measure_falls_back_to_estimate_and_says_why(tmp_path: Path) -> None:
+    out = greenbench(
+        "measure", "--idle-s", "0", "--", sys.executable, "-c", "import sys; sys.exit(7)",
+        env={"GREENBENCH_POWERCAP_ROOT": str(tmp_path / "none")},
+    )  # fmt: skip
+    assert out.returncode == 7  # the command's own exit code
+    assert "estimated" in out.stderr and "ESTIMATED" in out.stderr
+    assert "rapl not used: no powercap folder" in out.stderr
+    assert "nvml not used" in out.stderr
+
+
+def test_measure_unknown_command_is_a_clear_error(tmp_path: Path) -> None:
+    out = greenbench("measure", "--idle-s", "0", "--", "no-such-command-xyz", env={})
+    assert out.returncode == 127
+    assert "cannot start 'no-such-command-xyz'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_env_lists_zones_counting_psys_and_mirrors_correctly(tmp_path: Path) -> None:
+    fake = FakePowercap(tmp_path)
+    pkg0 = fake.add_package(0, subzones=("dram",))
+    fake.add_zone("psys")
+    fake.add_zone("package-0", mirror_of=pkg0)  # a second die showing the same counter
+    env = {"GREENBENCH_POWERCAP_ROOT": str(fake.root)}
+    out = greenbench("env", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    rapl = json.loads(out.stdout)["meters"]["rapl"]
+    assert rapl["available"] is True
+    zones = {z["zone"]: z for z in rapl["detail"]["zones"]}
+    assert zones[pkg0]["counted"] and zones[fake.sub(pkg0, "dram")]["counted"]
+    assert not zones["intel-rapl:1"]["counted"] and "psys" in zones["intel-rapl:1"]["status"]
+    assert (
+        not zones["intel-rapl:2"]["counted"] and "mirror of intel-rapl:0" in zones["intel-rapl:2"]["status"]
+    )
+    text = greenbench("env", env=env).stdout
+    assert "rapl     available (measured)" in text and "mirror of intel-rapl:0" in text
+
+
+def test_env_without_counters_gives_reasons(tmp_path: Path) -> None:
+    out = greenbench("env", "--json", env={"GREENBENCH_POWERCAP_ROOT": str(tmp_path / "none")})
+    meters = json.loads(out.stdout)["meters"]
+    assert not meters["rapl"]["available"] and "no powercap folder" in meters["rapl"]["reason"]
+    assert meters["estimate"]["available"] and meters["estimate"]["method"] == "estimated"
+    assert "W per busy core" in meters["estimate"]["detail"]["model"]
