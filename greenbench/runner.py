@@ -18,7 +18,7 @@ from typing import Any
 from greenbench.datasets import SynthSpec, cached_synth
 from greenbench.errors import GreenbenchError
 from greenbench.measure.carbon import GridIntensity, co2_g, grid_intensity
-from greenbench.measure.device import fingerprint
+from greenbench.measure.device import fingerprint, git_commit
 from greenbench.measure.energy.composite import (
     IdleBaseline,
     measure_idle,
@@ -134,6 +134,7 @@ class Runner:
         self.device = fingerprint(m.device, threads=m.latency.threads)
         self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
         self.logdir = self.workdir / "logs" / self.run_id
+        self.git_commit = git_commit(suite.path.parent) or "none"
         self.data_yaml = Path()  # resolved in run(): generating data is work, not set-up
         self._lat_imgsz = suite.measure.latency.imgsz or int(suite.defaults.get("imgsz", 640))
         self._failed: set[str] = set()
@@ -226,7 +227,7 @@ class Runner:
             "device_id": self.device["device_id"],
             "started_at": started,
             "device": self.device,
-            "versions": self.device["versions"],
+            "versions": {**self.device["versions"], "suite_git_commit": self.git_commit},
         }
         plan = stage_plan(self.suite, name, self.workdir, self.data_yaml)
         try:

@@ -47,6 +47,27 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def git_commit(folder: Path) -> str | None:
+    """The commit checked out in the git work tree holding ``folder`` (``+dirty`` if modified)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def gpu_names(device: str) -> list[str]:
     """Names of the CUDA GPUs when ``device`` is a CUDA device (torch imported only then)."""
     if not device.startswith("cuda"):

@@ -16,7 +16,7 @@ import pytest
 from greenbench.errors import GreenbenchError
 from greenbench.measure.codecarbon_check import CodeCarbonCheck
 
-pytest.importorskip("codecarbon")
+import codecarbon  # noqa: E402,F401 - a dependency of greenbench: never skipped
 
 
 @pytest.fixture
@@ -159,3 +159,32 @@ def test_codecarbon_failure_is_reported_not_swallowed(
 def test_bad_tracking_mode() -> None:
     with pytest.raises(ValueError, match="tracking_mode"):
         CodeCarbonCheck(Path("unused"), "DEU", tracking_mode="cluster")
+
+
+@pytest.mark.slow
+def test_cross_checked_meter_keeps_both_totals_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from greenbench.measure.codecarbon_check import CodeCarbonCheck, CrossCheckedMeter
+    from greenbench.measure.energy.estimate import EstimateMeter
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    meter = CrossCheckedMeter(EstimateMeter(), CodeCarbonCheck(tmp_path / "cc", "DEU"))
+    window = meter.begin()
+    sum(i * i for i in range(300_000))
+    reading = meter.end(window)
+    assert [d.domain for d in reading.domains] == ["cpu"]  # CodeCarbon adds no domain
+    cc = reading.notes["codecarbon"]
+    assert cc["energy_j"] >= 0 and (tmp_path / "cc" / "emissions.csv").is_file()
+
+
+def test_cross_check_failure_is_recorded_not_raised(tmp_path: Path) -> None:
+    from greenbench.errors import GreenbenchError
+    from greenbench.measure.codecarbon_check import CodeCarbonCheck, CrossCheckedMeter
+    from greenbench.measure.energy.estimate import EstimateMeter
+
+    class Broken(CodeCarbonCheck):
+        def start(self) -> None:
+            raise GreenbenchError("codecarbon is not installed")
+
+    meter = CrossCheckedMeter(EstimateMeter(), Broken(tmp_path, "DEU"))
+    reading = meter.end(meter.begin())
+    assert reading.notes["codecarbon"] == {"error": "codecarbon is not installed"}

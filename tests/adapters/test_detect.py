@@ -1,0 +1,77 @@
+"""Detection adapter guards: weights never downloaded, ultralytics' rename sidestepped,
+a diverged training stopped with a clear error."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+
+from greenbench.adapters.detect import DetectAdapter, check_weights
+from greenbench.errors import GreenbenchError
+
+ENV = ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME")
+
+
+@pytest.fixture
+def adapter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DetectAdapter:
+    for var in ENV:  # restored after the test: the adapter sets them for its process
+        monkeypatch.delenv(var, raising=False)
+    return DetectAdapter(tmp_path / "work")
+
+
+def test_missing_weights_is_an_error_not_a_download(tmp_path: Path) -> None:
+    with pytest.raises(GreenbenchError, match="never downloads weights") as e:
+        check_weights(tmp_path / "yolov5s.pt")
+    assert str(tmp_path / "yolov5s.pt") in str(e.value)
+
+
+def test_model_pt_not_on_disk_is_refused_before_ultralytics(adapter: DetectAdapter, tmp_path: Path) -> None:
+    with pytest.raises(GreenbenchError, match="does not exist"):
+        adapter.build(str(tmp_path / "yolov8n.pt"))
+
+
+def test_yolov5_named_checkpoint_loads_without_the_u_rename(adapter: DetectAdapter, tmp_path: Path) -> None:
+    built = adapter.build("yolov5n.yaml")
+    # no letter "u" anywhere in the path: ultralytics would load .../yolov5nu.pt (a download)
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    path = adapter.save(built, folder / "yolov5n.pt")
+    assert "u" not in str(path).replace(str(tmp_path), "")
+    loaded = adapter.load(path)
+    assert sum(p.numel() for p in loaded.model.parameters()) == sum(
+        p.numel() for p in built.model.parameters()
+    )
+
+
+class FakeYolo:
+    """Stands in for ``YOLO`` to exercise the adapter's guard on the loss after ``train``."""
+
+    def __init__(self, loss: float, out: Path) -> None:
+        self.loss, self.out = loss, out
+        self.trainer: Any = None
+
+    def add_callback(self, *_: Any) -> None:
+        pass
+
+    def train(self, **kwargs: Any) -> None:
+        weights = Path(kwargs["project"]) / kwargs["name"] / "weights"
+        weights.mkdir(parents=True)
+        (weights / "last.pt").write_bytes(b"x")
+        self.trainer = SimpleNamespace(
+            tloss={"box_loss": torch.tensor(self.loss)},
+            label_loss_items=lambda d: {k: float(v) for k, v in d.items()},
+            best=weights / "best.pt",
+            last=weights / "last.pt",
+        )
+
+
+def test_diverged_training_is_a_clear_error(adapter: DetectAdapter, tmp_path: Path) -> None:
+    with pytest.raises(GreenbenchError, match="training diverged.*Lower 'lr0'"):
+        adapter.train(FakeYolo(math.nan, tmp_path), tmp_path / "data.yaml", tmp_path / "run1", {})
+    out = adapter.train(FakeYolo(1.5, tmp_path), tmp_path / "data.yaml", tmp_path / "run2", {})
+    assert out.name == "last.pt"  # no best.pt: falls back to last
