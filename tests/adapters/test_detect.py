@@ -71,7 +71,7 @@ class FakeYolo:
 
 
 def test_diverged_training_is_a_clear_error(adapter: DetectAdapter, tmp_path: Path) -> None:
-    with pytest.raises(GreenbenchError, match="training diverged.*Lower 'lr0'"):
+    with pytest.raises(GreenbenchError, match=r"training diverged.*Lower 'lr0'"):
         adapter.train(FakeYolo(math.nan, tmp_path), tmp_path / "data.yaml", tmp_path / "run1", {})
     out = adapter.train(FakeYolo(1.5, tmp_path), tmp_path / "data.yaml", tmp_path / "run2", {})
     assert out.name == "last.pt"  # no best.pt: falls back to last

@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import codecarbon  # noqa: F401 - a dependency of greenbench: never skipped
 import pytest
 
 from greenbench.errors import GreenbenchError
 from greenbench.measure.codecarbon_check import CodeCarbonCheck
-
-import codecarbon  # noqa: E402,F401 - a dependency of greenbench: never skipped
 
 
 @pytest.fixture
