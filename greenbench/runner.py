@@ -415,6 +415,7 @@ class Runner:
             "meters": m["meters"],
             "carbon": {"g_per_kwh": self._intensity.g_per_kwh, "source": self._intensity.source, "pue": pue},
             "weights_file": m["weights_file"],
+            "settings": self.suite.measure.model_dump(),
         }
         return metrics, measurement, stages
 

@@ -195,6 +195,11 @@ class VariantSpec(_Manifest):
     from_: str | None = Field(default=None, alias="from")
     stages: list[StageSpec] = Field(default_factory=list)
     description: str | None = None
+    allow_pickle: bool = Field(
+        default=False,
+        description="load a .pt from outside greenbench: ultralytics checkpoints are pickles, "
+        "and unpickling runs code from the file, so it needs this explicit opt-in",
+    )
 
 
 class Suite(_Manifest):
@@ -345,6 +350,11 @@ def _check(suite: Suite, base: Path) -> list[Problem]:
 
 _BOTH = "sets both 'model' and 'from'; expected one (a root has 'model', a child 'from')."
 _NEITHER = "sets neither 'model' nor 'from'; expected one, e.g. 'model: yolov8n.yaml' or 'from: base'."
+_PICKLE = (
+    "{value!r} is an ultralytics checkpoint, a Python pickle: loading it runs code from the file. "
+    "If you trust it, add 'allow_pickle: true' to this variant; otherwise start from a model config "
+    "(.yaml)."
+)
 _WEIGHTS_WITHOUT_MODEL = "'weights' needs 'model'; a 'from' variant starts from its parent's result."
 
 
@@ -361,6 +371,10 @@ def _check_graph(suite: Suite) -> list[Problem]:
             problems.append(Problem(loc, _NEITHER))
         if spec.weights is not None and spec.model is None:
             problems.append(Problem((*loc, "weights"), _WEIGHTS_WITHOUT_MODEL))
+        for key in ("model", "weights"):
+            value = getattr(spec, key)
+            if value is not None and value.endswith(".pt") and not spec.allow_pickle:
+                problems.append(Problem((*loc, key), _PICKLE.format(value=value)))
         if spec.from_ is not None and spec.from_ not in variants:
             message = f"unknown variant {spec.from_!r}{suggest(spec.from_, variants)}; {known}"
             problems.append(Problem((*loc, "from"), message))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,7 @@ variants:
     model: models/tiny.yaml
   pretrained:
     model: weights/tiny.pt
+    allow_pickle: true
   smaller:
     from: small
     stages:
@@ -236,3 +238,24 @@ def test_train_arg_names_come_from_ultralytics_defaults() -> None:
     names = train_arg_names()
     assert {"epochs", "imgsz", "lr0", "batch"} <= names
     assert RESERVED <= names
+
+
+def test_outside_pickle_needs_explicit_opt_in(tmp_path: Path) -> None:
+    (tmp_path / "w.pt").write_bytes(b"pickle")
+    text = textwrap.dedent(
+        """\
+        name: s
+        task: detect
+        dataset: {synthetic: {}}
+        baseline: a
+        variants:
+          a: {model: yolov8n.yaml, weights: w.pt}
+        """
+    )
+    suite_file = tmp_path / "s.yaml"
+    suite_file.write_text(text)
+    with pytest.raises(SuiteError, match=r"s.yaml:6: variants\.a\.weights: 'w.pt' is .* pickle") as e:
+        load_suite(suite_file)
+    assert "allow_pickle: true" in str(e.value)
+    suite_file.write_text(text.replace("weights: w.pt}", "weights: w.pt, allow_pickle: true}"))
+    assert load_suite(suite_file).variants["a"].weights == str(tmp_path / "w.pt")

@@ -157,11 +157,45 @@ def render(table: Table, fmt: str = "md") -> str:
         return _latex(table, heads, body)
     if fmt != "md":
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
+    lines = _md_rows(heads, body)
+    stage_rows = stage_table(table)
+    if stage_rows:
+        lines += ["", "Training stages (energy of each stage's window; gross and net of idle):", ""]
+        lines += _md_rows(STAGE_HEADS, stage_rows)
     lines.append("")
     lines += [f"- {n}" for n in table.notes]
     return "\n".join(lines)
+
+
+STAGE_HEADS = ["variant", "stage", "params", "duration_s", "E_J", "E_net_J", "method", "artifact"]
+
+
+def stage_table(table: Table) -> list[list[str]]:
+    """One row per training stage of every ok variant in the table."""
+    rows = []
+    for r, _ in table.rows:
+        for st in r.stages if r.status == "ok" else []:
+            if "energy_j" not in st:
+                continue
+            params = ", ".join(f"{k}={v}" for k, v in st.get("params", {}).items()) or "—"
+            rows.append(
+                [
+                    r.variant,
+                    st["name"],
+                    params,
+                    f"{st['duration_s']:.1f}",
+                    f"{st['energy_j']:.1f}",
+                    f"{st['energy_net_j']:.1f}",
+                    st["method"],
+                    "reused from cache" if st.get("cached") else "trained in this run",
+                ]
+            )
+    return rows
+
+
+def _md_rows(heads: list[str], body: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in body]
 
 
 def _csv(table: Table) -> str:

@@ -90,3 +90,16 @@ def test_latex_escapes() -> None:
     assert tex.startswith("\\begin{tabular}") and "base\\_v" in tex and "$\\pm$" in tex
     with pytest.raises(ValueError):
         render(build_table([rec("b", 1, 1)], "b", "s"), "html")
+
+
+def test_markdown_lists_each_training_stage_with_method() -> None:
+    r = rec("base", 2e6, 0.02)
+    r.stages = [
+        {"name": "train", "params": {}, "duration_s": 10.0, "energy_j": 40.0, "energy_net_j": 30.0,
+         "method": "measured", "cached": False},
+        {"name": "train", "params": {"epochs": 1}, "duration_s": 2.0, "energy_j": 8.0,
+         "energy_net_j": 6.0, "method": "measured", "cached": True},
+    ]  # fmt: skip
+    md = render(build_table([r], "base", "s"), "md")
+    assert "| base | train | — | 10.0 | 40.0 | 30.0 | measured | trained in this run |" in md
+    assert "| base | train | epochs=1 | 2.0 | 8.0 | 6.0 | measured | reused from cache |" in md
