@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from greenbench.suite import load_suite
 
     suite = load_suite(Path(args.suite))
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     started = time.monotonic()
     with Store(Path(args.store)) as store, console.status("starting…") as status:
 
@@ -110,7 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         outcome = runner.run()
         status.stop()
-        console.print(f"done in {time.monotonic() - started:.1f} s; logs in {runner.logdir}", highlight=False)
+        where = f"; logs in {runner.logdir}" if runner.logdir.exists() else "; nothing to run"
+        console.print(f"done in {time.monotonic() - started:.1f} s{where}", highlight=False)
         _print_table(suite, store, outcome.device_id, args.format)
     if outcome.failed:
         console.print(f"failed variants: {', '.join(outcome.failed)}", highlight=False)
