@@ -17,7 +17,7 @@ from typing import Any
 
 from greenbench.datasets import SynthSpec, cached_synth
 from greenbench.errors import GreenbenchError
-from greenbench.measure.carbon import GridIntensity, co2_g, grid_intensity
+from greenbench.measure.carbon import GridIntensity, grid_intensity
 from greenbench.measure.device import fingerprint, git_commit
 from greenbench.measure.energy.composite import (
     IdleBaseline,
@@ -25,9 +25,8 @@ from greenbench.measure.energy.composite import (
     select_meters,
     skipped_idle,
 )
-from greenbench.measure.energy.meter import DomainEnergy, EnergyReading
-from greenbench.measure.stats import summarize
-from greenbench.store import RunRecord, Store, metric
+from greenbench.records import build_metrics
+from greenbench.store import RunRecord, Store
 from greenbench.suite import Suite
 
 
@@ -195,22 +194,6 @@ class Runner:
             self.opt.progress(line)
         return len(lines)
 
-    def _energy_metrics(self, reading: dict[str, Any], prefix: str) -> dict[str, dict[str, Any]]:
-        assert self._idle is not None
-        r = EnergyReading(
-            reading["duration_s"],
-            tuple(
-                DomainEnergy(d["domain"], d["energy_j"], d["method"], d["source"]) for d in reading["domains"]
-            ),
-            reading.get("invalid_samples", 0),
-        )
-        n = self._idle.net(r)
-        tag = {"method": n["method"], "source": n["source"]}
-        return {
-            f"{prefix}_j": metric(n["energy_j"], "J", **tag),
-            f"{prefix}_net_j": metric(n["energy_net_j"], "J", idle_j=n["idle_j"], **tag),
-        }
-
     # --- one variant --------------------------------------------------------------------
     def _run_variant(self, name: str) -> RunRecord:
         suite, started = self.suite, _now()
@@ -285,7 +268,24 @@ class Runner:
                     },
                 },
             )
-            metrics, measurement, stages = self._metrics(measured, stage_results)
+            assert self._idle is not None and self._intensity is not None
+            c = suite.measure.carbon
+            metrics, stages = build_metrics(
+                measured, stage_results, self._idle, self._intensity, c.pue, self._lat_imgsz
+            )
+            measurement = {
+                "latency": measured["latency"],
+                "energy_windows": measured["energy_windows"],
+                "idle": self._idle.to_dict(),
+                "meters": measured["meters"],
+                "carbon": {
+                    "g_per_kwh": self._intensity.g_per_kwh,
+                    "source": self._intensity.source,
+                    "pue": c.pue,
+                },
+                "weights_file": measured["weights_file"],
+                "settings": suite.measure.model_dump(),
+            }
             return RunRecord(
                 **base,
                 status="ok",
@@ -302,122 +302,6 @@ class Runner:
                 error=str(e),
                 stages=[{"name": p["name"], "params": p["params"]} for p in plan if p["variant"] == name],
             )
-
-    def _metrics(
-        self, m: dict[str, Any], stage_results: list[dict[str, Any]]
-    ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
-        assert self._intensity is not None and self._idle is not None
-        pue = self.suite.measure.carbon.pue
-        acc = m["accuracy"]
-        lat = m["latency"]["summary"]
-        metrics: dict[str, dict[str, Any]] = {
-            "precision": metric(acc["precision"], "fraction", split="test"),
-            "recall": metric(acc["recall"], "fraction", split="test"),
-            "map50": metric(acc["map50"], "fraction", split="test"),
-            "map50_95": metric(acc["map50_95"], "fraction", split="test"),
-            "params": metric(m["params"], "count"),
-            "gmacs": metric(m["macs"] / 1e9, "GMAC", imgsz=self._lat_imgsz),
-            "gflops": metric(
-                2 * m["macs"] / 1e9, "GFLOP", convention="GFLOPs = 2 × GMACs", imgsz=self._lat_imgsz
-            ),
-            "size_mb": metric(m["size_mb"], "MB"),
-            "peak_rss_mb": metric(m["peak_rss_mb"], "MB", what="peak RSS of the measuring process"),
-            "latency_ms": metric(
-                lat["median"],
-                "ms",
-                stat="median",
-                ci_low=lat["ci_low"],
-                ci_high=lat["ci_high"],
-                iqr=lat["iqr"],
-                p90=lat["p90"],
-                p99=lat["p99"],
-                mean=lat["mean"],
-                std=lat["std"],
-                n=lat["n"],
-                noisy=lat["noisy"],
-                threads=m["latency"]["threads"],
-            ),
-        }
-        # energy per image: median over windows, gross and net, with the spread
-        windows = m["energy_windows"]
-        per_img_gross = [w["energy_j"] / w["images"] for w in windows]
-        nets = [self._energy_metrics(w, "e")["e_net_j"]["value"] / w["images"] for w in windows]
-        gs, ns = summarize(per_img_gross), summarize(nets)
-        tag = {"method": windows[0]["method"], "source": windows[0]["source"]}
-        metrics["energy_per_image_j"] = metric(
-            gs.median, "J", stat="median over windows", min=gs.min, max=gs.max, windows=gs.n, **tag
-        )
-        metrics["energy_per_image_net_j"] = metric(
-            ns.median, "J", stat="median over windows", min=ns.min, max=ns.max, windows=ns.n, **tag
-        )
-        stages = []
-        train_gross = train_net = 0.0
-        methods = set()
-        for s in stage_results:
-            em = self._energy_metrics(s["energy"], "energy")
-            train_gross += em["energy_j"]["value"]
-            train_net += em["energy_net_j"]["value"]
-            methods.add(em["energy_j"]["method"])
-            stages.append(
-                {
-                    "name": s["name"],
-                    "params": s["params"],
-                    "cached": s["cached"],
-                    "checkpoint": s["checkpoint"],
-                    "duration_s": s["energy"]["duration_s"],
-                    "energy": s["energy"],
-                    "energy_j": em["energy_j"]["value"],
-                    "energy_net_j": em["energy_net_j"]["value"],
-                    "method": em["energy_j"]["method"],
-                }
-            )
-        checks = [s["energy"].get("notes", {}).get("codecarbon") for s in stage_results]
-        if checks and all(c and "energy_j" in c for c in checks):
-            metrics["codecarbon_train_energy_j"] = metric(
-                sum(c["energy_j"] for c in checks),
-                "J",
-                method="codecarbon",
-                source=f"codecarbon {checks[0].get('version', '')} OfflineEmissionsTracker, same windows",
-                csv=checks[0].get("csv"),
-            )
-            metrics["codecarbon_co2_train_g"] = metric(
-                sum(c["co2_g"] for c in checks), "g", method="codecarbon"
-            )
-        elif any(checks):
-            metrics["codecarbon_train_energy_j"] = metric(
-                None, "J", method="codecarbon", error="; ".join(str(c.get("error")) for c in checks if c)
-            )
-        if stage_results:
-            method = "measured" if methods == {"measured"} else "estimated"
-            src = stage_results[0]["energy"]["source"]
-            metrics["train_energy_j"] = metric(
-                train_gross, "J", method=method, source=src, stages=len(stages)
-            )
-            metrics["train_energy_net_j"] = metric(
-                train_net, "J", method=method, source=src, stages=len(stages)
-            )
-            metrics["co2_train_g"] = metric(
-                co2_g(train_gross, self._intensity, pue),
-                "g",
-                method=method,
-                basis="gross training energy × grid intensity × PUE",
-            )
-        metrics["co2_per_1k_images_g"] = metric(
-            co2_g(gs.median * 1000, self._intensity, pue),
-            "g",
-            method=tag["method"],
-            basis="gross energy per image × 1000",
-        )
-        measurement = {
-            "latency": m["latency"],
-            "energy_windows": windows,
-            "idle": self._idle.to_dict(),
-            "meters": m["meters"],
-            "carbon": {"g_per_kwh": self._intensity.g_per_kwh, "source": self._intensity.source, "pue": pue},
-            "weights_file": m["weights_file"],
-            "settings": self.suite.measure.model_dump(),
-        }
-        return metrics, measurement, stages
 
     # --- the whole suite ----------------------------------------------------------------
     def run(self) -> RunOutcome:
