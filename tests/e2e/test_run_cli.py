@@ -91,6 +91,7 @@ def test_failed_variant_is_stored_and_suite_goes_on(micro_suite: Path, tmp_path:
     text = micro_suite.read_text().replace(
         "  child:\n", f"  broken: {{model: {broken}, stages: [train]}}\n  child:\n"
     )
+    text = text.replace("energy: {", "energy: {codecarbon: true, ")  # the cross-check rides along
     suite = tmp_path / "with_failure.yaml"
     suite.write_text(text.replace("name: micro", "name: microfail"))
     store = tmp_path / "gb.db"
@@ -103,4 +104,7 @@ def test_failed_variant_is_stored_and_suite_goes_on(micro_suite: Path, tmp_path:
     assert by_variant["base"].status == "ok" and by_variant["child"].status == "ok"
     assert by_variant["base"].measurement["idle"]["skipped"] is True
     assert "Traceback" not in out.stderr and "broken FAILED" in out.stdout
+    cc = by_variant["base"].metrics["codecarbon_train_energy_j"]
+    assert cc["value"] >= 0 and cc["method"] == "codecarbon" and Path(cc["csv"]).is_file()
+    assert by_variant["base"].metrics["train_energy_j"]["method"] == "estimated"  # ours, not theirs
     json.dumps([r.to_dict() for r in by_variant.values()])  # records stay JSON-serialisable
