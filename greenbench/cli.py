@@ -41,9 +41,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _current_records(suite: Suite, store: Store, device_id: str) -> list[RunRecord]:
     """Per variant of the suite as it is now: the newest ok record, else the newest failure."""
+    from greenbench.runner import dataset_key, variant_key
+
+    data_key = dataset_key(suite)
     rows = []
     for name in suite.order():
-        vh = suite.variant_hash(name)
+        vh = variant_key(suite, name, data_key)
         rec = store.latest(suite.name, vh, device_id) or store.latest(suite.name, vh, device_id, None)
         if rec is not None:
             rows.append(rec)

@@ -6,6 +6,7 @@ intensity. Every energy metric carries ``method`` (``measured``/``estimated``) a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from greenbench.measure.carbon import GridIntensity, co2_g
@@ -17,6 +18,16 @@ from greenbench.store import metric
 Metrics = dict[str, dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Context:
+    """What a run knows besides the worker results: idle baseline, grid intensity, PUE, image size."""
+
+    idle: IdleBaseline
+    intensity: GridIntensity
+    pue: float
+    imgsz: int
+
+
 def reading_from_dict(d: dict[str, Any]) -> EnergyReading:
     """Inverse of ``EnergyReading.to_dict`` (notes dropped)."""
     domains = tuple(DomainEnergy(x["domain"], x["energy_j"], x["method"], x["source"]) for x in d["domains"])
@@ -26,11 +37,12 @@ def reading_from_dict(d: dict[str, Any]) -> EnergyReading:
 def accuracy_and_complexity(m: dict[str, Any], imgsz: int) -> Metrics:
     """Accuracy on the test split, parameters, MACs/FLOPs at ``imgsz``, size, peak memory."""
     acc = m["accuracy"]
+    split = acc.get("split", "test")
     return {
-        "precision": metric(acc["precision"], "fraction", split="test"),
-        "recall": metric(acc["recall"], "fraction", split="test"),
-        "map50": metric(acc["map50"], "fraction", split="test"),
-        "map50_95": metric(acc["map50_95"], "fraction", split="test"),
+        "precision": metric(acc["precision"], "fraction", split=split),
+        "recall": metric(acc["recall"], "fraction", split=split),
+        "map50": metric(acc["map50"], "fraction", split=split),
+        "map50_95": metric(acc["map50_95"], "fraction", split=split),
         "params": metric(m["params"], "count", what="fused inference model"),
         "gmacs": metric(m["macs"] / 1e9, "GMAC", imgsz=imgsz),
         "gflops": metric(2 * m["macs"] / 1e9, "GFLOP", convention="GFLOPs = 2 × GMACs", imgsz=imgsz),
@@ -52,7 +64,12 @@ def inference_energy(m: dict[str, Any], idle: IdleBaseline, intensity: GridInten
     gross = [w["energy_j"] / w["images"] for w in windows]
     net = [idle.net(reading_from_dict(w))["energy_net_j"] / w["images"] for w in windows]
     g, n = summarize(gross), summarize(net)
-    tag = {"method": windows[0]["method"], "source": windows[0]["source"], "stat": "median over windows"}
+    tag = {
+        "method": windows[0]["method"],
+        "source": windows[0]["source"],
+        "stat": "median over windows",
+        "invalid_samples": sum(w.get("invalid_samples", 0) for w in windows),
+    }
     return {
         "energy_per_image_j": metric(g.median, "J", min=g.min, max=g.max, windows=g.n, **tag),
         "energy_per_image_net_j": metric(n.median, "J", min=n.min, max=n.max, windows=n.n, **tag),
@@ -63,38 +80,58 @@ def inference_energy(m: dict[str, Any], idle: IdleBaseline, intensity: GridInten
     }  # fmt: skip
 
 
+def _stage_entry(s: dict[str, Any], idle: IdleBaseline) -> dict[str, Any]:
+    n = idle.net(reading_from_dict(s["energy"]))
+    return {
+        "variant": s.get("variant"),
+        "name": s["name"],
+        "params": s["params"],
+        "cached": s["cached"],
+        "checkpoint": s["checkpoint"],
+        "duration_s": s["energy"]["duration_s"],
+        "energy": s["energy"],
+        "energy_j": n["energy_j"],
+        "energy_net_j": n["energy_net_j"],
+        "method": n["method"],
+        "invalid_samples": s["energy"].get("invalid_samples", 0),
+    }
+
+
+def _totals(stages: list[dict[str, Any]], prefix: str, what: str) -> Metrics:
+    method = "measured" if all(s["method"] == "measured" for s in stages) else "estimated"
+    tag = {
+        "method": method,
+        "source": stages[0]["energy"]["source"],
+        "stages": len(stages),
+        "what": what,
+        "invalid_samples": sum(s["invalid_samples"] for s in stages),
+    }
+    return {
+        f"{prefix}_j": metric(sum(s["energy_j"] for s in stages), "J", **tag),
+        f"{prefix}_net_j": metric(sum(s["energy_net_j"] for s in stages), "J", **tag),
+    }
+
+
 def training(
-    stage_results: list[dict[str, Any]], idle: IdleBaseline, intensity: GridIntensity, pue: float
+    stage_results: list[dict[str, Any]], variant: str, ctx: Context
 ) -> tuple[Metrics, list[dict[str, Any]]]:
-    """Per-stage energy (gross, net) and the variant's training totals with CO2."""
-    stages, metrics = [], {}
-    for s in stage_results:
-        n = idle.net(reading_from_dict(s["energy"]))
-        stages.append(
-            {
-                "name": s["name"],
-                "params": s["params"],
-                "cached": s["cached"],
-                "checkpoint": s["checkpoint"],
-                "duration_s": s["energy"]["duration_s"],
-                "energy": s["energy"],
-                "energy_j": n["energy_j"],
-                "energy_net_j": n["energy_net_j"],
-                "method": n["method"],
-            }
-        )
-    if stages:
-        method = "measured" if all(s["method"] == "measured" for s in stages) else "estimated"
-        tag = {"method": method, "source": stage_results[0]["energy"]["source"], "stages": len(stages)}
-        gross = sum(s["energy_j"] for s in stages)
-        metrics["train_energy_j"] = metric(gross, "J", **tag)
-        metrics["train_energy_net_j"] = metric(sum(s["energy_net_j"] for s in stages), "J", **tag)
+    """Per-stage energy (gross, net) of the variant's own stages, and training totals with CO2:
+    ``train_energy_*`` for its own stages, ``train_energy_lineage_*`` for every stage from the
+    root model on (what producing this variant cost, parents included)."""
+    lineage = [_stage_entry(s, ctx.idle) for s in stage_results]
+    own = [s for s in lineage if s["variant"] == variant]
+    metrics: Metrics = {}
+    if own:
+        metrics.update(_totals(own, "train_energy", "this variant's own stages"))
+        gross = metrics["train_energy_j"]["value"]
         metrics["co2_train_g"] = metric(
-            co2_g(gross, intensity, pue), "g", method=method,
-            basis="gross training energy × grid intensity × PUE",
+            co2_g(gross, ctx.intensity, ctx.pue), "g", method=metrics["train_energy_j"]["method"],
+            basis="gross energy of this variant's own stages × grid intensity × PUE",
         )  # fmt: skip
-    metrics.update(codecarbon_check([s["energy"].get("notes", {}).get("codecarbon") for s in stage_results]))
-    return metrics, stages
+    if lineage:
+        metrics.update(_totals(lineage, "train_energy_lineage", "every stage from the root model on"))
+    metrics.update(codecarbon_check([s["energy"].get("notes", {}).get("codecarbon") for s in own]))
+    return metrics, own
 
 
 def codecarbon_check(checks: list[dict[str, Any] | None]) -> Metrics:
@@ -115,14 +152,13 @@ def codecarbon_check(checks: list[dict[str, Any] | None]) -> Metrics:
 
 
 def build_metrics(
-    m: dict[str, Any],
-    stage_results: list[dict[str, Any]],
-    idle: IdleBaseline,
-    intensity: GridIntensity,
-    pue: float,
-    imgsz: int,
+    m: dict[str, Any], stage_results: list[dict[str, Any]], variant: str, ctx: Context
 ) -> tuple[Metrics, list[dict[str, Any]]]:
-    """All metrics of one variant and its per-stage entries."""
-    metrics = {**accuracy_and_complexity(m, imgsz), **latency(m), **inference_energy(m, idle, intensity, pue)}
-    train_metrics, stages = training(stage_results, idle, intensity, pue)
+    """All metrics of one variant and the entries of its own stages."""
+    metrics = {
+        **accuracy_and_complexity(m, ctx.imgsz),
+        **latency(m),
+        **inference_energy(m, ctx.idle, ctx.intensity, ctx.pue),
+    }
+    train_metrics, stages = training(stage_results, variant, ctx)
     return {**metrics, **train_metrics}, stages

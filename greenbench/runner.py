@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from greenbench.dataset_ref import DatasetRef, check_dataset
 from greenbench.datasets import SynthSpec, cached_synth
 from greenbench.errors import GreenbenchError
 from greenbench.measure.carbon import GridIntensity, grid_intensity
@@ -25,7 +26,7 @@ from greenbench.measure.energy.composite import (
     select_meters,
     skipped_idle,
 )
-from greenbench.records import build_metrics
+from greenbench.records import Context, build_metrics
 from greenbench.store import RunRecord, Store
 from greenbench.suite import Suite
 
@@ -63,28 +64,40 @@ def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def resolve_dataset(suite: Suite, workdir: Path) -> Path:
-    """The data.yaml of the suite: generated once into the cache for ``synthetic:``."""
+def dataset_key(suite: Suite) -> str:
+    """What identifies the suite's data: the generator spec, or the user data's content fingerprint."""
     ds = suite.dataset
     if ds.synthetic is not None:
-        s = ds.synthetic
-        spec = SynthSpec(classes=s.classes, images=s.images, imgsz=s.imgsz, seed=s.seed)
-        return cached_synth(workdir / "datasets", spec)
+        return "synth-" + _synth_spec(suite).key()
     assert ds.path is not None
-    path = Path(ds.path)
-    if not path.is_file():
-        raise GreenbenchError(
-            f"dataset {path} (dataset.path in {suite.path}) does not exist; fix the path or "
-            f"use a 'synthetic:' dataset."
-        )
-    return path
+    return check_dataset(Path(ds.path)).fingerprint
+
+
+def _synth_spec(suite: Suite) -> SynthSpec:
+    s = suite.dataset.synthetic
+    assert s is not None
+    return SynthSpec(classes=s.classes, images=s.images, imgsz=s.imgsz, seed=s.seed)
+
+
+def resolve_dataset(suite: Suite, workdir: Path) -> DatasetRef:
+    """The checked dataset of the suite: generated once into the cache for ``synthetic:``."""
+    if suite.dataset.synthetic is not None:
+        spec = _synth_spec(suite)
+        return DatasetRef(cached_synth(workdir / "datasets", spec), "test", "synth-" + spec.key())
+    assert suite.dataset.path is not None
+    return check_dataset(Path(suite.dataset.path))
+
+
+def variant_key(suite: Suite, variant: str, data_key: str) -> str:
+    """The resume key of a variant's result: its config hash and the data it ran on."""
+    return _sha([suite.variant_hash(variant), data_key])
 
 
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def stage_plan(suite: Suite, variant: str, workdir: Path, data_yaml: Path) -> list[dict[str, Any]]:
+def stage_plan(suite: Suite, variant: str, workdir: Path, data_key: str) -> list[dict[str, Any]]:
     """Every stage from the root model to ``variant``, each with its cache key and folder.
 
     A stage's key chains the key of the stage before it, so a stage is shared by every variant
@@ -99,7 +112,7 @@ def stage_plan(suite: Suite, variant: str, workdir: Path, data_yaml: Path) -> li
             "model": root.model,
             "model_file": _file_digest(Path(root.model)) if Path(root.model).is_file() else None,
             "weights": _file_digest(Path(root.weights)) if root.weights else None,
-            "data": _file_digest(data_yaml),
+            "data": data_key,
             "defaults": suite.defaults,
             "device": suite.measure.device,
         }
@@ -134,7 +147,8 @@ class Runner:
         self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
         self.logdir = self.workdir / "logs" / self.run_id
         self.git_commit = git_commit(suite.path.parent) or "none"
-        self.data_yaml = Path()  # resolved in run(): generating data is work, not set-up
+        # resolved in run(): generating or walking the data is work, not set-up
+        self.dataset = DatasetRef(Path(), "test", "")
         self._lat_imgsz = suite.measure.latency.imgsz or int(suite.defaults.get("imgsz", 640))
         self._failed: set[str] = set()
         self._idle: IdleBaseline | None = None
@@ -194,123 +208,159 @@ class Runner:
             self.opt.progress(line)
         return len(lines)
 
+    # --- jobs -------------------------------------------------------------------------
+    def _stages_job(self, name: str, plan: list[dict[str, Any]]) -> dict[str, Any]:
+        suite = self.suite
+        root = suite.root_model(name)
+        # --force retrains this variant's own stages; its ancestors' cached artifacts stay valid
+        forced = [p["key"] for p in plan if p["variant"] == name] if self.opt.force else []
+        return {
+            "kind": "stages",
+            "workdir": str(self.workdir),
+            "device": suite.measure.device,
+            "energy": self._energy_job(),
+            "data_yaml": str(self.dataset.data_yaml),
+            "defaults": suite.defaults,
+            "model": root.model,
+            "weights": root.weights,
+            "stages": plan,
+            "force_keys": forced,
+        }
+
+    def _measure_job(self, name: str, checkpoint: str | None) -> dict[str, Any]:
+        suite = self.suite
+        root = suite.root_model(name)
+        lat, e = suite.measure.latency, suite.measure.energy
+        return {
+            "kind": "measure",
+            "workdir": str(self.workdir),
+            "device": suite.measure.device,
+            "variant": name,
+            "checkpoint": checkpoint,
+            "model": root.model,
+            "weights": root.weights,
+            "data_yaml": str(self.dataset.data_yaml),
+            "eval_split": self.dataset.eval_split,
+            "eval_imgsz": int(suite.defaults.get("imgsz", 640)),
+            "out_dir": str(self.workdir / "measure" / f"{name}-{self._key(name)}"),
+            "latency": {
+                "warmup": lat.warmup,
+                "min_repeats": lat.min_repeats,
+                "min_time_s": lat.min_time_s,
+                "max_time_s": lat.max_time_s,
+                "batch": lat.batch,
+                "imgsz": self._lat_imgsz,
+                "threads": lat.threads,
+            },
+            "energy": {**self._energy_job(), "min_window_s": e.min_window_s, "windows": e.windows},
+        }
+
+    def _key(self, name: str) -> str:
+        return variant_key(self.suite, name, self.dataset.fingerprint)
+
     # --- one variant --------------------------------------------------------------------
     def _run_variant(self, name: str) -> RunRecord:
         suite, started = self.suite, _now()
-        spec = suite.variants[name]
-        parent = spec.from_
-        root = suite.root_model(name)
-        base = {
+        parent = suite.variants[name].from_
+        identity = {
             "run_id": self.run_id,
             "suite": suite.name,
             "suite_hash": suite.source_hash,
             "variant": name,
-            "variant_hash": suite.variant_hash(name),
+            "variant_hash": self._key(name),
             "parent": parent,
             "device_id": self.device["device_id"],
             "started_at": started,
             "device": self.device,
             "versions": {**self.device["versions"], "suite_git_commit": self.git_commit},
         }
-        plan = stage_plan(self.suite, name, self.workdir, self.data_yaml)
+        own_stages = [{"name": st.name, "params": st.params} for st in suite.variants[name].stages]
         try:
             if parent is not None and parent in self._failed:
                 raise GreenbenchError(f"its parent variant '{parent}' failed in this run")
-            common = {
-                "workdir": str(self.workdir),
-                "device": suite.measure.device,
-                "energy": self._energy_job(),
-            }
-            checkpoint = None
-            stage_results: list[dict[str, Any]] = []
+            plan = stage_plan(suite, name, self.workdir, self.dataset.fingerprint)
+            checkpoint, stage_results = None, []
             if plan:
-                out = self._spawn(
-                    name,
-                    {
-                        "kind": "stages",
-                        **common,
-                        "data_yaml": str(self.data_yaml),
-                        "defaults": suite.defaults,
-                        "model": root.model,
-                        "weights": root.weights,
-                        "stages": plan,
-                    },
-                )
-                checkpoint = out["checkpoint"]
-                stage_results = [s for s in out["stages"] if s["variant"] == name]
-            lat = suite.measure.latency
-            imgsz = int(suite.defaults.get("imgsz", 640))
-            measured = self._spawn(
-                name,
-                {
-                    "kind": "measure",
-                    **common,
-                    "variant": name,
-                    "checkpoint": checkpoint,
-                    "model": root.model,
-                    "weights": root.weights,
-                    "data_yaml": str(self.data_yaml),
-                    "eval_imgsz": imgsz,
-                    "out_dir": str(self.workdir / "measure" / f"{name}-{suite.variant_hash(name)}"),
-                    "latency": {
-                        "warmup": lat.warmup,
-                        "min_repeats": lat.min_repeats,
-                        "min_time_s": lat.min_time_s,
-                        "max_time_s": lat.max_time_s,
-                        "batch": lat.batch,
-                        "imgsz": lat.imgsz or imgsz,
-                        "threads": lat.threads,
-                    },
-                    "energy": {
-                        **self._energy_job(),
-                        "min_window_s": suite.measure.energy.min_window_s,
-                        "windows": suite.measure.energy.windows,
-                    },
-                },
-            )
-            assert self._idle is not None and self._intensity is not None
-            c = suite.measure.carbon
-            metrics, stages = build_metrics(
-                measured, stage_results, self._idle, self._intensity, c.pue, self._lat_imgsz
-            )
-            measurement = {
-                "latency": measured["latency"],
-                "energy_windows": measured["energy_windows"],
-                "idle": self._idle.to_dict(),
-                "meters": measured["meters"],
-                "carbon": {
-                    "g_per_kwh": self._intensity.g_per_kwh,
-                    "source": self._intensity.source,
-                    "pue": c.pue,
-                },
-                "weights_file": measured["weights_file"],
-                "settings": suite.measure.model_dump(),
-            }
-            return RunRecord(
-                **base,
-                status="ok",
-                finished_at=_now(),
-                stages=stages,
-                metrics=metrics,
-                measurement=measurement,
-            )
+                out = self._spawn(name, self._stages_job(name, plan))
+                checkpoint, stage_results = out["checkpoint"], out["stages"]
+            measured = self._spawn(name, self._measure_job(name, checkpoint))
+            return self._ok_record(identity, measured, stage_results)
         except GreenbenchError as e:
-            return RunRecord(
-                **base,
-                status="failed",
-                finished_at=_now(),
-                error=str(e),
-                stages=[{"name": p["name"], "params": p["params"]} for p in plan if p["variant"] == name],
-            )
+            error = str(e)
+        except Exception as e:
+            error = f"internal error: {type(e).__name__}: {e} (please report it)"
+        return RunRecord(**identity, status="failed", finished_at=_now(), error=error, stages=own_stages)
+
+    def _ok_record(
+        self, identity: dict[str, Any], measured: dict[str, Any], stage_results: list[dict[str, Any]]
+    ) -> RunRecord:
+        assert self._idle is not None and self._intensity is not None
+        c = self.suite.measure.carbon
+        metrics, stages = build_metrics(
+            measured,
+            stage_results,
+            identity["variant"],
+            Context(self._idle, self._intensity, c.pue, self._lat_imgsz),
+        )
+        measurement = {
+            "latency": measured["latency"],
+            "energy_windows": measured["energy_windows"],
+            "idle": self._idle.to_dict(),
+            "meters": measured["meters"],
+            "carbon": {
+                "g_per_kwh": self._intensity.g_per_kwh,
+                "source": self._intensity.source,
+                "pue": c.pue,
+            },
+            "weights_file": measured["weights_file"],
+            "dataset": {
+                "data_yaml": str(self.dataset.data_yaml),
+                "eval_split": self.dataset.eval_split,
+                "fingerprint": self.dataset.fingerprint,
+            },
+            "settings": self.suite.measure.model_dump(),
+        }
+        return RunRecord(
+            **identity,
+            status="ok",
+            finished_at=_now(),
+            stages=stages,
+            metrics=metrics,
+            measurement=measurement,
+        )
 
     # --- the whole suite ----------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Carbon intensity, the dataset, the idle baseline: once per run, before any variant."""
+        suite, opt = self.suite, self.opt
+        c, e = suite.measure.carbon, suite.measure.energy
+        self._intensity = grid_intensity(c.country, c.region, c.intensity_g_per_kwh)
+        try:
+            self.logdir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise GreenbenchError(
+                f"cannot create the work folder {self.logdir}: {err.strerror}. Pass --workdir with a "
+                f"writable folder."
+            ) from None
+        self.dataset = resolve_dataset(suite, self.workdir)
+        skip = e.skip_idle if opt.skip_idle is None else opt.skip_idle
+        if skip:
+            why = "--no-idle" if opt.skip_idle else "measure.energy.skip_idle"
+            self._idle = skipped_idle(f"skipped by {why}")
+        else:
+            opt.progress(f"idle baseline: {e.idle_s:g} s")
+            meter, _ = select_meters(e.meters, e.watts_per_core, e.gpus, opt.powercap_root)
+            with meter:
+                self._idle = measure_idle(meter, e.idle_s)
+
     def run(self) -> RunOutcome:
         """Run every variant not already stored ``ok`` (all of them with ``force``)."""
         suite, opt = self.suite, self.opt
         outcome = RunOutcome(self.run_id, self.device["device_id"])
+        data_key = dataset_key(suite)
         todo = []
         for name in suite.order():
-            done = self.store.latest(suite.name, suite.variant_hash(name), self.device["device_id"])
+            done = self.store.latest(suite.name, variant_key(suite, name, data_key), self.device["device_id"])
             if done is not None and not opt.force:
                 outcome.done[name] = "resumed"
                 opt.progress(f"{name}: already stored ok (run {done.run_id}); skipped")
@@ -318,20 +368,7 @@ class Runner:
                 todo.append(name)
         if not todo:
             return outcome
-        c = suite.measure.carbon
-        self._intensity = grid_intensity(c.country, c.region, c.intensity_g_per_kwh)
-        self.data_yaml = resolve_dataset(suite, self.workdir)
-        e = suite.measure.energy
-        skip = e.skip_idle if opt.skip_idle is None else opt.skip_idle
-        if skip:
-            self._idle = skipped_idle(
-                "skipped by " + ("--no-idle" if opt.skip_idle else "measure.energy.skip_idle")
-            )
-        else:
-            opt.progress(f"idle baseline: {e.idle_s:g} s")
-            meter, _ = select_meters(e.meters, e.watts_per_core, e.gpus, opt.powercap_root)
-            with meter:
-                self._idle = measure_idle(meter, e.idle_s)
+        self._prepare()
         for name in todo:
             record = self._run_variant(name)
             self.store.add(record)

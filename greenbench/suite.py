@@ -32,7 +32,7 @@ from greenbench.adapters.ultra_args import (
     builtin_model_names,
     train_arg_names,
 )
-from greenbench.errors import SuiteError
+from greenbench.errors import GreenbenchError, SuiteError
 from greenbench.manifest import (
     Loc,
     Problem,
@@ -344,8 +344,36 @@ def _check(suite: Suite, base: Path) -> list[Problem]:
         where = ("dataset", "path")
         suite.dataset.path, problem = _resolve_file(suite.dataset.path, base, where, "dataset")
         problems += [problem] if problem else []
+        if problem is None:
+            problems += _check_data_yaml(Path(suite.dataset.path), where)
     problems += _check_defaults(suite.defaults)
+    problems += _check_carbon(suite.measure.carbon)
     return problems
+
+
+def _check_data_yaml(path: Path, loc: Loc) -> list[Problem]:
+    """The data.yaml's splits exist (run would stop there anyway, after the idle baseline)."""
+    from greenbench.dataset_ref import split_paths
+
+    try:
+        split_paths(path)
+    except GreenbenchError as e:
+        return [Problem(loc, str(e))]
+    return []
+
+
+def _check_carbon(carbon: CarbonSettings) -> list[Problem]:
+    """The grid intensity can be looked up offline for the country/region given."""
+    from greenbench.measure.carbon import grid_intensity
+
+    if carbon.intensity_g_per_kwh is not None:
+        return []
+    try:
+        grid_intensity(carbon.country, carbon.region)
+    except GreenbenchError as e:
+        key = "region" if carbon.region is not None else "country"
+        return [Problem(("measure", "carbon", key), str(e))]
+    return []
 
 
 _BOTH = "sets both 'model' and 'from'; expected one (a root has 'model', a child 'from')."

@@ -75,7 +75,8 @@ def run_stages(job: dict[str, Any], emit: Events) -> dict[str, Any]:
         for spec in job["stages"]:
             out_dir = Path(spec["out_dir"])
             marker = out_dir / STAGE_MARKER
-            if marker.exists() and Path(json.loads(marker.read_text())["checkpoint"]).exists():
+            forced = spec["key"] in job.get("force_keys", [])
+            if not forced and marker.exists() and Path(json.loads(marker.read_text())["checkpoint"]).exists():
                 result = json.loads(marker.read_text())
                 result["cached"] = True
             else:
@@ -171,11 +172,16 @@ def run_measure(job: dict[str, Any], emit: Events) -> dict[str, Any]:
         windows, per_image = _energy_per_image(
             meter, predict_synced, lat["batch"], e["min_window_s"], e["windows"]
         )
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # KiB on Linux → MB
 
     macs = count_macs(module, lat["imgsz"])
     emit(f"{variant}: accuracy")
-    accuracy = adapter.evaluate(yolo, Path(job["data_yaml"]), job["eval_imgsz"], Path(job["out_dir"]) / "val")
+    split = job.get("eval_split", "test")
+    out_dir = Path(job["out_dir"]) / "val"
+    accuracy: dict[str, Any] = adapter.evaluate(
+        yolo, Path(job["data_yaml"]), job["eval_imgsz"], out_dir, split
+    )
+    accuracy["split"] = split
     return {
         "params": count_params(module),
         "macs": macs,

@@ -32,3 +32,18 @@ def micro_suite(tmp_path: Path) -> Path:
     path = tmp_path / "micro.yaml"
     path.write_text(textwrap.dedent(MICRO_SUITE))
     return path
+
+
+ULTRALYTICS_ENV = ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME")
+
+
+@pytest.fixture
+def clean_ultralytics_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset the variables ``prepare_ultralytics`` sets, and restore them after the test.
+
+    ``monkeypatch.delenv`` of an unset variable records nothing to restore, so set it first:
+    otherwise what the code under test sets leaks into every later test of the session.
+    """
+    for var in ULTRALYTICS_ENV:
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)

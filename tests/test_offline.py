@@ -8,14 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from greenbench.offline import offline_settings, prepare_ultralytics
 
 
-def test_prepare_writes_settings_fonts_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(var, raising=False)
+def test_prepare_writes_settings_fonts_and_env(tmp_path: Path, clean_ultralytics_env: None) -> None:
     config = prepare_ultralytics(tmp_path)
     assert config == tmp_path.resolve() / "ultralytics-config" / "Ultralytics"
     settings = json.loads((config / "settings.json").read_text())

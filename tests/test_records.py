@@ -8,7 +8,7 @@ import pytest
 
 from greenbench.measure.carbon import GridIntensity
 from greenbench.measure.energy.composite import IdleBaseline, skipped_idle
-from greenbench.records import build_metrics, codecarbon_check
+from greenbench.records import Context, build_metrics, codecarbon_check
 
 GRID = GridIntensity(400.0, "test", "DEU", None)
 
@@ -31,16 +31,25 @@ def measured(windows: list[dict[str, Any]]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def stage(energy_j: float, duration_s: float, notes: dict[str, Any] | None = None) -> dict[str, Any]:
+def stage(
+    energy_j: float, duration_s: float, notes: dict[str, Any] | None = None, variant: str = "v"
+) -> dict[str, Any]:
     w = window(energy_j, duration_s, 0)
     w["notes"] = notes or {}
-    return {"name": "train", "params": {}, "cached": False, "checkpoint": "c.pt", "energy": w}
+    return {
+        "variant": variant,
+        "name": "train",
+        "params": {},
+        "cached": False,
+        "checkpoint": "c.pt",
+        "energy": w,
+    }
 
 
 def test_per_image_energy_is_median_over_windows_gross_and_net() -> None:
     idle = IdleBaseline({"package-0": 10.0}, 3.0, "measured")  # 10 W idle
     windows = [window(30.0, 1.0, 100), window(32.0, 1.0, 100), window(60.0, 2.0, 200)]
-    metrics, _ = build_metrics(measured(windows), [], idle, GRID, 1.5, 128)
+    metrics, _ = build_metrics(measured(windows), [], "v", Context(idle, GRID, 1.5, 128))
     e = metrics["energy_per_image_j"]
     assert e["value"] == pytest.approx(0.30) and e["min"] == pytest.approx(0.30) and e["max"] == 0.32
     assert e["method"] == "measured" and e["windows"] == 3
@@ -51,13 +60,16 @@ def test_per_image_energy_is_median_over_windows_gross_and_net() -> None:
 
 def test_training_totals_stages_and_co2_from_gross() -> None:
     idle = IdleBaseline({"package-0": 2.0}, 3.0, "measured")
-    metrics, stages = build_metrics(
-        measured([window(1, 1, 1)]), [stage(1000.0, 100.0), stage(500.0, 50.0)], idle, GRID, 1.0, 64
-    )
+    parent = stage(4000.0, 400.0, variant="parent")
+    stages_in = [parent, stage(1000.0, 100.0), stage(500.0, 50.0)]
+    metrics, stages = build_metrics(measured([window(1, 1, 1)]), stages_in, "v", Context(idle, GRID, 1.0, 64))
     assert [s["energy_net_j"] for s in stages] == [800.0, 400.0]
     assert metrics["train_energy_j"]["value"] == 1500.0 and metrics["train_energy_net_j"]["value"] == 1200.0
     assert metrics["train_energy_j"]["method"] == "measured" and metrics["train_energy_j"]["stages"] == 2
     assert metrics["co2_train_g"]["value"] == pytest.approx(1500.0 / 3.6e6 * 400)
+    # what producing the variant cost: the parent's stage too
+    assert metrics["train_energy_lineage_j"]["value"] == 5500.0
+    assert metrics["train_energy_lineage_net_j"]["value"] == 5500.0 - 2.0 * 550.0
     assert metrics["gflops"]["value"] == 2 * metrics["gmacs"]["value"] == 5.0
     assert metrics["latency_ms"]["ci_low"] == 9.5 and metrics["latency_ms"]["n"] == 50
 
@@ -65,15 +77,15 @@ def test_training_totals_stages_and_co2_from_gross() -> None:
 def test_one_estimated_stage_makes_the_total_estimated() -> None:
     est = stage(10.0, 1.0)
     est["energy"]["domains"][0]["method"] = "estimated"
-    metrics, _ = build_metrics(
-        measured([window(1, 1, 1)]), [stage(10.0, 1.0), est], skipped_idle("x"), GRID, 1, 64
-    )
+    ctx = Context(skipped_idle("x"), GRID, 1, 64)
+    metrics, _ = build_metrics(measured([window(1, 1, 1)]), [stage(10.0, 1.0), est], "v", ctx)
     assert metrics["train_energy_j"]["method"] == "estimated"
     assert metrics["train_energy_net_j"]["value"] == metrics["train_energy_j"]["value"]  # idle skipped
 
 
 def test_no_stages_no_training_metrics() -> None:
-    metrics, stages = build_metrics(measured([window(1, 1, 1)]), [], skipped_idle("x"), GRID, 1, 64)
+    ctx = Context(skipped_idle("x"), GRID, 1, 64)
+    metrics, stages = build_metrics(measured([window(1, 1, 1)]), [], "v", ctx)
     assert stages == [] and "train_energy_j" not in metrics and "co2_train_g" not in metrics
 
 

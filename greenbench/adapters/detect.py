@@ -106,6 +106,16 @@ class DetectAdapter:
             yolo.add_callback("on_train_epoch_end", lambda tr: on_epoch(int(tr.epoch) + 1, int(tr.epochs)))
         out_dir = out_dir.resolve()
         advice = "Lower 'lr0' or raise 'warmup_epochs' in the suite's defaults or stage params."
+        args = dict(args)
+        if self.device.startswith("cuda") and args.get("amp", True):
+            # ultralytics' AMP check downloads a model; greenbench decides AMP itself and
+            # keeps the user's choice (recorded in the stage's train_args)
+            import ultralytics.engine.trainer as trainer_module
+
+            trainer_module.check_amp = lambda *_a, **_k: True  # type: ignore[assignment]
+            args["amp"] = True
+        elif "amp" not in args:
+            args["amp"] = False  # CPU: AMP does nothing here; say so explicitly in the record
         try:
             yolo.train(
                 data=str(data_yaml),

@@ -53,7 +53,14 @@ def bootstrap_median_ci(
     if x.size == 1:
         return float(x[0]), float(x[0])
     rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(x, size=(resamples, x.size), replace=True), axis=1)
+    # resample in chunks of ≤ 4M values: 60k latency samples × 2000 resamples would need ~1 GB
+    chunk = max(1, 4_000_000 // x.size)
+    medians = np.concatenate(
+        [
+            np.median(rng.choice(x, size=(min(chunk, resamples - i), x.size), replace=True), axis=1)
+            for i in range(0, resamples, chunk)
+        ]
+    )
     alpha = (1 - confidence) / 2
     low, high = np.quantile(medians, [alpha, 1 - alpha])
     return float(low), float(high)

@@ -39,6 +39,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("energy_per_image_net_j", "E/img_net_mJ", 1e3, 2, energy=True),
     Column("train_energy_j", "E_train_kJ", 1e-3, 3, energy=True),
     Column("train_energy_net_j", "E_train_net_kJ", 1e-3, 3, energy=True),
+    Column("train_energy_lineage_j", "E_lineage_kJ", 1e-3, 3, energy=True),
     Column("co2_train_g", "CO2_train_g", digits=3, energy=True),
 )
 
@@ -103,17 +104,24 @@ def _notes(records: Sequence[RunRecord], baseline: str | None) -> list[str]:
         lat = r.metrics["latency_ms"]
         g = r.metrics.get("gflops", {})
         notes.append(
-            f"latency_ms: median ± half-width of a bootstrap 95 % CI, batch 1 forward pass, "
+            f"latency_ms: median ± half-width of a bootstrap 95 % CI of one forward pass of batch "
+            f"{r.measurement.get('settings', {}).get('latency', {}).get('batch', '?')}, "
             f"{lat.get('threads')} thread(s), {r.device.get('device')} ({r.device.get('cpu_model')})"
         )
         notes.append(
             f"GFLOPs: {g.get('convention', '2 × GMACs')} at {g.get('imgsz')} px; "
-            f"mAP/P on the test split; E_train and CO2: this variant's own stages; "
+            f"mAP/P on the {r.metrics.get('map50', {}).get('split', 'test')} split; E_train and CO2: "
+            f"this variant's own stages; E_lineage: every stage from the root model on; "
             f"net = gross − idle power × duration"
         )
         c = r.measurement.get("carbon", {})
         if c:
             notes.append(f"CO2: {c['g_per_kwh']:.1f} gCO2/kWh ({c['source']}), PUE {c['pue']:g}")
+    flagged = [r.variant for r in ok if any(m.get("invalid_samples") for m in r.metrics.values())]
+    if flagged:
+        notes.append(
+            f"invalid energy counter samples discarded (counter went backwards): {', '.join(flagged)}"
+        )
     noisy = [r.variant for r in ok if r.metrics["latency_ms"].get("noisy")]
     if noisy:
         notes.append(f"noisy latency (IQR/median > 10 %): {', '.join(noisy)}")

@@ -14,13 +14,9 @@ import torch
 from greenbench.adapters.detect import DetectAdapter, check_weights
 from greenbench.errors import GreenbenchError
 
-ENV = ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME")
-
 
 @pytest.fixture
-def adapter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DetectAdapter:
-    for var in ENV:  # restored after the test: the adapter sets them for its process
-        monkeypatch.delenv(var, raising=False)
+def adapter(tmp_path: Path, clean_ultralytics_env: None) -> DetectAdapter:
     return DetectAdapter(tmp_path / "work")
 
 

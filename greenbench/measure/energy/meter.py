@@ -5,6 +5,11 @@ Modelled on zeus' ``begin_window``/``end_window``. A meter covers one or more *d
 ``measured`` (a hardware counter was read) or ``estimated`` (a power model was applied).
 Meters that need a background thread (counter pollers) start it in ``open()`` and stop it in
 ``close()``; a meter is also a context manager doing both.
+
+A domain's *scope* says what its figure covers: ``system`` (a hardware counter sees every
+process on the device, so idle power can be subtracted) or ``process`` (a model of this
+process' own work, e.g. the ``estimate`` meter, where a machine-wide idle baseline is not
+applicable).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Method = Literal["measured", "estimated"]
+Scope = Literal["system", "process"]
 
 
 @dataclass(frozen=True)
@@ -25,12 +31,15 @@ class DomainEnergy:
     method: ``measured`` or ``estimated``.
     source: what produced the figure, e.g. ``rapl:/sys/class/powercap/intel-rapl:0``,
         ``nvml:total_energy_counter``, ``estimate:cpu-time×4.0W/core``.
+    scope: ``system`` (the whole device, idle included) or ``process`` (this process and its
+        waited-for children only; no idle baseline applies).
     """
 
     domain: str
     energy_j: float
     method: Method
     source: str
+    scope: Scope = "system"
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,13 @@ class EnergyReading:
             "source": self.source,
             "invalid_samples": self.invalid_samples,
             "domains": [
-                {"domain": d.domain, "energy_j": d.energy_j, "method": d.method, "source": d.source}
+                {
+                    "domain": d.domain,
+                    "energy_j": d.energy_j,
+                    "method": d.method,
+                    "source": d.source,
+                    "scope": d.scope,
+                }
                 for d in self.domains
             ],
             "notes": dict(self.notes),
@@ -102,11 +117,17 @@ class Meter(abc.ABC):
     """Base class of all meters.
 
     Subclasses implement ``probe``, ``_begin`` and ``_end``; ``begin``/``end`` add the
-    monotonic timing so every reading's ``duration_s`` is measured the same way.
+    monotonic timing so every reading's ``duration_s`` is measured the same way, and call
+    ``sync`` before any counter is read at either edge.
     """
 
     name: str = "meter"
     method: Method = "measured"
+
+    @property
+    def known_domains(self) -> tuple[str, ...] | None:
+        """The domains this meter will report, when known without touching hardware; else None."""
+        return None
 
     @abc.abstractmethod
     def probe(self) -> Availability:
@@ -118,6 +139,13 @@ class Meter(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Stop background work. Safe to call twice."""
 
+    def sync(self) -> None:  # noqa: B027 - optional hook
+        """Wait until work queued on this meter's device (GPU kernels) has finished.
+
+        ``begin`` and ``end`` call it before reading any counter or the clock, so queued work
+        lands in the window it was queued in and ``duration_s`` includes draining it.
+        """
+
     @abc.abstractmethod
     def _begin(self) -> Any:
         """Snapshot counters; return an opaque token for ``_end``."""
@@ -128,11 +156,13 @@ class Meter(abc.ABC):
 
     def begin(self) -> Window:
         """Open a window now."""
+        self.sync()  # work queued before the window belongs before it
         token = self._begin()  # first-use discovery in _begin must not count as window time
         return Window(self, token, time.monotonic())
 
     def end(self, window: Window) -> EnergyReading:
         """Close ``window`` and return its reading."""
+        self.sync()  # before the clock: draining queued work is part of the window
         duration_s = time.monotonic() - window.start_s
         return self._end(window.token, duration_s)
 

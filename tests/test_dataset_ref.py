@@ -1,0 +1,53 @@
+"""User data.yaml checks (no download, split choice) and the content fingerprint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from greenbench.dataset_ref import check_dataset
+from greenbench.datasets import SynthSpec, synth_detection
+from greenbench.errors import GreenbenchError
+
+
+@pytest.fixture
+def data_yaml(tmp_path: Path) -> Path:
+    return synth_detection(tmp_path / "shapes", SynthSpec(classes=2, images=10, imgsz=32, seed=0))
+
+
+def test_test_split_is_used_when_present(data_yaml: Path) -> None:
+    ref = check_dataset(data_yaml)
+    assert ref.eval_split == "test" and len(ref.fingerprint) == 16
+
+
+def test_without_test_split_accuracy_falls_back_to_val(data_yaml: Path) -> None:
+    text = "\n".join(line for line in data_yaml.read_text().splitlines() if not line.startswith("test:"))
+    data_yaml.write_text(text + "\n")
+    assert check_dataset(data_yaml).eval_split == "val"
+
+
+def test_missing_folder_is_an_error_and_download_is_refused(data_yaml: Path) -> None:
+    data_yaml.write_text(data_yaml.read_text().replace("val: images/val", "val: images/nowhere")
+                         + "download: https://example.com/shapes.zip\n")  # fmt: skip
+    with pytest.raises(GreenbenchError, match=r"'val' images at .*nowhere do not exist") as e:
+        check_dataset(data_yaml)
+    assert "never downloads data" in str(e.value)
+
+
+def test_fingerprint_follows_labels_not_ultralytics_caches(data_yaml: Path) -> None:
+    before = check_dataset(data_yaml).fingerprint
+    (data_yaml.parent / "labels" / "train.cache").write_bytes(b"ultralytics label cache")
+    assert check_dataset(data_yaml).fingerprint == before
+    label = sorted((data_yaml.parent / "labels" / "train").iterdir())[0]
+    label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")
+    os.utime(label, ns=(1, 1))
+    assert check_dataset(data_yaml).fingerprint != before
+
+
+def test_not_a_mapping(tmp_path: Path) -> None:
+    bad = tmp_path / "data.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(GreenbenchError, match=r"not a YOLO data.yaml"):
+        check_dataset(bad)
