@@ -107,6 +107,7 @@ def test_dataset_path_is_made_absolute(tmp_path: Path) -> None:
     data = tmp_path / "suites" / "data" / "data.yaml"
     data.parent.mkdir(parents=True)
     data.write_text("path: .\ntrain: images\nval: images\nnames: {0: a}\n", encoding="utf-8")
+    (data.parent / "images").mkdir()  # the splits must exist: validate checks them
     text = VALID.replace("synthetic: {classes: 2, images: 20}", "path: data/data.yaml")
     suite = load_suite(write(tmp_path, text))
     assert suite.dataset.path == str(data.resolve())
