@@ -145,7 +145,10 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    """Run a command under greenbench's meters; return its exit code."""
+    """Run a command under greenbench's meters; return its exit code (128 + N if killed by signal N).
+
+    Options are checked (exit 2) before the command starts.
+    """
     from greenbench.commands.meter_verbs import (
         MeasureOptions,
         dumps,
@@ -156,7 +159,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     opt = MeasureOptions(
-        meters=tuple(args.meters.split(",")),
+        meters=tuple(name.strip() for name in args.meters.split(",")),
         idle_s=args.idle_s,
         country=args.country,
         pue=args.pue,
@@ -223,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--country", default="DEU", help="ISO 3166 alpha-3 code for grid intensity")
     m.add_argument("--intensity", type=float, help="grid intensity gCO2/kWh (overrides --country)")
-    m.add_argument("--pue", type=float, default=1.0, help="data-centre PUE (default 1.0)")
+    m.add_argument("--pue", type=float, default=1.0, help="data-centre PUE, >= 1 (default 1.0)")
     m.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS…")
     m.set_defaults(func=cmd_measure)
     return p

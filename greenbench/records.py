@@ -30,7 +30,10 @@ class Context:
 
 def reading_from_dict(d: dict[str, Any]) -> EnergyReading:
     """Inverse of ``EnergyReading.to_dict`` (notes dropped)."""
-    domains = tuple(DomainEnergy(x["domain"], x["energy_j"], x["method"], x["source"]) for x in d["domains"])
+    domains = tuple(
+        DomainEnergy(x["domain"], x["energy_j"], x["method"], x["source"], x.get("scope", "system"))
+        for x in d["domains"]
+    )
     return EnergyReading(d["duration_s"], domains, d.get("invalid_samples", 0))
 
 

@@ -9,7 +9,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.measure.energy.fakes import FakePowercap
+import pytest
+
+from greenbench.commands.meter_verbs import MeasureOptions, measure_command, note_warnings, render_measure
+from tests.measure.energy.fakes import FakeGpu, FakeNvml, FakePowercap
 
 # Advances each counter by STEP µJ every 10 ms for ~2 s, wrapping at its max range exactly as
 # the kernel does; prints the total advanced per zone. The meter's poller (1 ms interval for a
@@ -113,3 +116,99 @@ def test_env_without_counters_gives_reasons(tmp_path: Path) -> None:
     assert not meters["rapl"]["available"] and "no powercap folder" in meters["rapl"]["reason"]
     assert meters["estimate"]["available"] and meters["estimate"]["method"] == "estimated"
     assert "W per busy core" in meters["estimate"]["detail"]["model"]
+
+
+# -- options checked before the command runs; exit codes like a shell ------------------------
+
+
+def test_measure_killed_by_a_signal_exits_128_plus_n(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    env = {"GREENBENCH_POWERCAP_ROOT": str(tmp_path / "none")}
+    args = ("measure", "--idle-s", "0", "--", "sh", "-c", "kill -TERM $$")
+    out = greenbench(*args, env=env)
+    assert out.returncode == 143, out.stderr  # 128 + SIGTERM, as a shell reports it
+    assert "killed by SIGTERM, exit code 143" in out.stderr
+    out = greenbench("measure", "--json", "-o", str(report), *args[1:], env=env)
+    assert out.returncode == 143
+    r = json.loads(report.read_text())
+    assert r["exit_code"] == 143 and r["signal"] == "SIGTERM"
+    assert greenbench(*args[:-1], "kill -KILL $$", env=env).returncode == 137
+
+
+def test_measure_unknown_meter_is_refused_before_the_command_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    out = greenbench(
+        "measure", "--meters", "rapl, bogus", "--idle-s", "0", "--", "touch", str(marker), env={}
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "unknown meter 'bogus'" in out.stderr and "auto, rapl, nvml, estimate" in out.stderr
+    assert out.stderr.startswith("greenbench: error:") and "Traceback" not in out.stderr
+    assert not marker.exists()
+
+
+def test_measure_pue_below_one_is_refused_before_the_command_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    for pue in ("0.5", "nan"):
+        out = greenbench("measure", "--pue", pue, "--idle-s", "0", "--", "touch", str(marker), env={})
+        assert out.returncode == 2, out.stderr
+        assert "--pue must be a finite number >= 1" in out.stderr and "Traceback" not in out.stderr
+        assert not marker.exists()
+
+
+def test_measure_estimate_beside_rapl_is_refused_before_the_command_runs(tmp_path: Path) -> None:
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0)
+    marker = tmp_path / "ran"
+    out = greenbench(
+        "measure", "--meters", "auto,estimate", "--idle-s", "0", "--", "touch", str(marker),
+        env={"GREENBENCH_POWERCAP_ROOT": str(fake.root)},
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "both cover the CPU" in out.stderr and "Traceback" not in out.stderr
+    assert not marker.exists()
+
+
+# -- what the estimate assumes, and meter warnings ---------------------------------------------
+
+
+def test_env_prints_the_estimate_assumptions(tmp_path: Path) -> None:
+    env = {"GREENBENCH_POWERCAP_ROOT": str(tmp_path / "none")}
+    text = greenbench("env", env=env).stdout
+    assert "assumes: counts only the CPU time of this process and its waited-for children" in text
+    assert "assumes: other processes, idle/static power, RAM, GPU and fans are excluded" in text
+    assert "CodeCarbon's default per thread for an unknown CPU" in text
+    assert "assumes: idle baseline not applicable: net = gross" in text
+    detail = json.loads(greenbench("env", "--json", env=env).stdout)["meters"]["estimate"]["detail"]
+    assert len(detail["assumptions"]) == 4
+
+
+def test_measure_prints_the_estimate_assumptions_and_takes_no_idle_from_it(tmp_path: Path) -> None:
+    env = {"GREENBENCH_POWERCAP_ROOT": str(tmp_path / "none")}
+    # greenbench's own CPU work during the idle window must not be subtracted from the command
+    cmd = ("--", sys.executable, "-c", "pass")
+    out = greenbench("measure", "--meters", "estimate", "--idle-s", "0.3", *cmd, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "assumes: counts only the CPU time of this process and its waited-for children" in out.stderr
+    assert "assumes: other processes, idle/static power, RAM, GPU and fans are excluded" in out.stderr
+    assert "idle cpu: process-scoped estimate: idle not applicable, net = gross" in out.stderr
+    report = tmp_path / "r.json"
+    greenbench(
+        "measure", "--json", "-o", str(report), "--meters", "estimate", "--idle-s", "0.3", *cmd, env=env
+    )
+    r = json.loads(report.read_text())
+    assert r["idle"]["power_w"] == {"cpu": 0.0} and r["energy_net_j"] == r["energy_j"] > 0
+    assert r["domains"][0]["scope"] == "process"
+
+
+def test_measure_prints_warnings_the_meters_put_in_notes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml([FakeGpu(energy_mj=0)]).module)
+    opt = MeasureOptions(meters=("nvml",), idle_s=0, powercap_root=tmp_path / "none")
+    code, report = measure_command(["true"], opt)  # a few ms: shorter than NVML's update period
+    assert code == 0
+    text = render_measure(report)
+    assert "warning: nvml: " in text and "shorter than NVML's update period" in text
+    nested = {"rapl": {"polls": 3, "warning": "window without the poller"}, "estimate": {"model": "m"}}
+    assert note_warnings(nested) == ["rapl: window without the poller"]
+    assert note_warnings({"warning": "top level"}) == ["top level"]

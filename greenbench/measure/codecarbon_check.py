@@ -213,6 +213,9 @@ class CrossCheckedMeter(Meter):
     def close(self) -> None:
         self.inner.close()
 
+    def sync(self) -> None:
+        self.inner.sync()
+
     def _begin(self) -> tuple[Any, str | None]:
         error = None
         try:

@@ -10,6 +10,7 @@ estimated domains is ``estimated`` as a whole, with each domain keeping its own 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,7 @@ def _make(name: str, watts_per_core: float, gpus: list[int] | None, powercap_roo
         return NvmlMeter(gpus=gpus)
     if name == "estimate":
         return EstimateMeter(watts_per_core=watts_per_core)
-    check_meter_names([name])
+    check_meter_names([name])  # raises for a name greenbench does not know
     raise AssertionError(f"meter {name!r} is in METER_NAMES but has no constructor")
 
 
@@ -119,8 +120,7 @@ def select_meters(
 
 
 def _duplicates(names: Sequence[str]) -> list[str]:
-    seen: set[str] = set()
-    return list(dict.fromkeys(n for n in names if n in seen or seen.add(n)))
+    return [name for name, count in Counter(names).items() if count > 1]
 
 
 class CompositeMeter(Meter):

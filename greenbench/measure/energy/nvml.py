@@ -10,8 +10,10 @@ Per GPU, the best source NVML offers:
   the integral from its first to its last edge sample.
 
 GPUs are chosen by NVML index (PCI bus order; ``CUDA_VISIBLE_DEVICES`` does not renumber
-them). Before each edge read the meter calls ``sync`` so that queued GPU work is inside the
-window it belongs to. NVML's counters update only every ≈ 10–100 ms: repeat short work.
+them). ``Meter.begin``/``end`` call ``sync`` before each edge read (and, at the end, before
+the clock), so that queued GPU work is inside the window it belongs to; a caller that reads
+the edges without it (a wrapper calling ``_begin``/``_end``) gets the sync from the edge
+itself. NVML's counters update only every ≈ 10–100 ms: repeat short work.
 ``pynvml`` is imported when first needed, so this module imports on machines without it.
 """
 
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from greenbench.errors import MeterUnavailable
-from greenbench.measure.energy.meter import Availability, DomainEnergy, EnergyReading, Meter
+from greenbench.measure.energy.meter import Availability, DomainEnergy, EnergyReading, Meter, Window
 
 LIBRARY_NOT_FOUND = (
     "NVML library not found (install the NVIDIA driver; pip package nvidia-ml-py provides only the bindings)"
@@ -74,7 +76,8 @@ class _Gpu:
 
 @dataclass(frozen=True)
 class _Token:
-    values: dict[int, float]  # mJ for counter GPUs, integrated J for polled ones
+    counter_mj: dict[int, int]  # energy counter GPUs: NVML's mJ, kept whole for exact deltas
+    polled_j: dict[int, float]  # power-polled GPUs: the running trapezoid integral (J)
     samples: dict[int, int]
     invalid: int
 
@@ -93,18 +96,26 @@ class NvmlMeter(Meter):
     ) -> None:
         """gpus: NVML indices (default: all). poll_hz: power samples per second for GPUs
         without an energy counter (≥ 10). sync: called before every edge read (default:
-        ``torch_cuda_sync``)."""
+        ``torch_cuda_sync``); ``sync()`` calls it."""
         if poll_hz < MIN_POLL_HZ:
             raise ValueError(f"poll_hz must be ≥ {MIN_POLL_HZ:g}, got {poll_hz}")
         self.gpus = list(gpus) if gpus is not None else None
         self.poll_hz = poll_hz
-        self.sync = sync if sync is not None else torch_cuda_sync
+        self._sync_fn = sync if sync is not None else torch_cuda_sync
+        self._synced = False  # sync() ran since the last edge read
         self._nv: Any = None
         self._devices: list[_Gpu] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._invalid = 0
+
+    @property
+    def known_domains(self) -> tuple[str, ...] | None:
+        """``gpu:N`` per selected GPU, once chosen (by the constructor or by ``open``)."""
+        if self._devices:
+            return tuple(g.domain for g in self._devices)
+        return tuple(f"gpu:{i}" for i in self.gpus) if self.gpus is not None else None
 
     @property
     def polling_source(self) -> str:
@@ -246,16 +257,29 @@ class NvmlMeter(Meter):
 
     # -- windows ---------------------------------------------------------------------------
 
+    def sync(self) -> None:
+        """Wait for queued GPU work with the ``sync`` callable given to the constructor."""
+        self._sync_fn()
+        self._synced = True
+
+    def begin(self) -> Window:
+        """Open NVML if needed (neither window time nor between sync and read), then the window."""
+        self.open()
+        return super().begin()
+
     def _edge(self) -> _Token:
         if self._nv is None:
             raise MeterUnavailable("the nvml meter was closed during the window; close it after end()")
-        self.sync()
-        values: dict[int, float] = {}
+        if not self._synced:  # read by a caller that did not call sync() first
+            self.sync()
+        self._synced = False
+        counter_mj: dict[int, int] = {}
+        polled_j: dict[int, float] = {}
         with self._lock:
             for gpu in self._devices:
                 if gpu.counter:
                     try:
-                        values[gpu.index] = self._nv.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)
+                        counter_mj[gpu.index] = self._nv.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)
                     except self._nv.NVMLError as err:
                         raise MeterUnavailable(
                             f"NVML stopped reporting the energy of GPU {gpu.index} "
@@ -263,9 +287,9 @@ class NvmlMeter(Meter):
                         ) from err
                 else:
                     self._sample(gpu)
-                    values[gpu.index] = gpu.energy_j
+                    polled_j[gpu.index] = gpu.energy_j
             samples = {g.index: g.samples for g in self._devices}
-            return _Token(values, samples, self._invalid)
+            return _Token(counter_mj, polled_j, samples, self._invalid)
 
     def _begin(self) -> _Token:
         self.open()  # no-op when open; otherwise the meter stays open until close()
@@ -276,12 +300,14 @@ class NvmlMeter(Meter):
         invalid = end.invalid - token.invalid
         domains = []
         for gpu in self._devices:
-            delta = end.values[gpu.index] - token.values[gpu.index]
             if gpu.counter:
-                if delta < 0:  # the counter restarted (driver reload): no valid figure
-                    invalid, delta = invalid + 1, 0
-                delta /= 1000.0
-            domains.append(DomainEnergy(gpu.domain, delta, "measured", self._source(gpu)))
+                delta_mj = end.counter_mj[gpu.index] - token.counter_mj[gpu.index]
+                if delta_mj < 0:  # the counter restarted (driver reload): no valid figure
+                    invalid, delta_mj = invalid + 1, 0
+                energy_j = delta_mj / 1000.0
+            else:
+                energy_j = end.polled_j[gpu.index] - token.polled_j[gpu.index]
+            domains.append(DomainEnergy(gpu.domain, energy_j, "measured", self._source(gpu)))
         notes: dict[str, Any] = {"gpu_names": {g.domain: g.name for g in self._devices}}
         if polled := [g for g in self._devices if not g.counter]:
             # samples the window's integral used, both edge samples included

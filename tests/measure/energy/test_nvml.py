@@ -231,3 +231,17 @@ def test_nvml_error_while_listing_gpus(install: Callable[[FakeNvml], FakeNvml]) 
 def test_poll_rate_below_10_hz_is_rejected() -> None:
     with pytest.raises(ValueError, match="poll_hz"):
         NvmlMeter(poll_hz=5)
+
+
+def test_window_token_keeps_counter_mj_and_polled_joules_in_separate_fields(
+    install: Callable[[FakeNvml], FakeNvml],
+) -> None:
+    fake = install(FakeNvml([FakeGpu(energy_mj=2_000_000_123), FakeGpu("Tesla P100", None, 50.0)]))
+    with NvmlMeter(sync=lambda: None) as meter:
+        window = meter.begin()
+        fake.gpus[0].energy_mj += 1  # type: ignore[operator]
+        reading = meter.end(window)
+    token = window.token
+    assert token.counter_mj == {0: 2_000_000_123} and isinstance(token.counter_mj[0], int)  # NVML's mJ
+    assert set(token.polled_j) == {1} and 0.0 <= token.polled_j[1] < 50.0  # joules integrated so far
+    assert joules(reading)["gpu:0"] == 0.001  # one mJ, exact even on a counter at 2 MJ
