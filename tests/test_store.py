@@ -9,20 +9,15 @@ import pytest
 
 from greenbench.errors import GreenbenchError
 from greenbench.store import SCHEMA_VERSION, RunRecord, Store, metric
+from tests.factories import make_record
 
 
 def record(variant: str = "a", status: str = "ok", run: str = "r1", vhash: str = "h1") -> RunRecord:
-    return RunRecord(
+    return make_record(
         run_id=run,
-        suite="s",
-        suite_hash="x",
         variant=variant,
         variant_hash=vhash,
-        parent=None,
         status=status,
-        device_id="dev",
-        started_at="t0",
-        finished_at="t1",  # type: ignore[arg-type]
         metrics={"latency_ms": metric(1.5, "ms")},
     )
 

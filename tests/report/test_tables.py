@@ -9,6 +9,7 @@ import pytest
 
 from greenbench.report.tables import build_table, render
 from greenbench.store import RunRecord, metric
+from tests.factories import make_record
 
 
 def rec(
@@ -28,17 +29,10 @@ def rec(
         "train_energy_net_j": metric(900.0, "J", **e),
         "co2_train_g": metric(0.1, "g", **e),
     }
-    return RunRecord(
-        run_id="r",
-        suite="s",
-        suite_hash="h",
+    return make_record(
         variant=variant,
         variant_hash=variant,
-        parent=None,
         status=status,
-        device_id="d",
-        started_at="t",
-        finished_at="t",  # type: ignore[arg-type]
         metrics=metrics if status == "ok" else {},
         error=None if status == "ok" else "boom",
         device={"device": "cpu", "cpu_model": "Test CPU"},

@@ -15,7 +15,9 @@ applicable).
 from __future__ import annotations
 
 import abc
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -181,3 +183,20 @@ class Window:
     meter: Meter
     token: Any
     start_s: float
+
+
+class PollerThread:
+    """A daemon thread running ``loop(stop)`` until ``stop()`` sets the event and joins it.
+
+    The loop must return soon after ``stop`` is set (wait on it, never on ``time.sleep``).
+    """
+
+    def __init__(self, loop: Callable[[threading.Event], None], name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=loop, args=(self._stop,), name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop and wait for the thread to end."""
+        self._stop.set()
+        self._thread.join()

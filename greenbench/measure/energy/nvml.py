@@ -28,7 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from greenbench.errors import MeterUnavailable
-from greenbench.measure.energy.meter import Availability, DomainEnergy, EnergyReading, Meter, Window
+from greenbench.measure.energy.meter import (
+    Availability,
+    DomainEnergy,
+    EnergyReading,
+    Meter,
+    PollerThread,
+    Window,
+)
 
 LIBRARY_NOT_FOUND = (
     "NVML library not found (install the NVIDIA driver; pip package nvidia-ml-py provides only the bindings)"
@@ -106,8 +113,7 @@ class NvmlMeter(Meter):
         self._nv: Any = None
         self._devices: list[_Gpu] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: PollerThread | None = None
         self._invalid = 0
 
     @property
@@ -214,17 +220,12 @@ class NvmlMeter(Meter):
             raise
         self._nv = nv
         if any(not g.counter for g in self._devices):
-            self._stop = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run, args=(self._stop,), name="greenbench-nvml-poller", daemon=True
-            )
-            self._thread.start()
+            self._thread = PollerThread(self._run, "greenbench-nvml-poller")
 
     def close(self) -> None:
         """Stop the poller and shut NVML down. Safe to call twice."""
         if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
+            self._thread.stop()
             self._thread = None
         if self._nv is not None:
             nv, self._nv = self._nv, None

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from greenbench.errors import MeterUnavailable
-from greenbench.measure.energy.meter import Availability, DomainEnergy, EnergyReading, Meter
+from greenbench.measure.energy.meter import Availability, DomainEnergy, EnergyReading, Meter, PollerThread
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 ROOT_ENV = "GREENBENCH_POWERCAP_ROOT"
@@ -295,8 +295,7 @@ class RaplMeter(Meter):
         self._last_poll_s: float | None = None
         self._invalid = 0
         self._polls = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: PollerThread | None = None
         self._poller_error = ""
         self._poller_cpu_s = 0.0
 
@@ -396,19 +395,14 @@ class RaplMeter(Meter):
         if self._thread is not None:
             return
         self._snapshot()
-        self._stop = threading.Event()
         self._poller_error = ""
-        args = (self._stop, self.poll_interval_s)
-        self._thread = threading.Thread(
-            target=self._run, args=args, name="greenbench-rapl-poller", daemon=True
-        )
-        self._thread.start()
+        interval_s = self.poll_interval_s
+        self._thread = PollerThread(lambda stop: self._run(stop, interval_s), "greenbench-rapl-poller")
 
     def close(self) -> None:
         """Stop the poller. Safe to call twice."""
         if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
+            self._thread.stop()
             self._thread = None
 
     def _run(self, stop: threading.Event, interval_s: float) -> None:
