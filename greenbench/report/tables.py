@@ -11,6 +11,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from greenbench.store import RunRecord
 
@@ -114,6 +115,7 @@ def _notes(records: Sequence[RunRecord], baseline: str | None) -> list[str]:
             f"this variant's own stages; E_lineage: every stage from the root model on; "
             f"net = gross − idle power × duration"
         )
+        notes.append(_idle_note(r.measurement.get("idle", {})))
         c = r.measurement.get("carbon", {})
         if c:
             notes.append(f"CO2: {c['g_per_kwh']:.1f} gCO2/kWh ({c['source']}), PUE {c['pue']:g}")
@@ -129,6 +131,16 @@ def _notes(records: Sequence[RunRecord], baseline: str | None) -> list[str]:
         if r.status == "failed":
             notes.append(f"{r.variant} FAILED: {r.error}")
     return notes
+
+
+def _idle_note(idle: dict[str, Any]) -> str:
+    if not idle or idle.get("skipped"):
+        return f"idle baseline: skipped ({idle.get('reason', 'not recorded')}): net = gross"
+    parts = [
+        f"{domain} {idle['notes'][domain]}" if domain in idle.get("notes", {}) else f"{domain} {watts:.2f} W"
+        for domain, watts in idle["power_w"].items()
+    ]
+    return f"idle baseline over {idle['duration_s']:.1f} s: " + "; ".join(parts)
 
 
 def _fmt(col: Column, value: float | None, record: RunRecord) -> str:

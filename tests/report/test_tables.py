@@ -97,3 +97,15 @@ def test_markdown_lists_each_training_stage_with_method() -> None:
     md = render(build_table([r], "base", "s"), "md")
     assert "| base | train | — | 10.0 | 40.0 | 30.0 | measured | trained in this run |" in md
     assert "| base | train | epochs=1 | 2.0 | 8.0 | 6.0 | measured | reused from cache |" in md
+
+
+def test_idle_baseline_is_explained() -> None:
+    r = rec("base", 2e6, 0.02)
+    r.measurement["idle"] = {"power_w": {"package-0": 12.5, "cpu": 0.0}, "duration_s": 3.0, "skipped": False,
+                             "notes": {"cpu": "process-scoped estimate: idle not applicable"}}  # fmt: skip
+    md = render(build_table([r], "base", "s"), "md")
+    assert "idle baseline over 3.0 s: package-0 12.50 W; cpu process-scoped estimate" in md
+    r.measurement["idle"] = {"skipped": True, "reason": "skipped by --no-idle"}
+    assert "idle baseline: skipped (skipped by --no-idle): net = gross" in render(
+        build_table([r], "base", "s")
+    )
