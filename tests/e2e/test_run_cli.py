@@ -15,11 +15,26 @@ from greenbench.store import SCHEMA_VERSION, Store
 pytestmark = pytest.mark.slow
 
 
+NETGUARD = Path(__file__).parent / "netguard"
+
+
 def greenbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(cwd / "home")}  # anything written to HOME lands in tmp
+    """The real CLI in a subprocess: HOME in tmp, and every process refused (and logged) any
+    non-local name lookup or connection by ``netguard/sitecustomize.py``."""
+    env = {
+        **os.environ,
+        "HOME": str(cwd / "home"),  # anything written to HOME lands in tmp
+        "PYTHONPATH": os.pathsep.join([str(NETGUARD), os.environ.get("PYTHONPATH", "")]),
+        "GREENBENCH_NETLOG": str(cwd / "network-attempts.log"),
+    }
     return subprocess.run(
         [sys.executable, "-m", "greenbench", *args], cwd=cwd, env=env, capture_output=True, text=True
     )
+
+
+def assert_no_network(cwd: Path) -> None:
+    log = cwd / "network-attempts.log"
+    assert not log.exists(), log.read_text()
 
 
 def test_run_stores_records_prints_table_and_resumes(micro_suite: Path, tmp_path: Path) -> None:
@@ -70,8 +85,9 @@ def test_run_stores_records_prints_table_and_resumes(micro_suite: Path, tmp_path
     assert "| base (baseline) |" in table and "| child |" in table
     assert "GFLOPs = 2 × GMACs" in table and "energy estimated" in table
 
-    # nothing written outside tmp_path's folders we chose
+    # nothing written outside tmp_path's folders we chose, nothing tried to reach the network
     assert not (tmp_path / "home" / ".config" / "Ultralytics").exists()
+    assert_no_network(tmp_path)
 
     again = greenbench("run", str(micro_suite), "--store", str(store), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -108,3 +124,4 @@ def test_failed_variant_is_stored_and_suite_goes_on(micro_suite: Path, tmp_path:
     assert cc["value"] >= 0 and cc["method"] == "codecarbon" and Path(cc["csv"]).is_file()
     assert by_variant["base"].metrics["train_energy_j"]["method"] == "estimated"  # ours, not theirs
     json.dumps([r.to_dict() for r in by_variant.values()])  # records stay JSON-serialisable
+    assert_no_network(tmp_path)  # CodeCarbon's tracker included
