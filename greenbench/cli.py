@@ -83,6 +83,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a suite, store a record per variant, print the table."""
     from rich.console import Console
+    from rich.markup import escape
 
     from greenbench.runner import Runner, RunOptions
     from greenbench.store import Store
@@ -97,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             elapsed = time.monotonic() - started
             if msg.endswith((": ok", "skipped")) or ": FAILED" in msg or msg.startswith("idle"):
                 console.print(f"[{elapsed:6.1f} s] {msg}", highlight=False, markup=False)
-            status.update(f"{suite.name} · {msg} · {elapsed:.0f} s")
+            status.update(escape(f"{suite.name} · {msg} · {elapsed:.0f} s"))
 
         options = RunOptions(
             workdir=_workdir(args),

@@ -62,6 +62,15 @@ def _adapter(job: dict[str, Any]) -> Any:
     return DetectAdapter(Path(job["workdir"]), device=job["device"])
 
 
+def _cached_stage(marker: Path) -> dict[str, Any] | None:
+    """A stage's stored result if it is complete and its checkpoint is still on disk."""
+    try:
+        result: dict[str, Any] = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return result if Path(result.get("checkpoint", "")).is_file() else None
+
+
 def run_stages(job: dict[str, Any], emit: Events) -> dict[str, Any]:
     """Run every stage of the lineage whose artifact is not cached; return per-stage results."""
     from greenbench.pipeline import get_stage
@@ -75,10 +84,9 @@ def run_stages(job: dict[str, Any], emit: Events) -> dict[str, Any]:
         for spec in job["stages"]:
             out_dir = Path(spec["out_dir"])
             marker = out_dir / STAGE_MARKER
-            forced = spec["key"] in job.get("force_keys", [])
-            if not forced and marker.exists() and Path(json.loads(marker.read_text())["checkpoint"]).exists():
-                result = json.loads(marker.read_text())
-                result["cached"] = True
+            cached = None if spec["key"] in job.get("force_keys", []) else _cached_stage(marker)
+            if cached is not None:
+                result = {**cached, "cached": True}
             else:
                 emit(f"{spec['variant']}: {spec['name']}")
                 stage = get_stage(spec["name"])()
@@ -105,18 +113,20 @@ def run_stages(job: dict[str, Any], emit: Events) -> dict[str, Any]:
                     "info": out.info,
                     "meters": choices,
                 }
-                marker.write_text(json.dumps(result, indent=1, default=str))
+                tmp = marker.with_suffix(".tmp")  # atomic: a crash never leaves half a marker
+                tmp.write_text(json.dumps(result, indent=1, default=str))
+                tmp.replace(marker)
                 result["cached"] = False
             checkpoint = result["checkpoint"]
             results.append(result)
     return {"stages": results, "checkpoint": checkpoint}
 
 
-def _energy_per_image(
+def _energy_windows(
     meter: Meter, predict: Any, images_per_call: int, min_window_s: float, windows: int
-) -> tuple[list[dict[str, Any]], list[float]]:
+) -> list[dict[str, Any]]:
+    """``windows`` readings of repeated inference, each at least ``min_window_s`` long."""
     readings: list[dict[str, Any]] = []
-    per_image: list[float] = []
     for _ in range(windows):
         calls = 0
         window = meter.begin()
@@ -127,11 +137,8 @@ def _energy_per_image(
                 break
         reading: EnergyReading = meter.end(window)
         images = calls * images_per_call
-        d = reading.to_dict()
-        d["images"] = images
-        readings.append(d)
-        per_image.append(reading.energy_j / images)
-    return readings, per_image
+        readings.append({**reading.to_dict(), "images": images})
+    return readings
 
 
 def run_measure(job: dict[str, Any], emit: Events) -> dict[str, Any]:
@@ -169,9 +176,7 @@ def run_measure(job: dict[str, Any], emit: Events) -> dict[str, Any]:
         sync()
 
     with meter:
-        windows, per_image = _energy_per_image(
-            meter, predict_synced, lat["batch"], e["min_window_s"], e["windows"]
-        )
+        windows = _energy_windows(meter, predict_synced, lat["batch"], e["min_window_s"], e["windows"])
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # KiB on Linux → MB
 
     macs = count_macs(module, lat["imgsz"])
@@ -190,7 +195,6 @@ def run_measure(job: dict[str, Any], emit: Events) -> dict[str, Any]:
         "peak_rss_mb": peak_rss_mb,
         "latency": latency.to_dict(),
         "energy_windows": windows,
-        "energy_per_image_j": per_image,
         "meters": choices,
         "accuracy": accuracy,
     }
