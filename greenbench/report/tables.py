@@ -124,6 +124,18 @@ def _notes(records: Sequence[RunRecord], baseline: str | None) -> list[str]:
         notes.append(
             f"invalid energy counter samples discarded (counter went backwards): {', '.join(flagged)}"
         )
+    for r in ok:
+        cc = r.metrics.get("codecarbon_train_energy_j")
+        if cc is None:
+            continue
+        ours = r.metrics.get("train_energy_j", {})
+        if cc.get("value") is None:
+            notes.append(f"CodeCarbon cross-check of {r.variant} failed: {cc.get('error')}")
+        else:
+            notes.append(
+                f"CodeCarbon cross-check, {r.variant} training: {cc['value']:.1f} J (its model) vs "
+                f"{ours.get('value', float('nan')):.1f} J ours ({ours.get('method')}); CSV {cc.get('csv')}"
+            )
     noisy = [r.variant for r in ok if r.metrics["latency_ms"].get("noisy")]
     if noisy:
         notes.append(f"noisy latency (IQR/median > 10 %): {', '.join(noisy)}")

@@ -109,3 +109,12 @@ def test_idle_baseline_is_explained() -> None:
     assert "idle baseline: skipped (skipped by --no-idle): net = gross" in render(
         build_table([r], "base", "s")
     )
+
+
+def test_codecarbon_cross_check_is_shown_beside_ours() -> None:
+    r = rec("base", 2e6, 0.02)
+    r.metrics["codecarbon_train_energy_j"] = metric(1234.5, "J", method="codecarbon", csv="/x/emissions.csv")
+    md = render(build_table([r], "base", "s"), "md")
+    assert "CodeCarbon cross-check, base training: 1234.5 J (its model) vs 1000.0 J ours (estimated)" in md
+    r.metrics["codecarbon_train_energy_j"] = metric(None, "J", method="codecarbon", error="not installed")
+    assert "CodeCarbon cross-check of base failed: not installed" in render(build_table([r], "base", "s"))
