@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from greenbench.dataset_ref import DatasetRef, check_dataset
+from greenbench.dataset_ref import DatasetRef, check_dataset, staged_copy
 from greenbench.datasets import SynthSpec, cached_synth
 from greenbench.errors import GreenbenchError
 from greenbench.measure.carbon import GridIntensity, grid_intensity
@@ -85,7 +85,8 @@ def resolve_dataset(suite: Suite, workdir: Path) -> DatasetRef:
         spec = _synth_spec(suite)
         return DatasetRef(cached_synth(workdir / "datasets", spec), "test", "synth-" + spec.key())
     assert suite.dataset.path is not None
-    return check_dataset(Path(suite.dataset.path))
+    ref = check_dataset(Path(suite.dataset.path))
+    return DatasetRef(staged_copy(ref, workdir), ref.eval_split, ref.fingerprint)
 
 
 def variant_key(suite: Suite, variant: str, data_key: str) -> str:

@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
-from greenbench.dataset_ref import check_dataset
+from greenbench.dataset_ref import check_dataset, staged_copy
 from greenbench.datasets import SynthSpec, synth_detection
 from greenbench.errors import GreenbenchError
 
@@ -51,3 +52,33 @@ def test_not_a_mapping(tmp_path: Path) -> None:
     bad.write_text("- just\n- a list\n")
     with pytest.raises(GreenbenchError, match=r"not a YOLO data.yaml"):
         check_dataset(bad)
+
+
+def test_fingerprint_ignores_modification_times(data_yaml: Path) -> None:
+    before = check_dataset(data_yaml).fingerprint
+    for f in (data_yaml.parent / "labels" / "train").iterdir():
+        os.utime(f, ns=(10**18, 10**18))  # a copy or a fresh clone: same bytes, new times
+    assert check_dataset(data_yaml).fingerprint == before
+
+
+def test_staged_copy_mirrors_the_splits_by_absolute_path_and_drops_download(
+    data_yaml: Path, tmp_path: Path
+) -> None:
+    # the layout of ultralytics' own data.yamls: a relative root and a download key (a URL or code)
+    lines = ["path: shapes" if ln.startswith("path:") else ln for ln in data_yaml.read_text().splitlines()]
+    user_yaml = tmp_path / "shapes.yaml"  # beside the dataset folder, as ultralytics ships them
+    user_yaml.write_text("\n".join(lines) + "\ndownload: https://example.com/shapes.zip\n")
+    ref = check_dataset(user_yaml)
+    staged = staged_copy(ref, tmp_path / "work")
+    data = yaml.safe_load(staged.read_text())
+    assert "download" not in data and Path(data["path"]).is_absolute()
+    assert staged.is_relative_to(tmp_path / "work")
+    for split in ("train", "val", "test"):
+        folder = Path(data[split])
+        assert folder.is_absolute() and folder.resolve() == folder  # resolving stays in the work folder
+        for kind, mirror in (("images", folder), ("labels", folder.parent.parent / "labels" / split)):
+            originals = sorted(p.name for p in (data_yaml.parent / kind / split).iterdir())
+            assert sorted(p.name for p in mirror.iterdir() if not p.name.startswith(".")) == originals
+            first = next(p for p in mirror.iterdir() if not p.name.startswith("."))
+            assert first.resolve() == (data_yaml.parent / kind / split / first.name).resolve()
+    assert data["names"] == yaml.safe_load(user_yaml.read_text())["names"]

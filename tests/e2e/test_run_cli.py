@@ -125,3 +125,31 @@ def test_failed_variant_is_stored_and_suite_goes_on(micro_suite: Path, tmp_path:
     assert by_variant["base"].metrics["train_energy_j"]["method"] == "estimated"  # ours, not theirs
     json.dumps([r.to_dict() for r in by_variant.values()])  # records stay JSON-serialisable
     assert_no_network(tmp_path)  # CodeCarbon's tracker included
+
+
+def test_user_dataset_with_download_key_is_used_offline_and_left_untouched(
+    micro_suite: Path, tmp_path: Path
+) -> None:
+    """A data.yaml laid out like ultralytics' own (relative root, a download URL) must train on
+    the local copy: no download attempt, no cache files written beside the user's data."""
+    made = greenbench("data", "synth", "--out", str(tmp_path / "ds" / "shapes"), "--classes", "2",
+                      "--images", "20", "--imgsz", "64", cwd=tmp_path)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    generated = (tmp_path / "ds" / "shapes" / "data.yaml").read_text().splitlines()
+    lines = ["path: shapes" if line.startswith("path:") else line for line in generated]
+    (tmp_path / "ds" / "shapes.yaml").write_text(
+        "\n".join([*lines, "download: https://example.com/x.zip", ""])
+    )
+    text = micro_suite.read_text().replace(
+        "  synthetic: {classes: 2, images: 20, imgsz: 64, seed: 1}", "  path: ds/shapes.yaml"
+    )
+    suite = tmp_path / "userdata.yaml"
+    suite.write_text(text.split("  child:")[0].replace("name: micro", "name: userdata"))
+    out = greenbench("run", str(suite), "--store", str(tmp_path / "gb.db"), "--no-idle", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert_no_network(tmp_path)
+    assert not list((tmp_path / "ds").rglob("*.cache"))  # ultralytics' label caches went to the work folder
+    with Store(tmp_path / "gb.db") as s:
+        (record,) = s.records(suite="userdata")
+    assert record.measurement["dataset"]["eval_split"] == "test"
+    assert record.metrics["map50"]["split"] == "test"
