@@ -53,7 +53,7 @@ SHAPES: tuple[str, ...] = (
 MAX_HUE_FAMILIES = 12  # 30-degree hue bands; narrower bands stop being told apart reliably
 MAX_CLASSES = len(SHAPES) * MAX_HUE_FAMILIES
 MIN_IMAGES = 10  # the smallest count whose 8:1:1 split leaves every split one image
-MIN_IMGSZ = 32  # px; matches the suite schema's lower bound
+MIN_IMGSZ, MAX_IMGSZ = 32, 1024  # px; match the suite schema's bounds
 
 MIN_OBJECTS, MAX_OBJECTS = 1, 4  # per image
 MIN_SIZE_FRAC, MAX_SIZE_FRAC = 0.12, 0.40  # object box side, as a fraction of imgsz
@@ -93,7 +93,7 @@ class SynthSpec:
         limits = {
             "classes": (1, MAX_CLASSES),
             "images": (MIN_IMAGES, None),
-            "imgsz": (MIN_IMGSZ, None),
+            "imgsz": (MIN_IMGSZ, MAX_IMGSZ),
             "seed": (0, None),
         }
         for name, (low, high) in limits.items():
@@ -336,6 +336,15 @@ def _write_data_yaml(out: Path, spec: SynthSpec, root: Path) -> Path:
     return target
 
 
+def _write_error(path: Path, e: OSError) -> GreenbenchError:
+    """One paragraph for an ``OSError`` met while writing a dataset under ``path``."""
+    culprit = f" at {e.filename}" if e.filename is not None and str(e.filename) != str(path) else ""
+    return GreenbenchError(
+        f"synthetic dataset: cannot write under {path}: {e.strerror or e}{culprit}. Choose a folder "
+        "you can write whose parents are all folders, not files."
+    )
+
+
 def _prepare_out(out: Path) -> None:
     """Make ``out`` ready: create it, or clear a previous synthetic dataset; refuse other data."""
     if out.exists() and not out.is_dir():
@@ -360,10 +369,19 @@ def synth_detection(out: Path, spec: SynthSpec) -> Path:
     """Write the dataset for ``spec`` into ``out`` and return the path of its ``data.yaml``.
 
     ``out`` must be missing, empty or a dataset this function wrote before (which is replaced).
+    Raises ``GreenbenchError`` naming the path when it cannot be written (e.g. a parent is a file).
     """
     out = Path(out)
-    _prepare_out(out)
     counts = split_counts(spec.images)
+    try:
+        return _write_dataset(out, spec, counts)
+    except OSError as e:
+        raise _write_error(out, e) from None
+
+
+def _write_dataset(out: Path, spec: SynthSpec, counts: tuple[int, int, int]) -> Path:
+    """``synth_detection`` itself; ``OSError`` escapes for the caller to reword."""
+    _prepare_out(out)
     width = max(5, len(str(spec.images - 1)))
     objects = dict.fromkeys(SPLITS, 0)
     for index in range(spec.images):
@@ -404,13 +422,19 @@ def cached_synth(cache_root: Path, spec: SynthSpec) -> Path:
     final = cache_root / f"synth-{spec.key()}"
     if (final / MARKER).is_file():
         return final / "data.yaml"
-    cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=cache_root))
     try:
-        synth_detection(tmp, spec)
-        _write_data_yaml(tmp, spec, root=final)
-        (tmp / MARKER).write_text(spec.key() + "\n", encoding="utf-8")
-        _install(tmp, final)
+        cache_root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=cache_root))
+    except OSError as e:
+        raise _write_error(cache_root, e) from None
+    try:
+        synth_detection(tmp, spec)  # turns its own OSErrors into a GreenbenchError
+        try:
+            _write_data_yaml(tmp, spec, root=final)
+            (tmp / MARKER).write_text(spec.key() + "\n", encoding="utf-8")
+            _install(tmp, final)
+        except OSError as e:
+            raise _write_error(cache_root, e) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final / "data.yaml"

@@ -10,7 +10,8 @@ What each switch stops (ultralytics 8.4, see RECIPES.md):
   folder: ultralytics downloads these from GitHub on any train/val, ``YOLO_OFFLINE`` or not.
 - ``YOLO_AUTOINSTALL=0``: no ``pip install`` at run time.
 - ``YOLO_CONFIG_DIR``, ``MPLCONFIGDIR``, ``XDG_CACHE_HOME`` point into ``workdir``: settings,
-  fonts, matplotlib and onnxruntime caches stay out of the user's home.
+  fonts, matplotlib and onnxruntime caches stay out of the user's home. ``TORCH_HOME`` stays
+  the user's torch cache, where pretrained torchvision weights are looked up (never fetched).
 Weights named by a ``*.pt`` path that is not on disk are refused before ultralytics sees them
 (``adapters.detect.check_weights``): ultralytics would try to download them.
 """
@@ -64,6 +65,10 @@ def prepare_ultralytics(workdir: Path) -> Path:
     config_root = workdir / "ultralytics-config"
     config_dir = config_root / "Ultralytics"
     config_dir.mkdir(parents=True, exist_ok=True)
+    # pretrained torchvision weights come from the user's torch cache (never downloaded, see
+    # adapters.detect.refuse_downloads): pin it before XDG_CACHE_HOME moves into workdir
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    os.environ.setdefault("TORCH_HOME", str(Path(xdg) / "torch"))
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "0"
     os.environ["YOLO_CONFIG_DIR"] = str(config_root)

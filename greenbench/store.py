@@ -11,10 +11,12 @@ Schema history (bump ``SCHEMA_VERSION`` and describe the change here):
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from greenbench.errors import GreenbenchError
 
@@ -92,33 +94,111 @@ CREATE INDEX IF NOT EXISTS records_identity
     ON records (suite, variant_hash, device_id, status);
 """
 
+# "GrnB" in the SQLite header (offset 68) marks a file as a greenbench store.
+APPLICATION_ID = int.from_bytes(b"GrnB", "big")
+
+_CREATE = f"""
+BEGIN;
+{_DDL}
+INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
+PRAGMA application_id = {APPLICATION_ID};
+COMMIT;
+"""
+
+# Stores written before the marker existed: recognised by their meta row and records columns.
+_RECORD_COLUMNS = {"schema_version", "run_id", "suite", "variant_hash", "device_id", "status", "record"}
+
+
+def _is_unmarked_store(conn: sqlite3.Connection, names: list[str]) -> bool:
+    """Whether an unmarked file is a greenbench store from before ``APPLICATION_ID``."""
+    if "meta" not in names or "records" not in names:
+        return False
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(records)")}
+    except sqlite3.OperationalError:  # a 'meta' table of another shape: not ours
+        return False
+    return row is not None and _RECORD_COLUMNS <= columns
+
+
+def _uri(path: Path) -> str:
+    return f"file:{quote(path.as_posix())}?mode=ro"  # quoted: '?', '#' and '%' are legal in names
+
 
 class Store:
-    """An SQLite file of ``RunRecord``s. Use as a context manager or call ``close()``."""
+    """An SQLite file of ``RunRecord``s. Use as a context manager or call ``close()``.
 
-    def __init__(self, path: Path = DEFAULT_STORE) -> None:
+    The file is marked as greenbench's (``PRAGMA application_id``); an SQLite file of another
+    program is refused before anything is written to it. ``readonly``: open an existing store
+    without creating, migrating or marking anything; ``add()`` is then an error.
+    """
+
+    def __init__(self, path: Path = DEFAULT_STORE, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        if readonly and not self.path.is_file():
+            raise GreenbenchError(
+                f"there is no results store at {self.path} (a read-only open never creates one); "
+                f"run the suite first or pass --store with the path of an existing store."
+            )
+        conn: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=30)
-            with self._conn:
-                self._conn.executescript(_DDL)
-                row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                if row is None:
-                    self._conn.execute(
-                        "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                    )
+            if readonly:
+                conn = sqlite3.connect(_uri(self.path), uri=True, timeout=30)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30)
+            self._open(conn)
         except (sqlite3.DatabaseError, OSError) as e:
+            if conn is not None:
+                conn.close()
             raise GreenbenchError(
                 f"cannot open the results store {self.path}: {e}. Pass --store with a new file "
                 f"name, or move the file aside; greenbench never overwrites an existing store."
             ) from None
-        stored = int(row[0]) if row else SCHEMA_VERSION
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        self._conn = conn
+
+    def _open(self, conn: sqlite3.Connection) -> None:
+        """Check the file is a greenbench store of a schema we read (or empty), then, unless
+        read-only, create the schema and mark it. Nothing is written before the checks pass."""
+        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")]
+        ours = app_id == APPLICATION_ID or (app_id == 0 and _is_unmarked_store(conn, names))
+        if app_id not in (0, APPLICATION_ID) or (names and not ours):
+            listed = ", ".join(sorted(names)[:5]) + (", …" if len(names) > 5 else "")
+            raise GreenbenchError(
+                f"{self.path} is an SQLite database that greenbench did not create (application id "
+                f"{app_id}, tables: {listed or 'none'}); greenbench leaves it untouched. Pass --store "
+                f"with a new file name or the path of a greenbench results store."
+            )
+        if self.readonly and "records" not in names:
+            raise GreenbenchError(
+                f"{self.path} holds no greenbench records table, so it is not a results store yet; "
+                f"run the suite first or pass --store with the path of an existing store."
+            )
+        meta = "meta" in names
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if meta else None
+        stored = SCHEMA_VERSION if row is None else self._schema_version(row[0])
         if stored > SCHEMA_VERSION:
             raise GreenbenchError(
                 f"the results store {self.path} has schema version {stored}, newer than this "
                 f"greenbench ({SCHEMA_VERSION}). Upgrade greenbench or pass --store with another file."
             )
+        if not self.readonly:
+            conn.executescript(_CREATE)  # one transaction: schema, version and marker together
+
+    def _schema_version(self, text: object) -> int:
+        if not re.fullmatch(r"[0-9]+", str(text)):
+            raise GreenbenchError(
+                f"the results store {self.path} has schema_version {text!r} in its meta table, "
+                f"which is not a whole number: the file is damaged or was not written by greenbench. "
+                f"Pass --store with another file, or move this one aside."
+            )
+        return int(str(text))
 
     def __enter__(self) -> Store:
         return self
@@ -132,6 +212,11 @@ class Store:
 
     def add(self, record: RunRecord) -> int:
         """Store ``record`` in one transaction; return its row id."""
+        if self.readonly:
+            raise GreenbenchError(
+                f"the results store {self.path} is open read-only, so the record of "
+                f"{record.variant} cannot be added; open it without readonly=True to add records."
+            )
         with self._conn:
             cur = self._conn.execute(
                 "INSERT INTO records (schema_version, run_id, suite, suite_hash, variant, "

@@ -34,7 +34,9 @@ def micro_suite(tmp_path: Path) -> Path:
     return path
 
 
-ULTRALYTICS_ENV = ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME")
+ULTRALYTICS_ENV = (
+    "YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TORCH_HOME"
+)  # fmt: skip
 
 
 @pytest.fixture

@@ -50,6 +50,22 @@ def _unrenamed(path: Path, link_dir: Path) -> str:
     return str(link)
 
 
+def refuse_downloads() -> None:
+    """Make torch's hub download (used for torchvision's pretrained weights, e.g. a
+    ``TorchVision`` backbone with ``DEFAULT`` weights in a model YAML) a clear error that names
+    the file it looked for, instead of a network call."""
+    import torch.hub
+
+    def refuse(url: str, dst: str, *_args: Any, **_kwargs: Any) -> None:
+        raise GreenbenchError(
+            f"pretrained weights {url} are not in the torch cache (looked for {dst}). greenbench "
+            f"never downloads weights: copy the file there (TORCH_HOME={torch.hub.get_dir()}/..), "
+            f"or write 'null' for the weights in the model config to train from scratch."
+        )
+
+    torch.hub.download_url_to_file = refuse
+
+
 class DetectAdapter:
     """Ultralytics YOLO detection models.
 
@@ -62,6 +78,7 @@ class DetectAdapter:
     def __init__(self, workdir: Path, device: str = "cpu") -> None:
         self.workdir = Path(workdir).resolve()
         prepare_ultralytics(self.workdir)
+        refuse_downloads()
         self.device = device
 
     # --- models -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from greenbench.errors import GreenbenchError
-from greenbench.measure.carbon import co2_g, grid_intensity
+from greenbench.measure.carbon import GridIntensity, IntensityNames, co2_g, grid_intensity
 from greenbench.measure.device import fingerprint
 from greenbench.measure.energy.composite import check_meter_names, measure_idle, select_meters, skipped_idle
 from greenbench.measure.energy.estimate import DEFAULT_WATTS_PER_CORE, EstimateMeter
@@ -76,9 +76,19 @@ class MeasureUsageError(GreenbenchError):
     exit_code = 2
 
 
+MAX_IDLE_S = 3600.0  # an hour of idle baseline is already far more than any meter needs
+# The carbon settings as ``greenbench measure`` users know them: options, not suite keys.
+CLI_INTENSITY_NAMES = IntensityNames(
+    override="--intensity", source="option --intensity", instead="pass {}", country="--country"
+)
+
+
 @dataclass(frozen=True)
 class MeasureOptions:
-    """Options of ``greenbench measure`` (seconds, gCO2/kWh, W; ``pue`` ≥ 1)."""
+    """Options of ``greenbench measure`` (seconds, gCO2/kWh, W; ``pue`` ≥ 1).
+
+    ``output``: the file for the report (``-o``), or None for stderr.
+    """
 
     meters: tuple[str, ...] = ("auto",)
     idle_s: float = 2.0
@@ -87,6 +97,42 @@ class MeasureOptions:
     intensity_g_per_kwh: float | None = None
     watts_per_core: float = DEFAULT_WATTS_PER_CORE
     powercap_root: Path | None = None
+    output: str | None = None
+
+
+def check_output(path: str | None) -> None:
+    """Raise ``MeasureUsageError`` unless the report can be written to ``path`` (None: stderr).
+
+    Checked before the command runs, so a typo in ``-o`` does not cost the measurement.
+    """
+    if path is None:
+        return
+    if not path.strip():
+        raise MeasureUsageError("-o/--output is empty: give a file name, or drop -o to report on stderr.")
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise MeasureUsageError(
+            f"-o/--output {path} is a folder: give a file name, e.g. {target / 'report.txt'}."
+        )
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise MeasureUsageError(
+            f"-o/--output {path}: the folder {folder} {what}; create it first or choose another path."
+        )
+    # os.access answers for the real user, as the write will be made; EROFS counts too.
+    writable = os.access(target, os.W_OK) if target.exists() else os.access(folder, os.W_OK | os.X_OK)
+    if not writable:
+        where = f"the file {target}" if target.exists() else f"the folder {folder}"
+        raise MeasureUsageError(f"-o/--output {path}: {where} is not writable; choose a path you can write.")
+
+
+def measure_intensity(opt: MeasureOptions) -> GridIntensity:
+    """The grid intensity ``opt`` asks for; a bad ``--intensity``/``--country`` is a usage error."""
+    try:
+        return grid_intensity(opt.country, None, opt.intensity_g_per_kwh, CLI_INTENSITY_NAMES)
+    except GreenbenchError as e:
+        raise MeasureUsageError(str(e)) from None
 
 
 def check_options(opt: MeasureOptions) -> None:
@@ -96,8 +142,12 @@ def check_options(opt: MeasureOptions) -> None:
         raise MeasureUsageError(
             f"--pue must be a finite number >= 1 (facility energy / IT energy), got {opt.pue:g}."
         )
-    if not math.isfinite(opt.idle_s) or opt.idle_s < 0:
-        raise MeasureUsageError(f"--idle-s must be a finite number of seconds >= 0, got {opt.idle_s:g}.")
+    if not math.isfinite(opt.idle_s) or not 0 <= opt.idle_s <= MAX_IDLE_S:
+        raise MeasureUsageError(
+            f"--idle-s must be a finite number of seconds from 0 to {MAX_IDLE_S:g}, got {opt.idle_s:g}."
+        )
+    measure_intensity(opt)
+    check_output(opt.output)
 
 
 def shell_exit_code(returncode: int) -> int:
@@ -117,9 +167,9 @@ def _signal_name(returncode: int) -> str | None:
 def measure_command(cmd: list[str], opt: MeasureOptions) -> tuple[int, dict[str, Any]]:
     """Run ``cmd`` inside one energy window; return its exit code (as a shell would) and the report."""
     if not cmd:
-        raise GreenbenchError("no command given: use 'greenbench measure -- CMD ARGS…'.")
+        raise MeasureUsageError("no command given: use 'greenbench measure -- CMD ARGS…'.")
     check_options(opt)
-    intensity = grid_intensity(opt.country, None, opt.intensity_g_per_kwh)
+    intensity = measure_intensity(opt)  # cheap: CodeCarbon's files are parsed once per process
     meter, choices = select_meters(opt.meters, opt.watts_per_core, None, opt.powercap_root)
     with meter:
         idle = measure_idle(meter, opt.idle_s) if opt.idle_s > 0 else skipped_idle("--idle-s 0")
@@ -226,13 +276,32 @@ def render_measure(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(text: str, output: str | None) -> None:
-    """To ``output`` if given, else to stderr (stdout belongs to the measured command)."""
-    if output:
+def _to_stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def write_report(text: str, output: str | None, command_exit_code: int = 0) -> None:
+    """To ``output`` if given, else to stderr (stdout belongs to the measured command).
+
+    If ``output`` cannot be written (``check_output`` passed, but the command may have removed
+    its folder), the report goes to stderr instead and a ``GreenbenchError`` says so; it exits
+    with the command's code, or 1 if that was 0, so a script never takes a missing file for
+    success.
+    """
+    if not output:
+        _to_stderr(text)
+        return
+    try:
         Path(output).write_text(text)
-    else:
-        sys.stderr.write(text)
-        sys.stderr.flush()
+    except OSError as e:
+        _to_stderr(text)
+        err = GreenbenchError(
+            f"cannot write the report to {output} ({e.strerror or e}); it is printed above on "
+            "stderr instead. The command itself ran to the end."
+        )
+        err.exit_code = command_exit_code or 1
+        raise err from None
 
 
 def dumps(obj: Any) -> str:

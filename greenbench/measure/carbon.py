@@ -81,52 +81,80 @@ class GridIntensity:
     region: str | None
 
 
+@dataclass(frozen=True)
+class IntensityNames:
+    """How the caller's user names the settings ``grid_intensity`` reads, for its messages.
+
+    override: the setting that holds ``override_g_per_kwh``.
+    source: ``GridIntensity.source`` when that override is used.
+    instead: how to give the override instead of a lookup; ``{}`` becomes ``override``.
+    country: the setting that holds the country, named in country errors when not empty.
+    """
+
+    override: str = SUITE_KEY
+    source: str = f"suite: {SUITE_KEY}"
+    instead: str = "set {} in the suite"
+    country: str = ""
+
+    def use_override(self, unit: bool = False) -> str:
+        """E.g. ``set measure.carbon.intensity_g_per_kwh (g CO2 per kWh) in the suite``."""
+        return self.instead.format(self.override + (" (g CO2 per kWh)" if unit else ""))
+
+
+SUITE_NAMES = IntensityNames()
+
+
 def grid_intensity(
     country: str = "DEU",
     region: str | None = None,
     override_g_per_kwh: float | None = None,
+    names: IntensityNames = SUITE_NAMES,
 ) -> GridIntensity:
     """Grid intensity (g/kWh) for an ISO3 country and optional region, from CodeCarbon's data.
 
     ``override_g_per_kwh`` (the suite's ``measure.carbon.intensity_g_per_kwh``) wins when given
     and needs no CodeCarbon. Raises ``GreenbenchError`` for an unknown country or region, or
-    when CodeCarbon is not installed.
+    when CodeCarbon is not installed; its message names the settings as ``names`` does (the
+    suite's keys by default).
     """
     code = country.strip().upper() if country is not None else None
     if override_g_per_kwh is not None:
         value = float(override_g_per_kwh)
         if not math.isfinite(value) or value < 0:
             raise GreenbenchError(
-                f"{SUITE_KEY} must be a finite number >= 0 (g CO2 per kWh), got {override_g_per_kwh!r}."
+                f"{names.override} must be a finite number >= 0 (g CO2 per kWh), got {override_g_per_kwh!r}."
             )
-        return GridIntensity(value, f"suite: {SUITE_KEY}", code, region)
+        return GridIntensity(value, names.source, code, region)
     if not code:
-        raise GreenbenchError(f"No grid country given: set an ISO3 code such as 'DEU' or {SUITE_KEY}.")
+        given = f" ({names.country})" if names.country else ""
+        raise GreenbenchError(
+            f"No grid country given{given}: set an ISO3 code such as 'DEU' or {names.override}."
+        )
 
-    root = _codecarbon_dir()
-    mix = _load_json(str(root / _GLOBAL_MIX))
+    root = _codecarbon_dir(names)
+    mix = _load_json(str(root / _GLOBAL_MIX), names)
     if code not in mix:
-        raise GreenbenchError(_unknown_country_message(country, mix))
+        raise GreenbenchError(_unknown_country_message(country, mix, names))
     prefix = f"codecarbon {_codecarbon_version()}"
     if region is None:
         entry = mix[code]
-        g, how = _country_g_per_kwh(entry, _load_json(str(root / _PER_SOURCE)))
+        g, how = _country_g_per_kwh(entry, _load_json(str(root / _PER_SOURCE), names))
         name = entry.get("country_name", code)
         return GridIntensity(g, f"{prefix} global_energy_mix.json: {code} ({name}){how}", code, None)
 
     if code == "USA":
-        key, g, detail = _usa(root, region)
+        key, g, detail = _usa(root, region, names)
     elif code == "CAN":
-        key, g, detail = _canada(root, region)
+        key, g, detail = _canada(root, region, names)
     elif code == "CHN":
-        key, g, detail = _china(root, region)
+        key, g, detail = _china(root, region, names)
     elif code in _NORDIC_ZONES:
-        key, g, detail = _nordic(root, code, region)
+        key, g, detail = _nordic(root, code, region, names)
     else:
         raise GreenbenchError(
             f"Region {region!r} given for {code}, but CodeCarbon has regional grid data only for "
             f"{', '.join(_REGIONAL_COUNTRIES)}. Drop the region to use the {code} country value, "
-            f"or set {SUITE_KEY} in the suite."
+            f"or {names.use_override()}."
         )
     return GridIntensity(g, f"{prefix} {detail}", code, key)
 
@@ -146,7 +174,7 @@ def co2_g(energy_j: float, intensity: GridIntensity, pue: float = 1.0) -> float:
 # --- CodeCarbon's data files --------------------------------------------------------------
 
 
-def _codecarbon_dir() -> Path:
+def _codecarbon_dir(names: IntensityNames) -> Path:
     """The installed codecarbon package folder, found without importing it."""
     try:
         spec = importlib.util.find_spec("codecarbon")
@@ -155,8 +183,7 @@ def _codecarbon_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise GreenbenchError(
             "CodeCarbon is not installed, and greenbench reads grid carbon intensities from its "
-            "data files: `pip install codecarbon`, or set "
-            f"{SUITE_KEY} (g CO2 per kWh) in the suite."
+            f"data files: `pip install codecarbon`, or {names.use_override(unit=True)}."
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -169,7 +196,7 @@ def _codecarbon_version() -> str:
 
 
 @cache
-def _load_json(path: str) -> dict[str, Any]:
+def _load_json(path: str, names: IntensityNames) -> dict[str, Any]:
     """Parse one of CodeCarbon's data files (cached: pure read; callers must not mutate it)."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -177,7 +204,7 @@ def _load_json(path: str) -> dict[str, Any]:
     except OSError as e:
         raise GreenbenchError(
             f"Cannot read CodeCarbon's data file {path} ({e.strerror}): reinstall codecarbon, "
-            f"or set {SUITE_KEY} in the suite."
+            f"or {names.use_override()}."
         ) from e
     return data
 
@@ -207,51 +234,52 @@ def _country_g_per_kwh(entry: dict[str, Any], per_source: dict[str, Any]) -> tup
     return g, "; computed from the generation mix × carbon_intensity_per_source.json"
 
 
-def _usa(root: Path, region: str) -> tuple[str, float, str]:
-    data = _load_json(str(root / _USA))
+def _usa(root: Path, region: str, names: IntensityNames) -> tuple[str, float, str]:
+    data = _load_json(str(root / _USA), names)
     states = {k: v for k, v in data.items() if not k.startswith("_")}
     key = region.strip().lower()
     if key not in states:
         by_code = {v.get("regionCode", "").upper(): k for k, v in states.items()}
         hint = by_code.get(region.strip().upper())
-        raise GreenbenchError(_unknown_region_message("USA", region, list(states), [hint] if hint else None))
+        valid = list(states)
+        raise GreenbenchError(_unknown_region_message("USA", region, valid, names, [hint] if hint else None))
     lbs = states[key]["emissions"]
     g = lbs * _LBS_PER_MWH_TO_KG_PER_KWH * 1000
     basis = data.get("_source", {}).get("name", "EPA eGRID")
     return key, g, f"2023/usa_emissions.json: USA/{key} ({basis}: {lbs} lbs/MWh)"
 
 
-def _canada(root: Path, region: str) -> tuple[str, float, str]:
-    data = _load_json(str(root / _CANADA))
+def _canada(root: Path, region: str, names: IntensityNames) -> tuple[str, float, str]:
+    data = _load_json(str(root / _CANADA), names)
     key = region.strip().lower()
     if key not in data:
-        raise GreenbenchError(_unknown_region_message("CAN", region, list(data)))
+        raise GreenbenchError(_unknown_region_message("CAN", region, list(data), names))
     mix = data[key]
     kg = sum(mix[fuel] / mix["total"] * f for fuel, f in _CANADA_KG_PER_KWH.items())
     detail = f"2023/canada_energy_mix.json: CAN/{key} (fossil shares × CodeCarbon's per-fuel factors)"
     return key, kg * 1000, detail
 
 
-def _nordic(root: Path, code: str, region: str) -> tuple[str, float, str]:
+def _nordic(root: Path, code: str, region: str, names: IntensityNames) -> tuple[str, float, str]:
     zones = _NORDIC_ZONES[code]
     key = region.strip().upper()
-    data = _load_json(str(root / _NORDIC))["data"]
+    data = _load_json(str(root / _NORDIC), names)["data"]
     if key not in zones or key not in data:
-        raise GreenbenchError(_unknown_region_message(code, region, list(zones)))
+        raise GreenbenchError(_unknown_region_message(code, region, list(zones), names))
     zone = data[key]
     detail = f"nordic_emissions.json: {code}/{key} ({zone.get('description', key)})"
     return key, float(zone["emission_factor"]), detail
 
 
-def _china(root: Path, region: str) -> tuple[str, float, str]:
-    data = _load_json(str(root / _CHINA))["data"]
+def _china(root: Path, region: str, names: IntensityNames) -> tuple[str, float, str]:
+    data = _load_json(str(root / _CHINA), names)["data"]
     name = _CHINA_SUFFIX.sub("", " ".join(region.lower().split()))
     for code, province in data.items():
         if name in province["names"]:
             detail = f"2023/china_provincial_emissions.json: CHN/{name} ({code}, CO2 only)"
             return name, float(province["emission_factor"]), detail
-    names = [n for p in data.values() for n in p["names"]]
-    message = _unknown_region_message("CHN", region, names)
+    valid = [n for p in data.values() for n in p["names"]]
+    message = _unknown_region_message("CHN", region, valid, names)
     raise GreenbenchError(
         message + " CodeCarbon publishes no factor for Tibet, Hong Kong, Macao or Taiwan "
         "(it uses the national value): drop the region for that."
@@ -261,7 +289,7 @@ def _china(root: Path, region: str) -> tuple[str, float, str]:
 # --- messages ------------------------------------------------------------------------------
 
 
-def _unknown_country_message(country: str, mix: dict[str, Any]) -> str:
+def _unknown_country_message(country: str, mix: dict[str, Any], names: IntensityNames) -> str:
     code = country.strip().upper()
     by_name = {str(v.get("country_name", "")).lower(): k for k, v in mix.items()}
     hints = []
@@ -275,15 +303,16 @@ def _unknown_country_message(country: str, mix: dict[str, Any]) -> str:
         if hints
         else ""
     )
+    given = f" ({names.country})" if names.country else ""
     return (
-        f"Unknown grid country {country!r}: CodeCarbon's global_energy_mix.json has no ISO3 code "
-        f"{code!r}. {suggestion}Use an ISO 3166-1 alpha-3 code (e.g. DEU, USA, FRA), or set "
-        f"{SUITE_KEY} (g CO2 per kWh) in the suite."
+        f"Unknown grid country {country!r}{given}: CodeCarbon's global_energy_mix.json has no ISO3 "
+        f"code {code!r}. {suggestion}Use an ISO 3166-1 alpha-3 code (e.g. DEU, USA, FRA), or "
+        f"{names.use_override(unit=True)}."
     )
 
 
 def _unknown_region_message(
-    country: str, region: str, valid: list[str], hints: list[str] | None = None
+    country: str, region: str, valid: list[str], names: IntensityNames, hints: list[str] | None = None
 ) -> str:
     by_lower = {v.lower(): v for v in valid}
     close = hints or [
@@ -294,5 +323,5 @@ def _unknown_region_message(
     more = f", … ({len(valid)} in all)" if len(valid) > 6 else ""
     return (
         f"Unknown region {region!r} for {country} in CodeCarbon's data.{did_you_mean} "
-        f"Valid regions include {examples}{more}. Or set {SUITE_KEY} in the suite."
+        f"Valid regions include {examples}{more}. Or {names.use_override()}."
     )

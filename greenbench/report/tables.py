@@ -2,14 +2,15 @@
 
 The shape of the YOLOv5 study's tables (precision, mAP50, params, size, GFLOPs, latency) with
 energy and CO2 added. Values keep their units in the column names; each energy column says
-whether its figures are ``measured`` or ``estimated``.
+whether its figures are ``measured`` or ``estimated`` (``mixed``: each cell says). Δ % of an energy
+figure is left empty when its method or source differs from the baseline's, with a note saying so.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,10 +62,42 @@ class Table:
         return f"{col.header} [{self.methods[col.metric]}]" if col.energy else col.header
 
 
+def _method(record: RunRecord, col: Column) -> str | None:
+    m = record.metrics.get(col.metric)
+    return None if m is None or m.get("method") is None else str(m["method"])
+
+
 def _delta(value: float | None, base: float | None) -> float | None:
     if value is None or base is None or base == 0:
         return None
     return (value - base) / abs(base) * 100.0
+
+
+def _incomparable(record: RunRecord, base: RunRecord | None, col: Column) -> str | None:
+    """Why ``record``'s energy figure cannot be set against the baseline's, or None if it can."""
+    if not col.energy or base is None or record is base:
+        return None
+    mine, theirs = record.metrics.get(col.metric), base.metrics.get(col.metric)
+    if mine is None or theirs is None:
+        return None
+    if mine.get("method") != theirs.get("method"):
+        return f"{mine.get('method')} vs baseline {theirs.get('method')}"
+    if mine.get("source") != theirs.get("source"):
+        return f"{mine.get('source')} vs baseline {theirs.get('source')}"
+    return None
+
+
+def _incomparable_note(left_out: dict[str, dict[str, list[str]]]) -> str:
+    """One note naming, per variant, the columns whose Δ % was left out and why."""
+    parts = [
+        f"{variant}: {', '.join(cols)} ({why})"
+        for variant, reasons in left_out.items()
+        for why, cols in reasons.items()
+    ]
+    return (
+        "Δ % left out where the energy method or source differs from the baseline's (measured vs "
+        "estimated figures are not comparable): " + "; ".join(parts)
+    )
 
 
 def build_table(
@@ -73,18 +106,24 @@ def build_table(
     """Rows in the given record order; Δ % against the ``baseline`` variant's record."""
     base = next((r for r in records if r.variant == baseline and r.status == "ok"), None)
     rows = []
+    left_out: dict[str, dict[str, list[str]]] = {}  # variant -> reason -> column headers
     for r in records:
         cells = []
         for c in columns:
             v = r.value(c.metric) if r.status == "ok" else None
             b = base.value(c.metric) if base is not None else None
-            cells.append((v, None if r is base else _delta(v, b)))
+            why = _incomparable(r, base, c) if v is not None else None
+            if why is not None:
+                left_out.setdefault(r.variant, {}).setdefault(why, []).append(c.header)
+            cells.append((v, None if r is base or why is not None else _delta(v, b)))
         rows.append((r, cells))
     methods: dict[str, str] = {}
     for c in columns:
         found = {r.metrics[c.metric].get("method") for r in records if c.metric in r.metrics}
         methods[c.metric] = str(found.pop()) if len(found) == 1 else ("mixed" if found else "n/a")
     notes = _notes(records, baseline if base is not None else None)
+    if left_out:
+        notes.insert(0, _incomparable_note(left_out))
     return Table(suite, baseline, list(columns), rows, methods, notes)
 
 
@@ -100,25 +139,11 @@ def _notes(records: Sequence[RunRecord], baseline: str | None) -> list[str]:
     for src, method in sources.items():
         notes.append(f"energy {method}: {src}")
     ok = [r for r in records if r.status == "ok"]
-    if ok:
-        r = ok[0]
-        lat = r.metrics["latency_ms"]
-        g = r.metrics.get("gflops", {})
-        notes.append(
-            f"latency_ms: median ± half-width of a bootstrap 95 % CI of one forward pass of batch "
-            f"{r.measurement.get('settings', {}).get('latency', {}).get('batch', '?')}, "
-            f"{lat.get('threads')} thread(s), {r.device.get('device')} ({r.device.get('cpu_model')})"
-        )
-        notes.append(
-            f"GFLOPs: {g.get('convention', '2 × GMACs')} at {g.get('imgsz')} px; "
-            f"mAP/P on the {r.metrics.get('map50', {}).get('split', 'test')} split; E_train and CO2: "
-            f"this variant's own stages; E_lineage: every stage from the root model on; "
-            f"net = gross − idle power × duration"
-        )
-        notes.append(_idle_note(r.measurement.get("idle", {})))
-        c = r.measurement.get("carbon", {})
-        if c:
-            notes.append(f"CO2: {c['g_per_kwh']:.1f} gCO2/kWh ({c['source']}), PUE {c['pue']:g}")
+    runs = _runs_note(records)
+    if runs:
+        notes.append(runs)
+    for text_of in (_latency_note, _complexity_note, _idle_of, _carbon_note):
+        notes += _grouped(ok, text_of)
     flagged = [r.variant for r in ok if any(m.get("invalid_samples") for m in r.metrics.values())]
     if flagged:
         notes.append(
@@ -143,6 +168,61 @@ def _notes(records: Sequence[RunRecord], baseline: str | None) -> list[str]:
         if r.status == "failed":
             notes.append(f"{r.variant} FAILED: {r.error}")
     return notes
+
+
+def _runs_note(records: Sequence[RunRecord]) -> str | None:
+    """Which run each row comes from, when they do not all come from one."""
+    runs: dict[str, list[RunRecord]] = {}
+    for r in records:
+        runs.setdefault(r.run_id, []).append(r)
+    if len(runs) < 2:
+        return None
+    parts = [
+        f"{run_id} started {min(r.started_at for r in rs)} ({', '.join(r.variant for r in rs)})"
+        for run_id, rs in runs.items()
+    ]
+    return f"rows come from {len(runs)} runs: " + "; ".join(parts)
+
+
+def _grouped(ok: Sequence[RunRecord], text_of: Callable[[RunRecord], str | None]) -> list[str]:
+    """The note as it is when every ok row says the same; else one note per distinct text,
+    naming the rows it describes (rows from different runs may differ in any of these facts)."""
+    groups: dict[str, list[str]] = {}
+    for r in ok:
+        text = text_of(r)
+        if text is not None:
+            groups.setdefault(text, []).append(r.variant)
+    if len(groups) == 1 and len(next(iter(groups.values()))) == len(ok):
+        return list(groups)
+    return [f"{text} (rows: {', '.join(variants)})" for text, variants in groups.items()]
+
+
+def _latency_note(r: RunRecord) -> str:
+    lat = r.metrics["latency_ms"]
+    return (
+        f"latency_ms: median ± half-width of a bootstrap 95 % CI of one forward pass of batch "
+        f"{r.measurement.get('settings', {}).get('latency', {}).get('batch', '?')}, "
+        f"{lat.get('threads')} thread(s), {r.device.get('device')} ({r.device.get('cpu_model')})"
+    )
+
+
+def _complexity_note(r: RunRecord) -> str:
+    g = r.metrics.get("gflops", {})
+    return (
+        f"GFLOPs: {g.get('convention', '2 × GMACs')} at {g.get('imgsz')} px; "
+        f"mAP/P on the {r.metrics.get('map50', {}).get('split', 'test')} split; E_train and CO2: "
+        f"this variant's own stages; E_lineage: every stage from the root model on; "
+        f"net = gross − idle power × duration"
+    )
+
+
+def _idle_of(r: RunRecord) -> str:
+    return _idle_note(r.measurement.get("idle", {}))
+
+
+def _carbon_note(r: RunRecord) -> str | None:
+    c = r.measurement.get("carbon", {})
+    return f"CO2: {c['g_per_kwh']:.1f} gCO2/kWh ({c['source']}), PUE {c['pue']:g}" if c else None
 
 
 def _idle_note(idle: dict[str, Any]) -> str:
@@ -172,7 +252,7 @@ def _fmt_delta(delta: float | None) -> str:
 
 
 def render(table: Table, fmt: str = "md") -> str:
-    """The table as Markdown (value and Δ in one cell), CSV (separate Δ columns) or LaTeX."""
+    """The table as Markdown (value and Δ in one cell), CSV (separate Δ and method columns) or LaTeX."""
     if fmt == "csv":
         return _csv(table)
     heads = ["variant"] + [table.header(c) for c in table.columns]
@@ -181,6 +261,8 @@ def render(table: Table, fmt: str = "md") -> str:
         row = [r.variant + (" (baseline)" if r.variant == table.baseline else "")]
         for c, (v, d) in zip(table.columns, cells, strict=True):
             cell = _fmt(c, v, r)
+            if v is not None and c.energy and table.methods[c.metric] == "mixed":
+                cell += f" [{_method(r, c) or '?'}]"  # the header cannot say which
             if d is not None:
                 cell += f" ({_fmt_delta(d)})"
             row.append(cell)
@@ -234,15 +316,16 @@ def _csv(table: Table) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     head = ["variant", "parent", "status"]
-    for c in table.columns:
-        name = c.header + (f"_{table.methods[c.metric]}" if c.energy else "")
-        head += [name, f"{c.header}_delta_pct"]
+    for c in table.columns:  # fixed names: the method goes in its own column, not the header
+        head += [c.header, f"{c.header}_delta_pct"] + ([f"{c.header}_method"] if c.energy else [])
     head += ["latency_ci_low_ms", "latency_ci_high_ms", "latency_noisy", "device_id", "run_id"]
     w.writerow(head)
     for r, cells in table.rows:
         row: list[object] = [r.variant, r.parent or "", r.status]
         for c, (v, d) in zip(table.columns, cells, strict=True):
             row += ["" if v is None else f"{v * c.scale:.6g}", "" if d is None else f"{d:.2f}"]
+            if c.energy:
+                row.append((_method(r, c) or "") if v is not None else "")
         lat = r.metrics.get("latency_ms", {})
         row += [lat.get("ci_low", ""), lat.get("ci_high", ""), lat.get("noisy", ""), r.device_id, r.run_id]
         w.writerow(row)

@@ -71,3 +71,17 @@ def test_diverged_training_is_a_clear_error(adapter: DetectAdapter, tmp_path: Pa
         adapter.train(FakeYolo(math.nan, tmp_path), tmp_path / "data.yaml", tmp_path / "run1", {})
     out = adapter.train(FakeYolo(1.5, tmp_path), tmp_path / "data.yaml", tmp_path / "run2", {})
     assert out.name == "last.pt"  # no best.pt: falls back to last
+
+
+def test_pretrained_backbone_not_in_cache_is_an_error_naming_the_file(
+    adapter: DetectAdapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torch cache
+    model = Path(__file__).parents[2] / "models" / "yolov5n-mobilenetv3s.yaml"
+    pretrained = tmp_path / "pretrained.yaml"
+    pretrained.write_text(
+        model.read_text().replace("mobilenet_v3_small, null,", "mobilenet_v3_small, DEFAULT,")
+    )
+    with pytest.raises(GreenbenchError, match="never downloads weights") as e:
+        adapter.build(str(pretrained))
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in str(e.value)
