@@ -88,8 +88,15 @@ class LatencySettings(_Manifest):
     min_time_s: float = Field(default=1.0, gt=0)
     max_time_s: float = Field(default=60.0, gt=0, validate_default=True)
     batch: int = Field(default=1, ge=1)
-    imgsz: int | None = Field(default=None, ge=1, description="None = the training imgsz")
+    imgsz: int | None = Field(default=None, ge=32, description="None = the training imgsz")
     threads: int = Field(default=1, ge=1)
+
+    @field_validator("imgsz")
+    @classmethod
+    def _stride_multiple(cls, value: int | None) -> int | None:
+        if value is not None and value % 32:
+            raise fail(f"expected a multiple of 32 (the models' largest stride), got {value}")
+        return value
 
     @field_validator("max_time_s")
     @classmethod

@@ -16,6 +16,7 @@ from greenbench.adapters.ultra_args import (
     RESERVED,
     builtin_model_cfg,
     builtin_model_names,
+    check_train_value,
     train_arg_names,
 )
 from greenbench.errors import GreenbenchError
@@ -224,6 +225,8 @@ def _check_defaults(defaults: dict[str, Any]) -> list[Problem]:
         elif key not in allowed:
             hint = suggest(key, allowed)
             message = f"unknown training argument {key!r}{hint}; {_TRAIN_ARGS}"
+        elif (why := check_train_value(key, defaults[key])) is not None:
+            message = f"training argument {key!r}: {why}."
         else:
             continue
         problems.append(Problem(("defaults", key), message))

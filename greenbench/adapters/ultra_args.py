@@ -78,3 +78,67 @@ def builtin_model_cfg(name: str) -> Path | None:
     if stem in {f"yolov{d}{x}6" for x in "nsmlx" for d in (5, 8)}:
         name = re.sub(r"(\d+)([nslmx])6(.+)?$", r"\1\2-p6\3", stem) + dot + suffix
     return configs.get(name) or configs.get(_SCALED.sub(r"\1\3", name))
+
+
+_TYPE_COMMENT = re.compile(r"^(\w+):[^#]*#\s*\(([^)]*)\)")
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "list": (list,),
+    "tuple": (list, tuple),
+}
+OPTIMIZERS = ("SGD", "MuSGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop", "auto")
+
+
+@functools.lru_cache(maxsize=1)
+def train_arg_types() -> dict[str, tuple[tuple[type, ...], bool]]:
+    """Per argument, the Python types its ``default.yaml`` comment names, and whether None is allowed.
+
+    ultralytics documents each argument as ``key: value # (int | float) text``; that comment is
+    the only machine-readable statement of what it accepts.
+    """
+    cfg = ultralytics_dir() / "cfg" / "default.yaml"
+    found: dict[str, tuple[tuple[type, ...], bool]] = {}
+    for line in cfg.read_text(encoding="utf-8").splitlines():
+        m = _TYPE_COMMENT.match(line)
+        if not m:
+            continue
+        names = re.split(r"[|,]", m.group(2))
+        types = tuple(t for n in names for t in _PY_TYPES.get(n.strip().split("[")[0], ()))
+        if types:
+            found[m.group(1)] = (types, "optional" in m.group(2))
+    return found
+
+
+def _range(key: str, value: object) -> str | None:
+    """The few ranges a wrong value of would only fail after training has been paid for."""
+    if key == "imgsz" and (not isinstance(value, int) or value < 32 or value % 32):
+        return "expected an int ≥ 32 and a multiple of 32 (the models' largest stride)"
+    if key == "epochs" and isinstance(value, int) and value < 1:
+        return "expected an int ≥ 1"
+    if key == "batch" and not (
+        (isinstance(value, int) and (value >= 1 or value == -1))
+        or (isinstance(value, float) and 0 < value < 1)
+    ):
+        return "expected an int ≥ 1, -1 (AutoBatch) or a fraction in (0, 1) of GPU memory"
+    if key in ("lr0", "lrf") and isinstance(value, (int, float)) and value <= 0:
+        return "expected a number > 0"
+    if key == "workers" and isinstance(value, int) and value < 0:
+        return "expected an int ≥ 0"
+    if key == "optimizer" and str(value).lower() not in {o.lower() for o in OPTIMIZERS}:
+        return f"expected one of {', '.join(OPTIMIZERS)}"
+    return None
+
+
+def check_train_value(key: str, value: object) -> str | None:
+    """Why ``value`` is not acceptable for training argument ``key``, or None if it is."""
+    spec = train_arg_types().get(key)
+    if spec is not None:
+        types, optional = spec
+        bad_bool = isinstance(value, bool) and bool not in types
+        if not (value is None and optional) and (bad_bool or not isinstance(value, types)):
+            names = " or ".join(sorted({t.__name__ for t in types}))
+            return f"expected {names}{' or null' if optional else ''}, got {type(value).__name__} {value!r}"
+    return _range(key, value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, ClassVar
 
-from greenbench.adapters.ultra_args import RESERVED, train_arg_names
+from greenbench.adapters.ultra_args import RESERVED, check_train_value, train_arg_names
 from greenbench.pipeline.base import StageContext, StageResult
 
 
@@ -25,6 +25,8 @@ class TrainStage:
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise ValueError(f"unknown training argument '{key}'{hint}")
+            if (why := check_train_value(key, params[key])) is not None:
+                raise ValueError(f"training argument '{key}': {why}")
         return dict(params)
 
     def run(self, ctx: StageContext) -> StageResult:
