@@ -7,6 +7,8 @@ bug in greenbench shows a traceback.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -236,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``greenbench`` console script."""
     args = build_parser().parse_args(argv)
+    # SIGTERM (a CI cancel, `kill`) unwinds like Ctrl-C: workers stopped, stored records kept
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.func(args))
     except GreenbenchError as e:
@@ -244,6 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("greenbench: interrupted; records stored so far are kept.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `greenbench table … | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_OK
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def _totals(stages: list[dict[str, Any]], prefix: str, what: str) -> Metrics:
     method = "measured" if all(s["method"] == "measured" for s in stages) else "estimated"
     tag = {
         "method": method,
-        "source": stages[0]["energy"]["source"],
+        "source": "+".join(dict.fromkeys(s["energy"]["source"] for s in stages)),
         "stages": len(stages),
         "what": what,
         "invalid_samples": sum(s["invalid_samples"] for s in stages),

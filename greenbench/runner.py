@@ -89,6 +89,22 @@ def resolve_dataset(suite: Suite, workdir: Path) -> DatasetRef:
     return DatasetRef(staged_copy(ref, workdir), ref.eval_split, ref.fingerprint)
 
 
+def check_device(device: str, suite_path: Path) -> None:
+    """A ``cuda:N`` device must exist here: found once, not after every variant's training."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    index = int(device.split(":")[1])
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if index >= count:
+        raise GreenbenchError(
+            f"measure.device in {suite_path} is {device}, but this machine has "
+            f"{count or 'no'} CUDA GPU{'s' if count != 1 else ''} visible to torch. Use 'cpu' or "
+            f"an index below {count}, or check the driver and CUDA_VISIBLE_DEVICES."
+        )
+
+
 def variant_key(suite: Suite, variant: str, data_key: str) -> str:
     """The resume key of a variant's result: its config hash and the data it ran on."""
     return _sha([suite.variant_hash(variant), data_key])
@@ -116,6 +132,8 @@ def stage_plan(suite: Suite, variant: str, workdir: Path, data_key: str) -> list
             "data": data_key,
             "defaults": suite.defaults,
             "device": suite.measure.device,
+            # a cached stage's energy is reused: only under the meter settings it was read with
+            "energy": suite.measure.energy.model_dump(include={"meters", "watts_per_core", "gpus"}),
         }
     )
     plan = []
@@ -186,9 +204,18 @@ class Runner:
                 cwd=self.workdir,
             )
             seen = 0
-            while proc.poll() is None:
-                time.sleep(0.2)
-                seen = self._relay(events, seen)
+            try:
+                while proc.poll() is None:
+                    time.sleep(0.2)
+                    seen = self._relay(events, seen)
+            finally:  # interrupted or killed: never leave a worker training on its own
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
             self._relay(events, seen)
         if not result_file.exists():
             raise GreenbenchError(
@@ -290,6 +317,8 @@ class Runner:
             error = str(e)
         except Exception as e:
             error = f"internal error: {type(e).__name__}: {e} (please report it)"
+        # one line: ultralytics' messages span lines, and tables render errors inside notes
+        error = " ".join(error.split())
         return RunRecord(**identity, status="failed", finished_at=_now(), error=error, stages=own_stages)
 
     def _ok_record(
@@ -336,6 +365,7 @@ class Runner:
         suite, opt = self.suite, self.opt
         c, e = suite.measure.carbon, suite.measure.energy
         self._intensity = grid_intensity(c.country, c.region, c.intensity_g_per_kwh)
+        check_device(suite.measure.device, suite.path)
         try:
             self.logdir.mkdir(parents=True, exist_ok=True)
         except OSError as err:

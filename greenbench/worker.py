@@ -200,8 +200,21 @@ def run_measure(job: dict[str, Any], emit: Events) -> dict[str, Any]:
     }
 
 
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the runner dies, even by SIGKILL, instead of running on alone."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m greenbench.worker JOB.json RESULT.json``."""
+    _die_with_parent()
     job_path, result_path = (argv or sys.argv[1:])[:2]
     job = json.loads(Path(job_path).read_text())
     emit = Events(job.get("events"))

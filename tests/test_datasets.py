@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -71,6 +73,7 @@ def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("images", 9),
         ("images", 0),
         ("imgsz", 16),
+        ("imgsz", 1025),
         ("seed", -1),
         ("classes", 2.0),
         ("images", "60"),
@@ -389,3 +392,61 @@ def test_cached_synth_cleans_up_when_generation_fails(
     with pytest.raises(OSError, match="disk full"):
         cached_synth(tmp_path, SMALL)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- errors through the real CLI: one paragraph, never a traceback --------------------------
+
+
+def greenbench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "greenbench", *args], capture_output=True, text=True)
+
+
+def assert_one_paragraph_error(stderr: str, *needles: str) -> None:
+    text = stderr.strip()
+    assert text.startswith("greenbench: error:") and "\n" not in text, stderr
+    assert "Traceback" not in stderr
+    for needle in needles:
+        assert needle in text, (needle, text)
+
+
+def test_cli_refuses_a_huge_imgsz_before_drawing(tmp_path: Path) -> None:
+    out = greenbench("data", "synth", "--out", str(tmp_path / "d"), "--imgsz", "100000")
+    assert out.returncode == 1, out.stderr
+    assert_one_paragraph_error(out.stderr, "imgsz must be 32..1024, got 100000")
+    assert not (tmp_path / "d").exists()
+
+
+def test_cli_out_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    a_file = tmp_path / "some_file"
+    a_file.write_text("not a folder")
+    out = greenbench("data", "synth", "--out", str(a_file / "sub"), "--images", "10", "--imgsz", "32")
+    assert out.returncode == 1, out.stderr
+    assert_one_paragraph_error(out.stderr, f"cannot write under {a_file / 'sub'}: Not a directory")
+    assert a_file.read_text() == "not a folder"
+
+
+def test_synth_and_cache_under_a_file_raise_greenbench_errors(tmp_path: Path) -> None:
+    a_file = tmp_path / "some_file"
+    a_file.write_text("")
+    with pytest.raises(
+        GreenbenchError, match=re.escape(f"cannot write under {a_file / 'sub'}: Not a directory")
+    ):
+        synth_detection(a_file / "sub", SMALL)
+    with pytest.raises(GreenbenchError, match=re.escape(f"cannot write under {a_file / 'cache'}: ")):
+        cached_synth(a_file / "cache", SMALL)
+    with pytest.raises(GreenbenchError, match=re.escape(f"cannot write under {a_file}: ")):
+        cached_synth(a_file, SMALL)  # the cache root itself is a file
+
+
+def test_cached_synth_rewords_a_failure_after_generation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_rename(src: object, dst: object) -> None:
+        raise PermissionError(13, "Permission denied", str(dst))
+
+    monkeypatch.setattr(datasets.os, "rename", no_rename)
+    with pytest.raises(
+        GreenbenchError, match=re.escape(f"cannot write under {tmp_path}: Permission denied at ")
+    ):
+        cached_synth(tmp_path, SMALL)
+    assert list(tmp_path.iterdir()) == []  # the temporary copy is cleaned up

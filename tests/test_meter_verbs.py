@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from greenbench.commands.meter_verbs import MeasureOptions, measure_command, note_warnings, render_measure
+from greenbench.commands.meter_verbs import (
+    MeasureOptions,
+    MeasureUsageError,
+    check_options,
+    check_output,
+    measure_command,
+    note_warnings,
+    render_measure,
+    write_report,
+)
+from greenbench.errors import GreenbenchError
 from tests.measure.energy.fakes import FakeGpu, FakeNvml, FakePowercap
 
 # Advances each counter by STEP µJ every 10 ms for ~2 s, wrapping at its max range exactly as
@@ -212,3 +223,135 @@ def test_measure_prints_warnings_the_meters_put_in_notes(
     nested = {"rapl": {"polls": 3, "warning": "window without the poller"}, "estimate": {"model": "m"}}
     assert note_warnings(nested) == ["rapl: window without the poller"]
     assert note_warnings({"warning": "top level"}) == ["top level"]
+
+
+# -- review findings: refusals before the command runs, and a report that is never lost -------
+
+
+def assert_one_paragraph_error(stderr: str, *needles: str) -> None:
+    """``greenbench: error: …`` on one line, no traceback, containing every needle."""
+    text = stderr.strip()
+    assert text.startswith("greenbench: error:") and "\n" not in text, stderr
+    assert "Traceback" not in stderr
+    for needle in needles:
+        assert needle in text, (needle, text)
+
+
+def test_measure_output_in_a_missing_folder_is_refused_before_the_command_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    missing = tmp_path / "no-such-folder" / "report.json"
+    out = greenbench("measure", "--idle-s", "0", "-o", str(missing), "--", "touch", str(marker), env={})
+    assert out.returncode == 2, out.stderr
+    assert_one_paragraph_error(out.stderr, "-o/--output", f"{missing.parent} does not exist")
+    assert not marker.exists()
+
+
+def test_measure_output_that_is_a_folder_is_refused_before_the_command_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    out = greenbench("measure", "--idle-s", "0", "-o", str(tmp_path), "--", "touch", str(marker), env={})
+    assert out.returncode == 2, out.stderr
+    assert_one_paragraph_error(out.stderr, f"-o/--output {tmp_path} is a folder")
+    assert not marker.exists()
+
+
+def test_measure_output_under_a_file_is_refused_before_the_command_runs(tmp_path: Path) -> None:
+    marker, a_file = tmp_path / "ran", tmp_path / "a_file"
+    a_file.write_text("")
+    out = greenbench(
+        "measure", "--idle-s", "0", "-o", str(a_file / "r.json"), "--", "touch", str(marker), env={}
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert_one_paragraph_error(out.stderr, f"{a_file} is not a folder")
+    assert not marker.exists()
+
+
+def test_measure_output_unwritable_after_the_run_prints_the_report_to_stderr(tmp_path: Path) -> None:
+    marker, report = tmp_path / "ran", tmp_path / "report.txt"
+    # The command itself takes the report's path, so the write after it fails.
+    script = f"touch {shlex.quote(str(marker))} && mkdir {shlex.quote(str(report))}"
+    out = greenbench(
+        "measure", "--idle-s", "0", "-o", str(report), "--", "sh", "-c", script,
+        env={"GREENBENCH_POWERCAP_ROOT": str(tmp_path / "none")},
+    )  # fmt: skip
+    assert marker.exists()
+    assert out.returncode == 1  # the command succeeded, but the report file asked for is missing
+    assert "Traceback" not in out.stderr
+    assert "greenbench measure: sh -c" in out.stderr and "wall time (exit code 0)" in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"greenbench: error: cannot write the report to {report}")
+    assert "printed above on stderr instead" in last
+
+
+@pytest.mark.parametrize("idle_s", ["1e12", "3601", "inf", "-1"])
+def test_measure_idle_out_of_range_is_refused_before_the_command_runs(tmp_path: Path, idle_s: str) -> None:
+    marker = tmp_path / "ran"
+    out = greenbench("measure", f"--idle-s={idle_s}", "--", "touch", str(marker), env={})
+    assert out.returncode == 2, out.stderr
+    assert_one_paragraph_error(out.stderr, "--idle-s must be a finite number of seconds from 0 to 3600")
+    assert not marker.exists()
+
+
+def test_measure_negative_intensity_is_refused_naming_the_option(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    out = greenbench("measure", "--intensity", "-5", "--idle-s", "0", "--", "touch", str(marker), env={})
+    assert out.returncode == 2, out.stderr
+    assert_one_paragraph_error(out.stderr, "--intensity must be a finite number >= 0")
+    assert "measure.carbon" not in out.stderr
+    assert not marker.exists()
+
+
+def test_measure_unknown_country_is_refused_naming_the_options(tmp_path: Path) -> None:
+    pytest.importorskip("codecarbon")
+    marker = tmp_path / "ran"
+    out = greenbench("measure", "--country", "xx", "--idle-s", "0", "--", "touch", str(marker), env={})
+    assert out.returncode == 2, out.stderr
+    assert_one_paragraph_error(out.stderr, "Unknown grid country 'xx' (--country)", "pass --intensity")
+    assert "measure.carbon" not in out.stderr and "suite" not in out.stderr
+    assert not marker.exists()
+
+
+def test_measure_intensity_option_is_the_reported_source(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    out = greenbench(
+        "measure", "--json", "-o", str(report), "--intensity", "300", "--idle-s", "0", "--", "true",
+        env={"GREENBENCH_POWERCAP_ROOT": str(tmp_path / "none")},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    carbon = json.loads(report.read_text())["carbon"]
+    assert carbon == {"g_per_kwh": 300.0, "source": "option --intensity", "pue": 1.0}
+
+
+@pytest.mark.parametrize("rest", [(), ("--",)])
+def test_measure_without_a_command_is_a_usage_error(rest: tuple[str, ...]) -> None:
+    out = greenbench("measure", "--idle-s", "0", *rest, env={})
+    assert out.returncode == 2, out.stderr
+    assert_one_paragraph_error(out.stderr, "no command given")
+
+
+def test_check_output_and_check_options_without_the_cli(tmp_path: Path) -> None:
+    check_output(None)
+    check_output(str(tmp_path / "new.json"))  # a new file in an existing folder: fine
+    for bad, why in [
+        ("", "is empty"),
+        (str(tmp_path), "is a folder"),
+        (str(tmp_path / "missing" / "r.json"), "does not exist"),
+    ]:
+        with pytest.raises(MeasureUsageError, match=why):
+            check_output(bad)
+    with pytest.raises(MeasureUsageError, match="is a folder"):
+        check_options(MeasureOptions(output=str(tmp_path)))
+    with pytest.raises(MeasureUsageError, match="--intensity"):
+        check_options(MeasureOptions(intensity_g_per_kwh=float("nan")))
+    assert not (tmp_path / "new.json").exists()  # checking never creates the file
+
+
+def test_write_report_failure_exits_with_the_commands_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(GreenbenchError) as info:
+        write_report("the report\n", str(tmp_path), command_exit_code=7)
+    assert info.value.exit_code == 7 and str(tmp_path) in str(info.value)
+    assert capsys.readouterr().err == "the report\n"
+    with pytest.raises(GreenbenchError) as info:
+        write_report("the report\n", str(tmp_path))
+    assert info.value.exit_code == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from greenbench.errors import GreenbenchError
-from greenbench.store import SCHEMA_VERSION, RunRecord, Store, metric
+from greenbench.store import APPLICATION_ID, SCHEMA_VERSION, RunRecord, Store, metric
 from tests.factories import make_record
 
 
@@ -75,3 +75,113 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_status_is_checked_by_sqlite(tmp_path: Path) -> None:
     with Store(tmp_path / "gb.db") as s, pytest.raises(sqlite3.IntegrityError):
         s.add(record(status="weird"))
+
+
+def test_new_store_carries_the_greenbench_marker(tmp_path: Path) -> None:
+    path = tmp_path / "gb.db"
+    Store(path).close()
+    assert APPLICATION_ID == int.from_bytes(b"GrnB", "big")
+    assert path.read_bytes()[68:72] == b"GrnB"  # PRAGMA application_id lives at offset 68
+    with sqlite3.connect(path) as c:
+        assert c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        # another program's results, with its own `records` table
+        "CREATE TABLE records (id INTEGER PRIMARY KEY, name TEXT, score REAL);"
+        "INSERT INTO records (name, score) VALUES ('x', 1.0);",
+        # an unrelated table, even a key/value `meta` of the same shape without our rows
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('owner', 'someone else');"
+        "CREATE TABLE photos (id INTEGER PRIMARY KEY, blob BLOB);",
+        # a database marked by another program, even with no table yet
+        "PRAGMA application_id = 1234;",
+    ],
+)
+def test_foreign_database_is_refused_and_left_unchanged(tmp_path: Path, ddl: str) -> None:
+    path = tmp_path / "theirs.db"
+    with sqlite3.connect(path) as c:
+        c.executescript(ddl)
+    c.close()
+    before = path.read_bytes()
+    with pytest.raises(GreenbenchError, match="greenbench did not create") as err:
+        Store(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(GreenbenchError, match="greenbench did not create"):
+        Store(path, readonly=True)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.db"]
+
+
+def test_store_from_before_the_marker_still_opens_and_gets_marked(tmp_path: Path) -> None:
+    path = tmp_path / "gb.db"
+    with Store(path) as s:
+        s.add(record("old"))
+    with sqlite3.connect(path) as c:
+        c.execute("PRAGMA application_id = 0")  # what a store written before the marker looks like
+    c.close()
+    assert path.read_bytes()[68:72] == b"\0\0\0\0"
+    with Store(path, readonly=True) as s:  # read-only: readable, but not marked
+        assert [r.variant for r in s.records()] == ["old"]
+    assert path.read_bytes()[68:72] == b"\0\0\0\0"
+    with Store(path) as s:
+        s.add(record("new"))
+        assert [r.variant for r in s.records()] == ["old", "new"]
+    assert path.read_bytes()[68:72] == b"GrnB"
+
+
+def test_non_integer_schema_version_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "gb.db"
+    Store(path).close()
+    with sqlite3.connect(path) as c:
+        c.execute("UPDATE meta SET value='one' WHERE key='schema_version'")
+    c.close()
+    before = path.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(GreenbenchError, match=r"schema_version 'one' .* not a whole number"):
+            Store(path, readonly=readonly)
+    assert path.read_bytes() == before
+
+
+def test_readonly_open_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "gb.db"
+    with pytest.raises(GreenbenchError, match="there is no results store at"):
+        Store(path, readonly=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_readonly_open_of_an_empty_file_is_an_error_and_keeps_it_empty(tmp_path: Path) -> None:
+    path = tmp_path / "gb.db"
+    path.touch()
+    with pytest.raises(GreenbenchError, match="not a results store"):
+        Store(path, readonly=True)
+    assert path.read_bytes() == b""
+
+
+def test_readonly_store_reads_but_cannot_add(tmp_path: Path) -> None:
+    path = tmp_path / "a?b#c%20.db"  # characters that mean something in a file: URI
+    with Store(path) as s:
+        s.add(record("a", run="r1"))
+        s.add(record("a", run="r2", status="failed"))
+    before = path.read_bytes()
+    with Store(path, readonly=True) as s:
+        assert s.readonly and s.count() == 2
+        assert [r.run_id for r in s.records(suite="s")] == ["r1", "r2"]
+        latest = s.latest("s", "h1", "dev")
+        assert latest is not None and latest.run_id == "r1"
+        with pytest.raises(GreenbenchError, match="read-only"):
+            s.add(record("b"))
+        assert s.count() == 2
+    assert path.read_bytes() == before
+
+
+def test_readonly_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "gb.db"
+    Store(path).close()
+    with sqlite3.connect(path) as c:
+        c.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    c.close()
+    with pytest.raises(GreenbenchError, match="schema version 99"):
+        Store(path, readonly=True)

@@ -27,7 +27,7 @@ class Column:
     header: str
     scale: float = 1.0
     digits: int = 3
-    energy: bool = False  # header carries the method
+    energy: bool = False  # header carries the method; Δ % only against the same method and source
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -194,7 +194,7 @@ def _grouped(ok: Sequence[RunRecord], text_of: Callable[[RunRecord], str | None]
             groups.setdefault(text, []).append(r.variant)
     if len(groups) == 1 and len(next(iter(groups.values()))) == len(ok):
         return list(groups)
-    return [f"{text} (rows: {', '.join(variants)})" for text, variants in groups.items()]
+    return [f"{text} — rows: {', '.join(variants)}" for text, variants in groups.items()]
 
 
 def _latency_note(r: RunRecord) -> str:

@@ -153,3 +153,31 @@ def test_user_dataset_with_download_key_is_used_offline_and_left_untouched(
         (record,) = s.records(suite="userdata")
     assert record.measurement["dataset"]["eval_split"] == "test"
     assert record.metrics["map50"]["split"] == "test"
+
+
+def test_sigterm_stops_the_workers_and_keeps_the_store(micro_suite: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import psutil
+
+    store = tmp_path / "gb.db"
+    env = {**os.environ, "HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenbench", "run", str(micro_suite), "--store", str(store), "--no-idle"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    workers: list[psutil.Process] = []
+    while not workers and time.monotonic() < deadline:
+        time.sleep(0.2)
+        workers = psutil.Process(proc.pid).children(recursive=True)
+    assert workers, "no worker process started"
+    time.sleep(1.0)  # let it get into training
+    proc.send_signal(signal.SIGTERM)  # the parent only, as a CI cancel or `kill` would
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "records stored so far are kept" in err
+    _gone, alive = psutil.wait_procs(workers, timeout=15)
+    assert not alive, f"workers left running: {alive}"
+    with Store(store) as s:
+        assert s.count() == 0  # nothing half-written; the store opens

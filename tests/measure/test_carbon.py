@@ -12,7 +12,7 @@ import pytest
 
 from greenbench.errors import GreenbenchError
 from greenbench.measure import carbon
-from greenbench.measure.carbon import GridIntensity, co2_g, grid_intensity
+from greenbench.measure.carbon import GridIntensity, IntensityNames, co2_g, grid_intensity
 
 pytest.importorskip("codecarbon")
 
@@ -191,3 +191,52 @@ def test_does_not_import_codecarbon() -> None:
         "assert 'codecarbon' not in sys.modules, 'codecarbon was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+CLI_NAMES = IntensityNames(
+    override="--intensity", source="option --intensity", instead="pass {}", country="--country"
+)
+
+
+def test_names_reword_every_message_and_the_source() -> None:
+    got = grid_intensity("DEU", override_g_per_kwh=300, names=CLI_NAMES)
+    assert got == GridIntensity(300.0, "option --intensity", "DEU", None)
+    with pytest.raises(GreenbenchError) as e:
+        grid_intensity("DEU", override_g_per_kwh=-5, names=CLI_NAMES)
+    assert str(e.value).startswith("--intensity must be a finite number >= 0")
+    with pytest.raises(GreenbenchError) as e:
+        grid_intensity("xx", names=CLI_NAMES)
+    assert "Unknown grid country 'xx' (--country)" in str(e.value)
+    assert str(e.value).endswith("or pass --intensity (g CO2 per kWh).")
+    with pytest.raises(GreenbenchError, match=r"No grid country given \(--country\).*or --intensity"):
+        grid_intensity(" ", names=CLI_NAMES)
+    with pytest.raises(GreenbenchError, match=r"Or pass --intensity\.$"):
+        grid_intensity("USA", "Californa", names=CLI_NAMES)
+    with pytest.raises(GreenbenchError, match=r"or pass --intensity\.$"):
+        grid_intensity("DEU", "Bavaria", names=CLI_NAMES)
+    for call in (
+        lambda: grid_intensity("DEU", override_g_per_kwh=-5, names=CLI_NAMES),
+        lambda: grid_intensity("xx", names=CLI_NAMES),
+        lambda: grid_intensity("CHN", "Tibet", names=CLI_NAMES),
+    ):
+        with pytest.raises(GreenbenchError) as e:
+            call()
+        assert "measure.carbon" not in str(e.value) and "suite" not in str(e.value)
+
+
+def test_default_names_keep_the_suite_messages() -> None:
+    with pytest.raises(GreenbenchError) as e:
+        grid_intensity("xx")
+    assert str(e.value).endswith("or set measure.carbon.intensity_g_per_kwh (g CO2 per kWh) in the suite.")
+    assert "(--country)" not in str(e.value) and "Unknown grid country 'xx': " in str(e.value)
+    with pytest.raises(GreenbenchError, match=r"Or set measure\.carbon\.intensity_g_per_kwh in the suite\.$"):
+        grid_intensity("USA", "Californa")
+    with pytest.raises(GreenbenchError, match=r"^No grid country given: set an ISO3 code such as 'DEU' or"):
+        grid_intensity("")
+
+
+def test_codecarbon_missing_names_the_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(carbon.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(GreenbenchError) as e:
+        grid_intensity("DEU", names=CLI_NAMES)
+    assert str(e.value).endswith("`pip install codecarbon`, or pass --intensity (g CO2 per kWh).")

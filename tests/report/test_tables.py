@@ -61,6 +61,43 @@ def test_markdown_has_units_methods_and_notes() -> None:
 def test_mixed_methods_are_labelled_mixed() -> None:
     t = build_table([rec("base", 2e6, 0.02), rec("m", 1e6, 0.01, method="measured")], "base", "s")
     assert t.methods["energy_per_image_j"] == "mixed"
+    metrics = [c.metric for c in t.columns]
+    m_cells = t.rows[1][1]
+    assert m_cells[metrics.index("energy_per_image_j")] == (0.01, None)  # measured vs estimated: no Δ
+    assert m_cells[metrics.index("co2_train_g")] == (0.1, None)
+    assert m_cells[metrics.index("params")][1] == pytest.approx(-50.0)  # other columns keep theirs
+    left_out = [n for n in t.notes if n.startswith("Δ % left out")]
+    assert left_out == [
+        "Δ % left out where the energy method or source differs from the baseline's (measured vs "
+        "estimated figures are not comparable): m: E/img_mJ, E/img_net_mJ, E_train_kJ, "
+        "E_train_net_kJ, CO2_train_g (measured vs baseline estimated)"
+    ]
+    md = render(t, "md")
+    assert "| E/img_mJ [mixed] |" in md and left_out[0] in md
+    assert "| base (baseline) | 0.500 |" in md and "| 20.00 [estimated] | 16.00 [estimated] |" in md
+    assert "| 1.000 (-50.0%) |" in md and "| 10.00 [measured] | 8.00 [measured] |" in md
+    tex = render(t, "latex")
+    assert "10.00 [measured] & 8.00 [measured]" in tex and "E/img\\_mJ [mixed]" in tex
+    row = list(csv.DictReader(io.StringIO(render(t, "csv"))))[1]
+    assert row["E/img_mJ"] == "10" and row["E/img_mJ_delta_pct"] == ""
+    assert row["E/img_mJ_method"] == "measured" and row["params_M_delta_pct"] == "-50.00"
+
+
+def test_same_method_keeps_delta_and_unlabelled_cells() -> None:
+    t = build_table([rec("base", 2e6, 0.02), rec("small", 1e6, 0.01)], "base", "s")
+    assert not any(n.startswith("Δ % left out") for n in t.notes)
+    assert "| 10.00 (-50.0%) | 8.00 (-50.0%) |" in render(t, "md")
+    assert "[estimated]" not in render(t, "md").split("\n", 2)[2]  # only the header says it
+
+
+def test_energy_from_another_source_has_no_delta() -> None:
+    other = rec("other", 1e6, 0.01)
+    other.metrics["energy_per_image_j"]["source"] = "nvml"
+    t = build_table([rec("base", 2e6, 0.02), other], "base", "s")
+    energy_col = [c.metric for c in t.columns].index("energy_per_image_j")
+    assert t.methods["energy_per_image_j"] == "estimated"
+    assert t.rows[1][1][energy_col] == (0.01, None)
+    assert any("other: E/img_mJ (nvml vs baseline estimated-source)" in n for n in t.notes)
 
 
 def test_failed_variant_row_and_missing_baseline() -> None:
@@ -75,8 +112,17 @@ def test_csv_is_machine_readable() -> None:
     out = render(build_table([rec("base", 2e6, 0.02), rec("small", 1e6, 0.01)], "base", "s"), "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert rows[1]["params_M"] == "1" and rows[1]["params_M_delta_pct"] == "-50.00"
-    assert rows[1]["E/img_mJ_estimated"] == "10"
+    assert rows[1]["E/img_mJ"] == "10" and rows[1]["E/img_mJ_method"] == "estimated"
+    assert rows[1]["E/img_mJ_delta_pct"] == "-50.00"
     assert rows[0]["params_M_delta_pct"] == ""
+    head = out.splitlines()[0]
+    assert head.startswith("variant,parent,status,P,P_delta_pct,")
+    assert "E/img_mJ,E/img_mJ_delta_pct,E/img_mJ_method" in head and "_estimated" not in head
+    assert "P_method" not in head  # only energy columns have a method
+    # the header never depends on the data: the same for measured-only and mixed tables
+    for methods in (("measured", "measured"), ("estimated", "measured")):
+        recs = [rec("base", 2e6, 0.02, method=methods[0]), rec("small", 1e6, 0.01, method=methods[1])]
+        assert render(build_table(recs, "base", "s"), "csv").splitlines()[0] == head
 
 
 def test_latex_escapes() -> None:
@@ -118,3 +164,37 @@ def test_codecarbon_cross_check_is_shown_beside_ours() -> None:
     assert "CodeCarbon cross-check, base training: 1234.5 J (its model) vs 1000.0 J ours (estimated)" in md
     r.metrics["codecarbon_train_energy_j"] = metric(None, "J", method="codecarbon", error="not installed")
     assert "CodeCarbon cross-check of base failed: not installed" in render(build_table([r], "base", "s"))
+
+
+def test_single_run_notes_name_no_rows() -> None:
+    notes = build_table([rec("base", 2e6, 0.02), rec("small", 1e6, 0.01)], "base", "s").notes
+    assert "CO2: 380.9 gCO2/kWh (codecarbon), PUE 1" in notes
+    assert not any("rows come from" in n or "— rows:" in n for n in notes)
+
+
+def test_rows_from_different_runs_say_so() -> None:
+    base, small = rec("base", 2e6, 0.02), rec("small", 1e6, 0.01)
+    small.run_id, small.started_at = "r2", "t5"
+    small.metrics["latency_ms"]["threads"] = 4
+    small.measurement["carbon"]["g_per_kwh"] = 100.0
+    small.measurement["idle"] = {"skipped": True, "reason": "skipped by --no-idle"}
+    notes = build_table([base, small], "base", "s").notes
+    assert "rows come from 2 runs: r1 started t0 (base); r2 started t5 (small)" in notes
+    assert "CO2: 380.9 gCO2/kWh (codecarbon), PUE 1 — rows: base" in notes
+    assert "CO2: 100.0 gCO2/kWh (codecarbon), PUE 1 — rows: small" in notes
+    assert "idle baseline: skipped (not recorded): net = gross — rows: base" in notes
+    assert "idle baseline: skipped (skipped by --no-idle): net = gross — rows: small" in notes
+    latency = [n for n in notes if n.startswith("latency_ms:")]
+    assert len(latency) == 2 and latency[0].endswith("1 thread(s), cpu (Test CPU) — rows: base")
+    assert latency[1].endswith("4 thread(s), cpu (Test CPU) — rows: small")
+    gflops = [n for n in notes if n.startswith("GFLOPs:")]
+    assert len(gflops) == 1 and "— rows:" not in gflops[0]  # the same in both runs: one plain note
+
+
+def test_same_run_id_but_different_facts_are_split_too() -> None:
+    base, small = rec("base", 2e6, 0.02), rec("small", 1e6, 0.01)
+    small.measurement["settings"] = {"latency": {"batch": 8}}
+    notes = build_table([base, small], "base", "s").notes
+    assert not any("rows come from" in n for n in notes)
+    assert any("batch ?, 1 thread(s)" in n and n.endswith("— rows: base") for n in notes)
+    assert any("batch 8, 1 thread(s)" in n and n.endswith("— rows: small") for n in notes)
