@@ -380,7 +380,10 @@ class Runner:
             self._idle = skipped_idle(f"skipped by {why}")
         else:
             opt.progress(f"idle baseline: {e.idle_s:g} s")
-            meter, _ = select_meters(e.meters, e.watts_per_core, e.gpus, opt.powercap_root)
+            try:
+                meter, _ = select_meters(e.meters, e.watts_per_core, e.gpus, opt.powercap_root)
+            except GreenbenchError as err:
+                raise type(err)(f"measure.energy.meters in {suite.path}: {err}") from None
             with meter:
                 self._idle = measure_idle(meter, e.idle_s)
 
