@@ -1,4 +1,4 @@
-"""Check a user's YOLO ``data.yaml`` before anything runs, and fingerprint its content.
+"""Check a user's YOLO ``data.yaml`` before anything runs, fingerprint it, stage a safe copy.
 
 ultralytics downloads a dataset whose folders are missing when the data.yaml has a
 ``download:`` key, and fails only after training when the split it evaluates on is absent.
