@@ -167,9 +167,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
         country=args.country,
         pue=args.pue,
         intensity_g_per_kwh=args.intensity,
+        output=args.output,
     )
     code, report = measure_command(cmd, opt)
-    write_report(dumps(report) if args.json else render_measure(report), args.output)
+    write_report(dumps(report) if args.json else render_measure(report), args.output, code)
     return code
 
 
