@@ -78,7 +78,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     if not Path(args.store).exists():
         raise GreenbenchError(f"no results store at {args.store}; run the suite first or pass --store.")
     device_id = args.device or fingerprint(suite.measure.device)["device_id"]
-    with Store(Path(args.store)) as store:
+    with Store(Path(args.store), readonly=True) as store:  # table only reads
         return _print_table(suite, store, device_id, args.format)
 
 

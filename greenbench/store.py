@@ -6,6 +6,8 @@ Records are only ever added: ``--force`` adds newer ones, nothing stored is over
 Schema history (bump ``SCHEMA_VERSION`` and describe the change here):
   1 — first version: identity, status/error, stages, metrics {value, unit, …}, measurement,
       device, versions, timestamps.
+      Later, same version: the file carries ``PRAGMA application_id`` ``APPLICATION_ID`` ("GrnB");
+      unmarked version-1 stores are recognised by their tables and marked on a writable open.
 """
 
 from __future__ import annotations
