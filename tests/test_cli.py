@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.clitools import run_cli
 
 BROKEN = Path(__file__).parent / "suites_broken"
 
 
 def greenbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenbench", *args], cwd=cwd, capture_output=True, text=True
-    )
+    return run_cli(*args, cwd=cwd)
 
 
 def test_validate_broken_suite_exits_2_naming_file_line_and_key(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from greenbench.datasets import (
     synth_detection,
 )
 from greenbench.errors import GreenbenchError
+from tests.clitools import assert_one_paragraph_error, run_cli
 
 SMALL = SynthSpec(classes=3, images=12, imgsz=64, seed=7)
 LINE = re.compile(r"^\d+ \d\.\d{6} \d\.\d{6} \d\.\d{6} \d\.\d{6}$")
@@ -398,15 +398,7 @@ def test_cached_synth_cleans_up_when_generation_fails(
 
 
 def greenbench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "greenbench", *args], capture_output=True, text=True)
-
-
-def assert_one_paragraph_error(stderr: str, *needles: str) -> None:
-    text = stderr.strip()
-    assert text.startswith("greenbench: error:") and "\n" not in text, stderr
-    assert "Traceback" not in stderr
-    for needle in needles:
-        assert needle in text, (needle, text)
+    return run_cli(*args)
 
 
 def test_cli_refuses_a_huge_imgsz_before_drawing(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from greenbench.commands.meter_verbs import (
     write_report,
 )
 from greenbench.errors import GreenbenchError
+from tests.clitools import assert_one_paragraph_error, run_cli
 from tests.measure.energy.fakes import FakeGpu, FakeNvml, FakePowercap
 
 # Advances each counter by STEP µJ every 10 ms for ~2 s, wrapping at its max range exactly as
@@ -49,9 +49,7 @@ ADVANCER = textwrap.dedent(
 
 
 def greenbench(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenbench", *args], env={**os.environ, **env}, capture_output=True, text=True
-    )
+    return run_cli(*args, env=env)
 
 
 def test_measure_reports_exactly_what_the_counters_advanced(tmp_path: Path) -> None:
@@ -226,15 +224,6 @@ def test_measure_prints_warnings_the_meters_put_in_notes(
 
 
 # -- review findings: refusals before the command runs, and a report that is never lost -------
-
-
-def assert_one_paragraph_error(stderr: str, *needles: str) -> None:
-    """``greenbench: error: …`` on one line, no traceback, containing every needle."""
-    text = stderr.strip()
-    assert text.startswith("greenbench: error:") and "\n" not in text, stderr
-    assert "Traceback" not in stderr
-    for needle in needles:
-        assert needle in text, (needle, text)
 
 
 def test_measure_output_in_a_missing_folder_is_refused_before_the_command_runs(tmp_path: Path) -> None:

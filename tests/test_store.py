@@ -22,6 +22,14 @@ def record(variant: str = "a", status: str = "ok", run: str = "r1", vhash: str =
     )
 
 
+def store_with_schema_version(path: Path, version: str) -> None:
+    """An empty greenbench store whose meta table claims ``version``."""
+    Store(path).close()
+    with sqlite3.connect(path) as c:
+        c.execute("UPDATE meta SET value=? WHERE key='schema_version'", (version,))
+    c.close()
+
+
 def test_round_trip_and_latest(tmp_path: Path) -> None:
     with Store(tmp_path / "sub" / "gb.db") as s:
         s.add(record(run="r1"))
@@ -65,9 +73,7 @@ def test_not_a_database_is_a_clear_error_and_file_is_kept(tmp_path: Path) -> Non
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "gb.db"
-    Store(path).close()
-    with sqlite3.connect(path) as c:
-        c.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    store_with_schema_version(path, "99")
     with pytest.raises(GreenbenchError, match="schema version 99"):
         Store(path)
 
@@ -134,10 +140,7 @@ def test_store_from_before_the_marker_still_opens_and_gets_marked(tmp_path: Path
 
 def test_non_integer_schema_version_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "gb.db"
-    Store(path).close()
-    with sqlite3.connect(path) as c:
-        c.execute("UPDATE meta SET value='one' WHERE key='schema_version'")
-    c.close()
+    store_with_schema_version(path, "one")
     before = path.read_bytes()
     for readonly in (False, True):
         with pytest.raises(GreenbenchError, match=r"schema_version 'one' .* not a whole number"):
@@ -179,9 +182,6 @@ def test_readonly_store_reads_but_cannot_add(tmp_path: Path) -> None:
 
 def test_readonly_refuses_a_newer_schema(tmp_path: Path) -> None:
     path = tmp_path / "gb.db"
-    Store(path).close()
-    with sqlite3.connect(path) as c:
-        c.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
-    c.close()
+    store_with_schema_version(path, "99")
     with pytest.raises(GreenbenchError, match="schema version 99"):
         Store(path, readonly=True)

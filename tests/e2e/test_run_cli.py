@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from greenbench.store import SCHEMA_VERSION, Store
+from tests.clitools import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -22,14 +23,11 @@ def greenbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The real CLI in a subprocess: HOME in tmp, and every process refused (and logged) any
     non-local name lookup or connection by ``netguard/sitecustomize.py``."""
     env = {
-        **os.environ,
         "HOME": str(cwd / "home"),  # anything written to HOME lands in tmp
         "PYTHONPATH": os.pathsep.join([str(NETGUARD), os.environ.get("PYTHONPATH", "")]),
         "GREENBENCH_NETLOG": str(cwd / "network-attempts.log"),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "greenbench", *args], cwd=cwd, env=env, capture_output=True, text=True
-    )
+    return run_cli(*args, cwd=cwd, env=env)
 
 
 def assert_no_network(cwd: Path) -> None:
