@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from greenbench.store import RunRecord, Store
     from greenbench.suite import Suite
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_FAILED = 0, 1  # an invalid suite exits 2 (SuiteError.exit_code)
 
 
 def _workdir(args: argparse.Namespace) -> Path:

@@ -307,9 +307,3 @@ def write_report(text: str, output: str | None, command_exit_code: int = 0) -> N
 def dumps(obj: Any) -> str:
     """Indented JSON with a trailing newline."""
     return json.dumps(obj, indent=2, default=str) + "\n"
-
-
-def powercap_root_from_env() -> Path | None:
-    """``GREENBENCH_POWERCAP_ROOT`` if set (the RAPL meter reads it too; shown here for clarity)."""
-    value = os.environ.get("GREENBENCH_POWERCAP_ROOT")
-    return Path(value) if value else None

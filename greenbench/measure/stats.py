@@ -33,11 +33,6 @@ class Summary:
     ci_high: float
     noisy: bool
 
-    @property
-    def ci_halfwidth(self) -> float:
-        """Half the CI width, for ``median ± x`` display."""
-        return (self.ci_high - self.ci_low) / 2
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
