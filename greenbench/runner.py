@@ -64,13 +64,18 @@ def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def dataset_ref(suite: Suite) -> DatasetRef:
+    """The suite's data, identified without generating anything: the generator spec for
+    ``synthetic:`` (its data.yaml is not known yet), the checked user data.yaml otherwise."""
+    if suite.dataset.synthetic is not None:
+        return DatasetRef(Path(), "test", "synth-" + _synth_spec(suite).key())
+    assert suite.dataset.path is not None
+    return check_dataset(Path(suite.dataset.path))
+
+
 def dataset_key(suite: Suite) -> str:
     """What identifies the suite's data: the generator spec, or the user data's content fingerprint."""
-    ds = suite.dataset
-    if ds.synthetic is not None:
-        return "synth-" + _synth_spec(suite).key()
-    assert ds.path is not None
-    return check_dataset(Path(ds.path)).fingerprint
+    return dataset_ref(suite).fingerprint
 
 
 def _synth_spec(suite: Suite) -> SynthSpec:
@@ -79,13 +84,11 @@ def _synth_spec(suite: Suite) -> SynthSpec:
     return SynthSpec(classes=s.classes, images=s.images, imgsz=s.imgsz, seed=s.seed)
 
 
-def resolve_dataset(suite: Suite, workdir: Path) -> DatasetRef:
-    """The checked dataset of the suite: generated once into the cache for ``synthetic:``."""
+def resolve_dataset(suite: Suite, workdir: Path, ref: DatasetRef) -> DatasetRef:
+    """``ref`` (from ``dataset_ref``) made usable by workers: synthetic data generated once into
+    the cache, user data staged under ``workdir``."""
     if suite.dataset.synthetic is not None:
-        spec = _synth_spec(suite)
-        return DatasetRef(cached_synth(workdir / "datasets", spec), "test", "synth-" + spec.key())
-    assert suite.dataset.path is not None
-    ref = check_dataset(Path(suite.dataset.path))
+        return DatasetRef(cached_synth(workdir / "datasets", _synth_spec(suite)), "test", ref.fingerprint)
     return DatasetRef(staged_copy(ref, workdir), ref.eval_split, ref.fingerprint)
 
 
@@ -110,10 +113,6 @@ def variant_key(suite: Suite, variant: str, data_key: str) -> str:
     return _sha([suite.variant_hash(variant), data_key])
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def stage_plan(suite: Suite, variant: str, workdir: Path, data_key: str) -> list[dict[str, Any]]:
     """Every stage from the root model to ``variant``, each with its cache key and folder.
 
@@ -126,9 +125,8 @@ def stage_plan(suite: Suite, variant: str, workdir: Path, data_key: str) -> list
     key = _sha(
         {
             "task": suite.task,
-            "model": root.model,
-            "model_file": _file_digest(Path(root.model)) if Path(root.model).is_file() else None,
-            "weights": _file_digest(Path(root.weights)) if root.weights else None,
+            "model": suite.file_ref(root.model),  # local files by content, digested once per suite
+            "weights": suite.file_ref(root.weights),
             "data": data_key,
             "defaults": suite.defaults,
             "device": suite.measure.device,
@@ -360,7 +358,7 @@ class Runner:
         )
 
     # --- the whole suite ----------------------------------------------------------------
-    def _prepare(self) -> None:
+    def _prepare(self, data: DatasetRef) -> None:
         """Carbon intensity, the dataset, the idle baseline: once per run, before any variant."""
         suite, opt = self.suite, self.opt
         c, e = suite.measure.carbon, suite.measure.energy
@@ -373,7 +371,7 @@ class Runner:
                 f"cannot create the work folder {self.logdir}: {err.strerror}. Pass --workdir with a "
                 f"writable folder."
             ) from None
-        self.dataset = resolve_dataset(suite, self.workdir)
+        self.dataset = resolve_dataset(suite, self.workdir, data)
         skip = e.skip_idle if opt.skip_idle is None else opt.skip_idle
         if skip:
             why = "--no-idle" if opt.skip_idle else "measure.energy.skip_idle"
@@ -391,10 +389,12 @@ class Runner:
         """Run every variant not already stored ``ok`` (all of them with ``force``)."""
         suite, opt = self.suite, self.opt
         outcome = RunOutcome(self.run_id, self.device["device_id"])
-        data_key = dataset_key(suite)
+        data = dataset_ref(suite)  # walked once: resume keys and staging both use it
         todo = []
         for name in suite.order():
-            done = self.store.latest(suite.name, variant_key(suite, name, data_key), self.device["device_id"])
+            done = self.store.latest(
+                suite.name, variant_key(suite, name, data.fingerprint), self.device["device_id"]
+            )
             if done is not None and not opt.force:
                 outcome.done[name] = "resumed"
                 opt.progress(f"{name}: already stored ok (run {done.run_id}); skipped")
@@ -402,7 +402,7 @@ class Runner:
                 todo.append(name)
         if not todo:
             return outcome
-        self._prepare()
+        self._prepare(data)
         for name in todo:
             record = self._run_variant(name)
             self.store.add(record)

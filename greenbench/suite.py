@@ -270,13 +270,13 @@ class Suite(_Manifest):
             spec = self.variants[step]
             lineage.append(
                 {
-                    "model": self._file_ref(spec.model),
-                    "weights": self._file_ref(spec.weights),
+                    "model": self.file_ref(spec.model),
+                    "weights": self.file_ref(spec.weights),
                     "stages": [{"name": s.name, "params": s.params} for s in spec.stages],
                 }
             )
         dataset = self.dataset.model_dump(mode="json")
-        dataset["path"] = self._file_ref(self.dataset.path)
+        dataset["path"] = self.file_ref(self.dataset.path)
         return {
             "task": self.task,
             "dataset": dataset,
@@ -290,7 +290,8 @@ class Suite(_Manifest):
         text = json.dumps(self.variant_config(name), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def _file_ref(self, value: str | None) -> Any:
+    def file_ref(self, value: str | None) -> Any:
+        """A local file as ``{file, sha256}`` (digested once per suite); anything else as is."""
         path = Path(value) if value else None
         if path is None or not path.is_absolute() or not path.is_file():
             return value
