@@ -1,18 +1,26 @@
 """Turn what the worker processes measured into a record's metrics: units, methods, net energy.
 
-Pure functions (no I/O): the runner passes in the raw results, the run's idle baseline and grid
-intensity. Every energy metric carries ``method`` (``measured``/``estimated``) and ``source``.
+Pure functions (no I/O): the runner passes in the typed results, the blocks of the interleaved
+rounds, the idle baseline of the machine that measured them and the grid intensity. Every
+energy metric carries ``method`` (``measured``/``estimated``) and ``source``; latency and energy
+per image are medians of blocks with a hierarchical-bootstrap CI (rounds, then blocks), and
+their Δ against the baseline comes from time-adjacent block pairs (``greenbench.measure.compare``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from greenbench.jobs import EvaluateResult, StageDone
 from greenbench.measure.carbon import GridIntensity, co2_g
+from greenbench.measure.compare import hierarchical_median, paired_ratio
 from greenbench.measure.energy.composite import IdleBaseline
 from greenbench.measure.energy.meter import DomainEnergy, EnergyReading
-from greenbench.measure.stats import summarize
+from greenbench.measure.stats import NOISY_IQR_RATIO
 from greenbench.store import metric
 
 Metrics = dict[str, dict[str, Any]]
@@ -37,66 +45,144 @@ def reading_from_dict(d: dict[str, Any]) -> EnergyReading:
     return EnergyReading(d["duration_s"], domains, d.get("invalid_samples", 0))
 
 
-def accuracy_and_complexity(m: dict[str, Any], imgsz: int) -> Metrics:
-    """Accuracy on the test split, parameters, MACs/FLOPs at ``imgsz``, size, peak memory."""
-    acc = m["accuracy"]
+def accuracy_and_complexity(ev: EvaluateResult, imgsz: int) -> Metrics:
+    """Accuracy on the evaluation split, parameters, MACs/FLOPs at ``imgsz``, size, peak memory."""
+    acc = ev.accuracy
     split = acc.get("split", "test")
+    metrics = {name: metric(acc[name], "fraction", split=split) for name in acc if name != "split"}
+    what = "ONNX graph initializers" if ev.artifact.kind == "onnx" else "fused inference model"
     return {
-        "precision": metric(acc["precision"], "fraction", split=split),
-        "recall": metric(acc["recall"], "fraction", split=split),
-        "map50": metric(acc["map50"], "fraction", split=split),
-        "map50_95": metric(acc["map50_95"], "fraction", split=split),
-        "params": metric(m["params"], "count", what="fused inference model"),
-        "gmacs": metric(m["macs"] / 1e9, "GMAC", imgsz=imgsz),
-        "gflops": metric(2 * m["macs"] / 1e9, "GFLOP", convention="GFLOPs = 2 × GMACs", imgsz=imgsz),
-        "size_mb": metric(m["size_mb"], "MB", what="checkpoint file, 10^6 bytes"),
-        "peak_rss_mb": metric(m["peak_rss_mb"], "MB", what="peak RSS of the measuring process"),
+        **metrics,
+        "params": metric(ev.params, "count", what=what),
+        "gmacs": metric(ev.macs / 1e9, "GMAC", imgsz=imgsz, counted_by=ev.counted_by),
+        "gflops": metric(2 * ev.macs / 1e9, "GFLOP", convention="GFLOPs = 2 × GMACs", imgsz=imgsz),
+        "size_mb": metric(ev.size_mb, "MB", what=f"{ev.artifact.kind} model file, 10^6 bytes"),
+        "peak_rss_mb": metric(ev.peak_rss_mb, "MB", what="peak RSS of the process that evaluated it alone"),
     }
 
 
-def latency(m: dict[str, Any]) -> Metrics:
-    """The latency median with its CI and the rest of its summary."""
-    s = m["latency"]["summary"]
-    extra = {k: s[k] for k in ("ci_low", "ci_high", "iqr", "p90", "p99", "mean", "std", "n", "noisy")}
-    return {"latency_ms": metric(s["median"], "ms", stat="median", threads=m["latency"]["threads"], **extra)}
+Value = Callable[[dict[str, Any]], "float | None"]
 
 
-def inference_energy(m: dict[str, Any], idle: IdleBaseline, intensity: GridIntensity, pue: float) -> Metrics:
-    """Energy per image (gross and net of idle): median over windows, with their spread."""
-    windows = m["energy_windows"]
-    gross = [w["energy_j"] / w["images"] for w in windows]
-    net = [idle.net(reading_from_dict(w))["energy_net_j"] / w["images"] for w in windows]
-    g, n = summarize(gross), summarize(net)
-    tag = {
-        "method": windows[0]["method"],
-        "source": windows[0]["source"],
-        "stat": "median over windows",
-        "invalid_samples": sum(w.get("invalid_samples", 0) for w in windows),
-    }
+def _latency(b: dict[str, Any]) -> float | None:
+    return float(b["latency_ms"])
+
+
+def _energy(b: dict[str, Any]) -> float | None:
+    e = b.get("energy_per_image_j")
+    return None if e is None else float(e)
+
+
+def _net_energy(idle: IdleBaseline) -> Value:
+    def value(b: dict[str, Any]) -> float | None:
+        if b.get("reading") is None or not b.get("images"):
+            return None
+        return float(idle.net(reading_from_dict(b["reading"]))["energy_net_j"]) / b["images"]
+
+    return value
+
+
+def by_round(blocks: Sequence[dict[str, Any]], arm: str, value: Value) -> list[list[float]]:
+    """``arm``'s block values grouped per round (rounds in order), None values left out."""
+    rounds: dict[int, list[float]] = {}
+    for b in blocks:
+        v = value(b) if b["arm"] == arm else None
+        if v is not None:
+            rounds.setdefault(int(b["round"]), []).append(v)
+    return [rounds[r] for r in sorted(rounds)]
+
+
+def paired_by_round(
+    blocks: Sequence[dict[str, Any]], arm: str, baseline: str, value: Value
+) -> list[list[tuple[float, float]]]:
+    """(arm, baseline) values of the same round and cycle: time-adjacent blocks."""
+    cells: dict[tuple[int, int, str], float] = {}
+    for b in blocks:
+        v = value(b)
+        if v is not None and b["arm"] in (arm, baseline):
+            cells[(int(b["round"]), int(b["cycle"]), b["arm"])] = v
+    rounds: dict[int, list[tuple[float, float]]] = {}
+    for (r, c, who), v in sorted(cells.items()):
+        if who == arm and (r, c, baseline) in cells:
+            rounds.setdefault(r, []).append((v, cells[(r, c, baseline)]))
+    return [rounds[r] for r in sorted(rounds)]
+
+
+def _interval(values: list[list[float]], unit: str, **extra: Any) -> dict[str, Any]:
+    est = hierarchical_median(values)
+    pooled = np.concatenate([np.asarray(v, dtype=float) for v in values])
+    q1, q3 = np.quantile(pooled, [0.25, 0.75])
+    return metric(
+        est.value, unit, ci_low=est.ci_low, ci_high=est.ci_high, stat="median of block medians"
+        if unit == "ms" else "median over blocks", ci_method=CI_METHOD, rounds=est.rounds,
+        blocks=est.blocks, iqr=float(q3 - q1),
+        noisy=bool(est.value > 0 and (q3 - q1) / est.value > NOISY_IQR_RATIO), **extra,
+    )  # fmt: skip
+
+
+CI_METHOD = "95 % hierarchical bootstrap over processes (rounds), then blocks"
+
+
+def interleaved(blocks: Sequence[dict[str, Any]], arm: str, ctx: Context, threads: int) -> Metrics:
+    """Latency and energy per image of ``arm`` from its blocks in every round."""
+    metrics: Metrics = {}
+    lat = by_round(blocks, arm, _latency)
+    if lat:
+        metrics["latency_ms"] = _interval(lat, "ms", threads=threads)
+    mine = [b for b in blocks if b["arm"] == arm and b.get("reading")]
+    gross = by_round(blocks, arm, _energy)
+    if mine and gross:
+        readings = [reading_from_dict(b["reading"]) for b in mine]
+        tag = {
+            "method": readings[0].method,
+            "source": readings[0].source,
+            "invalid_samples": sum(r.invalid_samples for r in readings),
+        }
+        metrics["energy_per_image_j"] = _interval(gross, "J", **tag)
+        metrics["energy_per_image_net_j"] = _interval(
+            by_round(blocks, arm, _net_energy(ctx.idle)), "J", **tag
+        )
+        metrics["co2_per_1k_images_g"] = metric(
+            co2_g(metrics["energy_per_image_j"]["value"] * 1000, ctx.intensity, ctx.pue), "g",
+            method=tag["method"], basis="gross energy per image × 1000 × grid intensity × PUE",
+        )  # fmt: skip
+    return metrics
+
+
+def deltas(
+    blocks: Sequence[dict[str, Any]], arm: str, baseline: str, ctx: Context, pairing: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Δ of ``arm`` against ``baseline`` from their time-adjacent blocks, per metric.
+
+    ``pairing``: what identifies the partner in time (baseline name and key, run id).
+    """
+    out = {}
+    for name, value in (
+        ("latency_ms", _latency),
+        ("energy_per_image_j", _energy),
+        ("energy_per_image_net_j", _net_energy(ctx.idle)),
+    ):
+        pairs = paired_by_round(blocks, arm, baseline, value)
+        if sum(len(p) for p in pairs) >= 2:
+            out[name] = {"paired": True, **pairing, **paired_ratio(pairs).to_dict()}
+    return out
+
+
+def _stage_entry(s: StageDone, idle: IdleBaseline) -> dict[str, Any]:
+    n = idle.net(reading_from_dict(s.energy))
     return {
-        "energy_per_image_j": metric(g.median, "J", min=g.min, max=g.max, windows=g.n, **tag),
-        "energy_per_image_net_j": metric(n.median, "J", min=n.min, max=n.max, windows=n.n, **tag),
-        "co2_per_1k_images_g": metric(
-            co2_g(g.median * 1000, intensity, pue), "g", method=tag["method"],
-            basis="gross energy per image × 1000 × grid intensity × PUE",
-        ),
-    }  # fmt: skip
-
-
-def _stage_entry(s: dict[str, Any], idle: IdleBaseline) -> dict[str, Any]:
-    n = idle.net(reading_from_dict(s["energy"]))
-    return {
-        "variant": s.get("variant"),
-        "name": s["name"],
-        "params": s["params"],
-        "cached": s["cached"],
-        "checkpoint": s["checkpoint"],
-        "duration_s": s["energy"]["duration_s"],
-        "energy": s["energy"],
+        "variant": s.variant,
+        "name": s.name,
+        "params": s.params,
+        "cached": s.cached,
+        "checkpoint": s.checkpoint,
+        "duration_s": s.energy["duration_s"],
+        "energy": s.energy,
         "energy_j": n["energy_j"],
         "energy_net_j": n["energy_net_j"],
         "method": n["method"],
-        "invalid_samples": s["energy"].get("invalid_samples", 0),
+        "invalid_samples": s.energy.get("invalid_samples", 0),
+        "info": s.info,
     }
 
 
@@ -116,7 +202,7 @@ def _totals(stages: list[dict[str, Any]], prefix: str, what: str) -> Metrics:
 
 
 def training(
-    stage_results: list[dict[str, Any]], variant: str, ctx: Context
+    stage_results: Sequence[StageDone], variant: str, ctx: Context
 ) -> tuple[Metrics, list[dict[str, Any]]]:
     """Per-stage energy (gross, net) of the variant's own stages, and training totals with CO2:
     ``train_energy_*`` for its own stages, ``train_energy_lineage_*`` for every stage from the
@@ -155,13 +241,14 @@ def codecarbon_check(checks: list[dict[str, Any] | None]) -> Metrics:
 
 
 def build_metrics(
-    m: dict[str, Any], stage_results: list[dict[str, Any]], variant: str, ctx: Context
+    ev: EvaluateResult,
+    blocks: Sequence[dict[str, Any]],
+    stage_results: Sequence[StageDone],
+    variant: str,
+    ctx: Context,
+    threads: int,
 ) -> tuple[Metrics, list[dict[str, Any]]]:
     """All metrics of one variant and the entries of its own stages."""
-    metrics = {
-        **accuracy_and_complexity(m, ctx.imgsz),
-        **latency(m),
-        **inference_energy(m, ctx.idle, ctx.intensity, ctx.pue),
-    }
+    metrics = {**accuracy_and_complexity(ev, ctx.imgsz), **interleaved(blocks, variant, ctx, threads)}
     train_metrics, stages = training(stage_results, variant, ctx)
     return {**metrics, **train_metrics}, stages

@@ -1,13 +1,15 @@
-"""Walk a suite's variant DAG: resume from the store, run each variant's jobs in fresh
-processes, turn their results into ``RunRecord``s and store each as soon as it exists."""
+"""Walk a suite's variant DAG: resume from the store, hand each variant's jobs to an executor,
+measure the variants interleaved with the baseline, and store one ``RunRecord`` per variant.
+
+A run has three phases: (1) per variant to run, its stages (cached by key) and its evaluation
+(accuracy and complexity, deterministic: once); (2) the interleaved protocol: ``rounds`` fresh
+processes, each timing the baseline and the variants in alternating blocks; (3) one record per
+variant, with latency and energy per image from every block and Δ from time-adjacent pairs.
+A failure in any job of a variant is that variant's ``failed`` record; the suite carries on.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,31 +17,32 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from greenbench.dataset_ref import DatasetRef, check_dataset, staged_copy
-from greenbench.datasets import SynthSpec, cached_synth
+from greenbench import jobs
+from greenbench.dataset_ref import DatasetRef, staged_copy
+from greenbench.datasets import cached_synth
 from greenbench.errors import GreenbenchError
+from greenbench.executors.base import Executor, Where
+from greenbench.identity import dataset_ref, stage_plan, synth_spec, variant_key
 from greenbench.measure.carbon import GridIntensity, grid_intensity
 from greenbench.measure.device import fingerprint, git_commit
-from greenbench.measure.energy.composite import (
-    IdleBaseline,
-    measure_idle,
-    select_meters,
-    skipped_idle,
-)
-from greenbench.records import Context, build_metrics
+from greenbench.measure.energy.composite import IdleBaseline, measure_idle, select_meters, skipped_idle
+from greenbench.records import Context, build_metrics, deltas
+from greenbench.runtimes import default_runtime
 from greenbench.store import RunRecord, Store
 from greenbench.suite import Suite
 
 
 @dataclass
 class RunOptions:
-    """How to run a suite. ``workdir``: artifacts, logs, datasets and ultralytics files."""
+    """How to run a suite. ``workdir``: artifacts, logs, datasets and ultralytics files.
+    ``executor``: where jobs run (default: fresh local processes)."""
 
     workdir: Path
     force: bool = False
     skip_idle: bool | None = None  # None: the suite decides
     powercap_root: Path | None = None
     progress: Callable[[str], None] = lambda _msg: None
+    executor: Executor | None = None
 
 
 @dataclass
@@ -56,39 +59,33 @@ class RunOutcome:
         return [v for v, s in self.done.items() if s == "failed"]
 
 
+@dataclass
+class Prepared:
+    """A variant ready to be measured: its stages' results and its evaluation."""
+
+    stages: tuple[jobs.StageDone, ...]
+    evaluated: jobs.EvaluateResult
+
+
+@dataclass
+class Measured:
+    """What the rounds gave one group of arms: blocks, per-arm runtime descriptions, failures."""
+
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    arms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    where: Where | None = None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _sha(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def dataset_ref(suite: Suite) -> DatasetRef:
-    """The suite's data, identified without generating anything: the generator spec for
-    ``synthetic:`` (its data.yaml is not known yet), the checked user data.yaml otherwise."""
-    if suite.dataset.synthetic is not None:
-        return DatasetRef(Path(), "test", "synth-" + _synth_spec(suite).key())
-    assert suite.dataset.path is not None
-    return check_dataset(Path(suite.dataset.path))
-
-
-def dataset_key(suite: Suite) -> str:
-    """What identifies the suite's data: the generator spec, or the user data's content fingerprint."""
-    return dataset_ref(suite).fingerprint
-
-
-def _synth_spec(suite: Suite) -> SynthSpec:
-    s = suite.dataset.synthetic
-    assert s is not None
-    return SynthSpec(classes=s.classes, images=s.images, imgsz=s.imgsz, seed=s.seed)
-
-
 def resolve_dataset(suite: Suite, workdir: Path, ref: DatasetRef) -> DatasetRef:
-    """``ref`` (from ``dataset_ref``) made usable by workers: synthetic data generated once into
-    the cache, user data staged under ``workdir``."""
+    """``ref`` (from ``identity.dataset_ref``) made usable by workers: synthetic data generated
+    once into the cache, user data staged under ``workdir``."""
     if suite.dataset.synthetic is not None:
-        return DatasetRef(cached_synth(workdir / "datasets", _synth_spec(suite)), "test", ref.fingerprint)
+        return DatasetRef(cached_synth(workdir / "datasets", synth_spec(suite)), "test", ref.fingerprint)
     return DatasetRef(staged_copy(ref, workdir), ref.eval_split, ref.fingerprint)
 
 
@@ -108,51 +105,17 @@ def check_device(device: str, suite_path: Path) -> None:
         )
 
 
-def variant_key(suite: Suite, variant: str, data_key: str) -> str:
-    """The resume key of a variant's result: its config hash and the data it ran on."""
-    return _sha([suite.variant_hash(variant), data_key])
-
-
-def stage_plan(suite: Suite, variant: str, workdir: Path, data_key: str) -> list[dict[str, Any]]:
-    """Every stage from the root model to ``variant``, each with its cache key and folder.
-
-    A stage's key chains the key of the stage before it, so a stage is shared by every variant
-    whose lineage reaches it unchanged (a parent is trained once for all its children), and any
-    change upstream (model file, weights, data, defaults, an earlier stage) changes it.
-    """
-    root = suite.root_model(variant)
-    assert root.model is not None  # the lineage's root names a model (the suite checks it)
-    key = _sha(
-        {
-            "task": suite.task,
-            "model": suite.file_ref(root.model),  # local files by content, digested once per suite
-            "weights": suite.file_ref(root.weights),
-            "data": data_key,
-            "defaults": suite.defaults,
-            "device": suite.measure.device,
-            # a cached stage's energy is reused: only under the meter settings it was read with
-            "energy": suite.measure.energy.model_dump(include={"meters", "watts_per_core", "gpus"}),
-        }
-    )
-    plan = []
-    for name in suite.lineage(variant):
-        for i, st in enumerate(suite.variants[name].stages):
-            key = _sha([key, st.name, st.params])
-            plan.append(
-                {
-                    "variant": name,
-                    "index": i,
-                    "name": st.name,
-                    "params": st.params,
-                    "key": key,
-                    "out_dir": str(workdir / "artifacts" / f"{st.name}-{key}"),
-                }
-            )
-    return plan
+def _one_line(error: BaseException) -> str:
+    """A stored error: one line (ultralytics' messages span lines; tables render errors in notes)."""
+    if isinstance(error, GreenbenchError):
+        text = str(error)
+    else:
+        text = f"internal error: {type(error).__name__}: {error} (please report it)"
+    return " ".join(text.split())
 
 
 class Runner:
-    """Runs one suite on this machine into one store."""
+    """Runs one suite on one executor into one store."""
 
     def __init__(self, suite: Suite, store: Store, options: RunOptions) -> None:
         self.suite = suite
@@ -160,208 +123,235 @@ class Runner:
         self.opt = options
         self.workdir = options.workdir.resolve()
         m = suite.measure
-        self.device = fingerprint(m.device, threads=m.latency.threads)
+        given = options.executor
+        self.device = given.device if given is not None else fingerprint(m.device, threads=m.latency.threads)
         self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
         self.logdir = self.workdir / "logs" / self.run_id
         self.git_commit = git_commit(suite.path.parent) or "none"
         # resolved in run(): generating or walking the data is work, not set-up
         self.dataset = DatasetRef(Path(), "test", "")
         self._lat_imgsz = suite.measure.latency.imgsz or int(suite.defaults.get("imgsz", 640))
-        self._failed: set[str] = set()
-        self._idle: IdleBaseline | None = None
         self._intensity: GridIntensity | None = None
+        if options.executor is None:
+            from greenbench.executors.local import LocalExecutor
 
-    # --- helpers ------------------------------------------------------------------------
-    def _energy_job(self) -> dict[str, Any]:
-        e, c = self.suite.measure.energy, self.suite.measure.carbon
-        return {
-            "meters": list(e.meters),
-            "watts_per_core": e.watts_per_core,
-            "gpus": e.gpus,
-            "powercap_root": str(self.opt.powercap_root) if self.opt.powercap_root else None,
-            "codecarbon": (
-                {"out_dir": str(self.logdir / "codecarbon"), "country": c.country, "region": c.region}
-                if e.codecarbon
-                else None
-            ),
-        }
-
-    def _spawn(self, variant: str, job: dict[str, Any]) -> dict[str, Any]:
-        """Run ``job`` in a fresh Python process; return its result (raises on failure)."""
-        self.logdir.mkdir(parents=True, exist_ok=True)
-        stem = self.logdir / f"{variant}-{job['kind']}"
-        job_file, result_file, log_file = (stem.with_suffix(s) for s in (".job.json", ".result.json", ".log"))
-        events = stem.with_suffix(".events")
-        job = {**job, "events": str(events)}
-        job_file.write_text(json.dumps(job, indent=1, default=str))
-        with log_file.open("w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "greenbench.worker", str(job_file), str(result_file)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
+            options.executor = LocalExecutor(
+                self.logdir, self.device, self._measure_idle, options.progress, cwd=self.workdir
             )
-            seen = 0
-            try:
-                while proc.poll() is None:
-                    time.sleep(0.2)
-                    seen = self._relay(events, seen)
-            finally:  # interrupted or killed: never leave a worker training on its own
-                if proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
-            self._relay(events, seen)
-        if not result_file.exists():
-            raise GreenbenchError(
-                f"the {job['kind']} process of variant '{variant}' died with exit code "
-                f"{proc.returncode} before writing a result; see {log_file}."
-            )
-        result: dict[str, Any] = json.loads(result_file.read_text())
-        if not result.get("ok"):
-            hint = "" if result.get("user") else f" (traceback in {log_file})"
-            raise GreenbenchError(f"{result.get('error')}{hint}")
-        return result
-
-    def _relay(self, events: Path, seen: int) -> int:
-        if not events.exists():
-            return seen
-        lines = events.read_text().splitlines()
-        for line in lines[seen:]:
-            self.opt.progress(line)
-        return len(lines)
+        self.executor: Executor = options.executor
 
     # --- jobs -------------------------------------------------------------------------
-    def _stages_job(self, name: str, plan: list[dict[str, Any]]) -> dict[str, Any]:
-        suite = self.suite
-        root = suite.root_model(name)
-        # --force retrains this variant's own stages; its ancestors' cached artifacts stay valid
-        forced = [p["key"] for p in plan if p["variant"] == name] if self.opt.force else []
-        return {
-            "kind": "stages",
-            "workdir": str(self.workdir),
-            "device": suite.measure.device,
-            "energy": self._energy_job(),
-            "data_yaml": str(self.dataset.data_yaml),
-            "defaults": suite.defaults,
-            "model": root.model,
-            "weights": root.weights,
-            "stages": plan,
-            "force_keys": forced,
-        }
+    def _meter_spec(self) -> jobs.MeterSpec:
+        e, c = self.suite.measure.energy, self.suite.measure.carbon
+        cc = (
+            jobs.CodeCarbonSpec(str(self.logdir / "codecarbon"), c.country, c.region)
+            if e.codecarbon
+            else None
+        )
+        return jobs.MeterSpec(
+            meters=tuple(e.meters),
+            watts_per_core=e.watts_per_core,
+            gpus=tuple(e.gpus) if e.gpus is not None else None,
+            powercap_root=str(self.opt.powercap_root) if self.opt.powercap_root else None,
+            codecarbon=cc,
+        )
 
-    def _measure_job(self, name: str, checkpoint: str | None) -> dict[str, Any]:
-        suite = self.suite
-        root = suite.root_model(name)
-        lat, e = suite.measure.latency, suite.measure.energy
+    def _base(self, label: str) -> dict[str, Any]:
         return {
-            "kind": "measure",
+            "label": label,
+            "task": self.suite.task,
             "workdir": str(self.workdir),
-            "device": suite.measure.device,
-            "variant": name,
-            "checkpoint": checkpoint,
-            "model": root.model,
-            "weights": root.weights,
-            "data_yaml": str(self.dataset.data_yaml),
-            "eval_split": self.dataset.eval_split,
-            "eval_imgsz": int(suite.defaults.get("imgsz", 640)),
-            "out_dir": str(self.workdir / "measure" / f"{name}-{self._key(name)}"),
-            "latency": {
-                "warmup": lat.warmup,
-                "min_repeats": lat.min_repeats,
-                "min_time_s": lat.min_time_s,
-                "max_time_s": lat.max_time_s,
-                "batch": lat.batch,
-                "imgsz": self._lat_imgsz,
-                "threads": lat.threads,
-            },
-            "energy": {**self._energy_job(), "min_window_s": e.min_window_s, "windows": e.windows},
+            "device": self.suite.measure.device,
         }
 
     def _key(self, name: str) -> str:
         return variant_key(self.suite, name, self.dataset.fingerprint)
 
-    # --- one variant --------------------------------------------------------------------
-    def _run_variant(self, name: str) -> RunRecord:
-        suite, started = self.suite, _now()
-        parent = suite.variants[name].from_
-        identity = {
+    def _prepare_variant(self, name: str) -> Prepared:
+        """Run the variant's stages (cached ones are reused) and evaluate the result once."""
+        suite = self.suite
+        root = suite.root_model(name)
+        assert root.model is not None
+        plan = stage_plan(suite, name, self.workdir, self.dataset.fingerprint)
+        stages: tuple[jobs.StageDone, ...] = ()
+        artifact = None
+        if plan:
+            # --force retrains this variant's own stages; its ancestors' cached artifacts stay valid
+            forced = tuple(p.key for p in plan if p.variant == name) if self.opt.force else ()
+            job = jobs.StagesJob(
+                **self._base(name),
+                energy=self._meter_spec(),
+                data_yaml=str(self.dataset.data_yaml),
+                defaults=suite.defaults,
+                model=root.model,
+                weights=root.weights,
+                stages=tuple(plan),
+                force_keys=forced,
+            )
+            done = self.executor.run(job).result
+            assert isinstance(done, jobs.StagesResult)
+            stages = done.stages
+            if done.checkpoint:
+                artifact = jobs.Artifact("torch", done.checkpoint)
+        elif Path(root.model).suffix.lower() in (".onnx", ".pt", ".pth"):
+            from greenbench.runtimes.base import artifact_kind
+
+            artifact = jobs.Artifact(artifact_kind(root.model), root.model)
+        evaluate = jobs.EvaluateJob(
+            **self._base(name),
+            artifact=artifact,
+            model=root.model,
+            weights=root.weights,
+            data_yaml=str(self.dataset.data_yaml),
+            eval_split=self.dataset.eval_split,
+            eval_imgsz=int(suite.defaults.get("imgsz", 640)),
+            imgsz=self._lat_imgsz,
+            out_dir=str(self.workdir / "measure" / f"{name}-{self._key(name)}"),
+        )
+        evaluated = self.executor.run(evaluate).result
+        assert isinstance(evaluated, jobs.EvaluateResult)
+        return Prepared(stages, evaluated)
+
+    def _measure(self, arms: list[jobs.ArmSpec]) -> Measured:
+        """The interleaved protocol over ``arms``: one fresh process per round."""
+        m = self.suite.measure
+        out = Measured()
+        for r in range(m.protocol.rounds):
+            shift = r % len(arms)  # each round starts with another arm: no arm always goes first
+            job = jobs.RoundJob(
+                **self._base(f"round{r + 1}"),
+                round=r,
+                arms=tuple(arms[shift:] + arms[:shift]),
+                latency=m.latency,
+                protocol=m.protocol,
+                min_window_s=m.energy.min_window_s,
+                imgsz=self._lat_imgsz,
+                energy=self._meter_spec(),
+            )
+            self.opt.progress(
+                f"interleaved round {r + 1}/{m.protocol.rounds}: {', '.join(a.variant for a in arms)}"
+            )
+            outcome = self.executor.run(job)
+            result = outcome.result
+            assert isinstance(result, jobs.RoundResult)
+            out.where = outcome.where
+            out.blocks += result.blocks
+            out.arms.update(result.arms)
+            for variant, error in result.failed.items():
+                out.failed.setdefault(variant, error)
+        return out
+
+    def _groups(self, names: list[str]) -> list[list[str]]:
+        """Which variants share processes: all of them, or one group per variant (``pairs``)."""
+        others = [n for n in names if n != self.suite.baseline]
+        if self.suite.measure.protocol.group == "pairs" and others:
+            return [[n] for n in others]
+        return [others] if others or self.suite.baseline not in names else [[]]
+
+    # --- records ------------------------------------------------------------------------
+    def _identity(self, name: str, started: str) -> dict[str, Any]:
+        suite = self.suite
+        return {
             "run_id": self.run_id,
             "suite": suite.name,
             "suite_hash": suite.source_hash,
             "variant": name,
             "variant_hash": self._key(name),
-            "parent": parent,
+            "parent": suite.variants[name].from_,
             "device_id": self.device["device_id"],
             "started_at": started,
             "device": self.device,
-            "versions": {**self.device["versions"], "suite_git_commit": self.git_commit},
+            "versions": {**self.device.get("versions", {}), "suite_git_commit": self.git_commit},
+            "task": suite.task,
+            "baseline": suite.baseline,
         }
-        own_stages = [{"name": st.name, "params": st.params} for st in suite.variants[name].stages]
-        try:
-            if parent is not None and parent in self._failed:
-                raise GreenbenchError(f"its parent variant '{parent}' failed in this run")
-            plan = stage_plan(suite, name, self.workdir, self.dataset.fingerprint)
-            checkpoint, stage_results = None, []
-            if plan:
-                out = self._spawn(name, self._stages_job(name, plan))
-                checkpoint, stage_results = out["checkpoint"], out["stages"]
-            measured = self._spawn(name, self._measure_job(name, checkpoint))
-            return self._ok_record(identity, measured, stage_results)
-        except GreenbenchError as e:
-            error = str(e)
-        except Exception as e:
-            error = f"internal error: {type(e).__name__}: {e} (please report it)"
-        # one line: ultralytics' messages span lines, and tables render errors inside notes
-        error = " ".join(error.split())
-        return RunRecord(**identity, status="failed", finished_at=_now(), error=error, stages=own_stages)
+
+    def _failed_record(self, name: str, started: str, error: BaseException) -> RunRecord:
+        own = [{"name": st.name, "params": st.params} for st in self.suite.variants[name].stages]
+        return RunRecord(
+            **self._identity(name, started),
+            status="failed",
+            finished_at=_now(),
+            error=_one_line(error),
+            stages=own,
+        )
 
     def _ok_record(
-        self, identity: dict[str, Any], measured: dict[str, Any], stage_results: list[dict[str, Any]]
+        self, name: str, started: str, prep: Prepared, measured: Measured, paired: bool
     ) -> RunRecord:
-        assert self._idle is not None and self._intensity is not None
-        c = self.suite.measure.carbon
+        assert self._intensity is not None and measured.where is not None
+        suite, where = self.suite, measured.where
+        c = suite.measure.carbon
+        ctx = Context(where.idle, self._intensity, c.pue, self._lat_imgsz)
+        arm = measured.arms.get(name, {})
         metrics, stages = build_metrics(
-            measured,
-            stage_results,
-            identity["variant"],
-            Context(self._idle, self._intensity, c.pue, self._lat_imgsz),
+            prep.evaluated, measured.blocks, prep.stages, name, ctx, int(arm.get("threads", 0))
         )
+        found = {}
+        if paired and name != suite.baseline:
+            pairing = {
+                "baseline": suite.baseline,
+                "baseline_key": self._key(suite.baseline),
+                "run_id": self.run_id,
+            }
+            found = deltas(measured.blocks, name, suite.baseline, ctx, pairing)
+        arms_in_round = sorted({b["arm"] for b in measured.blocks})
         measurement = {
-            "latency": measured["latency"],
-            "energy_windows": measured["energy_windows"],
-            "idle": self._idle.to_dict(),
-            "meters": measured["meters"],
+            "protocol": {
+                **suite.measure.protocol.model_dump(),
+                "min_block_s": suite.measure.energy.min_window_s,
+                "arms": arms_in_round,
+                "paired_with_baseline": bool(found),
+            },
+            "blocks": [b for b in measured.blocks if b["arm"] == name],
+            "runtime": arm,
+            "artifact": {"kind": prep.evaluated.artifact.kind, "path": prep.evaluated.artifact.path},
+            "idle": where.idle.to_dict(),
             "carbon": {
                 "g_per_kwh": self._intensity.g_per_kwh,
                 "source": self._intensity.source,
                 "pue": c.pue,
             },
-            "weights_file": measured["weights_file"],
+            "weights_file": prep.evaluated.artifact.path,
             "dataset": {
                 "data_yaml": str(self.dataset.data_yaml),
                 "eval_split": self.dataset.eval_split,
                 "fingerprint": self.dataset.fingerprint,
             },
-            "settings": self.suite.measure.model_dump(),
+            "settings": suite.measure.model_dump(),
         }
         return RunRecord(
-            **identity,
+            **{**self._identity(name, started), "device": where.device, "device_id": where.device_id},
             status="ok",
             finished_at=_now(),
+            runtime=default_runtime(prep.evaluated.artifact.kind),
             stages=stages,
             metrics=metrics,
+            deltas=found,
             measurement=measurement,
         )
 
     # --- the whole suite ----------------------------------------------------------------
+    def _measure_idle(self) -> IdleBaseline:
+        """The idle baseline of this machine, measured once before any job (or skipped)."""
+        suite, opt = self.suite, self.opt
+        e = suite.measure.energy
+        skip = e.skip_idle if opt.skip_idle is None else opt.skip_idle
+        if skip:
+            why = "--no-idle" if opt.skip_idle else "measure.energy.skip_idle"
+            return skipped_idle(f"skipped by {why}")
+        opt.progress(f"idle baseline: {e.idle_s:g} s")
+        try:
+            meter, _ = select_meters(e.meters, e.watts_per_core, e.gpus, opt.powercap_root)
+        except GreenbenchError as err:
+            raise type(err)(f"measure.energy.meters in {suite.path}: {err}") from None
+        with meter:
+            return measure_idle(meter, e.idle_s)
+
     def _prepare(self, data: DatasetRef) -> None:
         """Carbon intensity, the dataset, the idle baseline: once per run, before any variant."""
-        suite, opt = self.suite, self.opt
-        c, e = suite.measure.carbon, suite.measure.energy
+        suite = self.suite
+        c = suite.measure.carbon
         self._intensity = grid_intensity(c.country, c.region, c.intensity_g_per_kwh)
         check_device(suite.measure.device, suite.path)
         try:
@@ -372,18 +362,15 @@ class Runner:
                 f"writable folder."
             ) from None
         self.dataset = resolve_dataset(suite, self.workdir, data)
-        skip = e.skip_idle if opt.skip_idle is None else opt.skip_idle
-        if skip:
-            why = "--no-idle" if opt.skip_idle else "measure.energy.skip_idle"
-            self._idle = skipped_idle(f"skipped by {why}")
+        self.executor.where()  # the idle baseline, before any work heats the machine
+
+    def _finish(self, outcome: RunOutcome, record: RunRecord) -> None:
+        self.store.add(record)
+        outcome.done[record.variant] = record.status
+        if record.status == "failed":
+            self.opt.progress(f"{record.variant}: FAILED: {record.error}")
         else:
-            opt.progress(f"idle baseline: {e.idle_s:g} s")
-            try:
-                meter, _ = select_meters(e.meters, e.watts_per_core, e.gpus, opt.powercap_root)
-            except GreenbenchError as err:
-                raise type(err)(f"measure.energy.meters in {suite.path}: {err}") from None
-            with meter:
-                self._idle = measure_idle(meter, e.idle_s)
+            self.opt.progress(f"{record.variant}: ok")
 
     def run(self) -> RunOutcome:
         """Run every variant not already stored ``ok`` (all of them with ``force``)."""
@@ -403,13 +390,68 @@ class Runner:
         if not todo:
             return outcome
         self._prepare(data)
+        started: dict[str, str] = {}
+        prepared: dict[str, Prepared] = {}
+        failed: set[str] = set()
         for name in todo:
-            record = self._run_variant(name)
-            self.store.add(record)
-            outcome.done[name] = record.status
-            if record.status == "failed":
-                self._failed.add(name)
-                opt.progress(f"{name}: FAILED: {record.error}")
-            else:
-                opt.progress(f"{name}: ok")
+            started[name] = _now()
+            parent = suite.variants[name].from_
+            try:
+                if parent is not None and parent in failed:
+                    raise GreenbenchError(f"its parent variant '{parent}' failed in this run")
+                prepared[name] = self._prepare_variant(name)
+            except Exception as e:
+                failed.add(name)
+                self._finish(outcome, self._failed_record(name, started[name], e))
+        if prepared:
+            self._measure_all(prepared, started, failed, outcome)
         return outcome
+
+    def _baseline_arm(self, prepared: dict[str, Prepared]) -> tuple[jobs.ArmSpec | None, str | None]:
+        """The baseline's arm: prepared in this run, or its cached artifact re-evaluated (a
+        stored baseline is not a partner in time: it is measured again beside the variants)."""
+        base = self.suite.baseline
+        if base not in prepared:
+            try:
+                prepared_base = self._prepare_variant(base)
+            except Exception as e:
+                return None, _one_line(e)
+        else:
+            prepared_base = prepared[base]
+        artifact = prepared_base.evaluated.artifact
+        return jobs.ArmSpec(base, artifact, default_runtime(artifact.kind)), None
+
+    def _measure_all(
+        self, prepared: dict[str, Prepared], started: dict[str, str], failed: set[str], outcome: RunOutcome
+    ) -> None:
+        suite = self.suite
+        base = suite.baseline
+        baseline_arm, base_error = (None, None) if base in failed else self._baseline_arm(prepared)
+        if base in failed:
+            base_error = "it failed in this run"
+        for group in self._groups(list(prepared)):
+            arms = [baseline_arm] if baseline_arm is not None else []
+            for name in group:
+                artifact = prepared[name].evaluated.artifact
+                arms.append(jobs.ArmSpec(name, artifact, default_runtime(artifact.kind)))
+            members = group + ([base] if base in prepared and base not in group else [])
+            try:
+                measured = self._measure([a for a in arms if a is not None])
+            except Exception as e:
+                for name in members:
+                    self._finish(outcome, self._failed_record(name, started[name], e))
+                continue
+            paired = baseline_arm is not None and base not in measured.failed
+            if not paired and group:
+                why = measured.failed.get(base, base_error)
+                self.opt.progress(f"baseline '{base}' not measured ({why}): Δ of {', '.join(group)} unpaired")
+            order = self.suite.order()
+            for name in sorted(members, key=order.index):  # records in suite order
+                if name in measured.failed or not any(b["arm"] == name for b in measured.blocks):
+                    error = GreenbenchError(measured.failed.get(name, "no block was measured"))
+                    self._finish(outcome, self._failed_record(name, started[name], error))
+                else:
+                    record = self._ok_record(name, started[name], prepared[name], measured, paired)
+                    self._finish(outcome, record)
+            if base in members:
+                prepared.pop(base)  # the baseline's record is written once, with its first group

@@ -8,6 +8,12 @@ Schema history (bump ``SCHEMA_VERSION`` and describe the change here):
       device, versions, timestamps.
       Later, same version: the file carries ``PRAGMA application_id`` ``APPLICATION_ID`` ("GrnB");
       unmarked version-1 stores are recognised by their tables and marked on a writable open.
+  2 — interleaved measurement: ``task``, ``baseline`` and ``runtime`` on every record;
+      ``deltas`` (metric -> Δ against the baseline from time-adjacent block pairs, with its CI);
+      latency and energy-per-image metrics are medians of blocks over rounds of fresh processes
+      with a hierarchical-bootstrap CI; ``measurement.blocks`` keeps every block. Version-1
+      records stay readable (``_from_v1``): their latency is one process' samples, unpaired.
+      A store is marked version 2 on its first writable open; its rows keep their own version.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from urllib.parse import quote
 
 from greenbench.errors import GreenbenchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_STORE = Path("results/greenbench.db")
 
 Status = Literal["ok", "failed"]
@@ -37,8 +43,14 @@ def metric(value: float | int | None, unit: str, **extra: Any) -> dict[str, Any]
 class RunRecord:
     """Everything known about one variant measured in one run.
 
+    variant_hash: the variant key (``greenbench.identity.variant_key``): what resume looks up.
     metrics: name → ``{"value", "unit", ...}``; energy metrics also carry ``method``
-        (``measured``/``estimated``) and ``source``.
+        (``measured``/``estimated``) and ``source``; latency and energy per image carry
+        ``ci_low``/``ci_high`` (hierarchical bootstrap over rounds and blocks).
+    deltas: metric name → Δ against ``baseline`` from interleaved block pairs measured in the
+        same processes: ``delta_pct``, ``delta_ci_low_pct``, ``delta_ci_high_pct``,
+        ``significant``, ``p_value``, ``pairs``, ``rounds``, ``rounds_disagree``,
+        ``baseline_key`` (the baseline's variant key), ``run_id``. Empty for the baseline.
     stages: per stage: name, params, cached, checkpoint, energy window (gross/net J).
     measurement: raw latency samples, energy windows, idle baseline, meter choices, settings.
     """
@@ -54,8 +66,12 @@ class RunRecord:
     started_at: str
     finished_at: str
     error: str | None = None
+    task: str = "detect"
+    baseline: str | None = None
+    runtime: str | None = None
     stages: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deltas: dict[str, dict[str, Any]] = field(default_factory=dict)
     measurement: dict[str, Any] = field(default_factory=dict)
     device: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -67,8 +83,28 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunRecord:
-        """Inverse of ``to_dict``; unknown keys from a newer schema are an error."""
+        """Inverse of ``to_dict``, one read path per schema version (as pyperf's ``_json_load``)."""
+        version = int(d.get("schema_version", 1))
+        if version == 1:
+            return cls._from_v1(d)
+        if version != SCHEMA_VERSION:
+            raise GreenbenchError(
+                f"a stored record of {d.get('variant')!r} has schema version {version}, which this "
+                f"greenbench ({SCHEMA_VERSION}) cannot read; upgrade greenbench."
+            )
         return cls(**d)
+
+    @classmethod
+    def _from_v1(cls, d: dict[str, Any]) -> RunRecord:
+        """A version-1 record: no task, baseline, runtime or deltas; latency from one process."""
+        d = dict(d)
+        lat = d.get("metrics", {}).get("latency_ms")
+        if lat is not None:
+            d["metrics"] = {
+                **d["metrics"],
+                "latency_ms": {**lat, "ci_method": "bootstrap of one process' samples (schema 1)"},
+            }
+        return cls(**{**d, "task": "detect", "runtime": "torch", "schema_version": 1})
 
     def value(self, name: str) -> float | None:
         """The value of metric ``name`` or None."""
@@ -102,7 +138,7 @@ APPLICATION_ID = int.from_bytes(b"GrnB", "big")
 _CREATE = f"""
 BEGIN;
 {_DDL}
-INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
+INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 PRAGMA application_id = {APPLICATION_ID};
 COMMIT;
 """

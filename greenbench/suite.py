@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,12 +20,12 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from greenbench.errors import SuiteError
+from greenbench.identity import config_key, file_sha256
 from greenbench.manifest import (
     Problem,
     allowed_keys,
@@ -81,15 +80,17 @@ class DatasetSpec(_Manifest):
 
 
 class LatencySettings(_Manifest):
-    """Inference latency: warm-up runs, then repeats until both minimums are met (seconds)."""
+    """What one timed call is: ``batch`` images of ``imgsz``² on ``threads`` intra-op threads,
+    after ``warmup`` untimed calls per model and process. How long and how often: ``protocol``."""
 
-    warmup: int = Field(default=5, ge=0)
-    min_repeats: int = Field(default=20, ge=3)
-    min_time_s: float = Field(default=1.0, gt=0)
-    max_time_s: float = Field(default=60.0, gt=0, validate_default=True)
-    batch: int = Field(default=1, ge=1)
-    imgsz: int | None = Field(default=None, ge=32, description="None = the training imgsz")
-    threads: int = Field(default=1, ge=1)
+    warmup: int = Field(default=5, ge=0, le=10_000)
+    batch: int = Field(default=1, ge=1, le=1024)
+    imgsz: int | None = Field(default=None, ge=32, le=8192, description="None = the training imgsz")
+    threads: int = Field(default=1, ge=1, le=1024)
+    ort_spinning: bool = Field(
+        default=False,
+        description="onnxruntime intra-op threads spin while waiting: faster, but burns energy",
+    )
 
     @field_validator("imgsz")
     @classmethod
@@ -98,24 +99,29 @@ class LatencySettings(_Manifest):
             raise fail(f"expected a multiple of 32 (the models' largest stride), got {value}")
         return value
 
-    @field_validator("max_time_s")
-    @classmethod
-    def _not_below_min(cls, value: float, info: ValidationInfo) -> float:
-        low = info.data.get("min_time_s")
-        if low is not None and value < low:
-            raise fail(f"expected max_time_s >= min_time_s ({low}), got {value}")
-        return value
+
+class ProtocolSettings(_Manifest):
+    """The interleaved measurement: every measured variant is timed in alternating blocks with
+    the baseline, in ``rounds`` fresh processes of ``blocks`` blocks per model; a block lasts at
+    least ``measure.energy.min_window_s`` and ``min_calls`` calls. ``group: all`` measures every
+    variant of a run in the same processes; ``pairs``: one process per variant and baseline."""
+
+    rounds: int = Field(default=3, ge=1, le=100)
+    blocks: int = Field(default=10, ge=2, le=10_000)
+    min_calls: int = Field(default=3, ge=1, le=100_000)
+    group: Literal["all", "pairs"] = "all"
 
 
 class EnergySettings(_Manifest):
     """Energy meters and windows; ``watts_per_core`` feeds the ``estimate`` meter (W)."""
 
     meters: list[Literal["auto", "rapl", "nvml", "estimate"]] = Field(default=["auto"], min_length=1)
-    idle_s: float = Field(default=3.0, ge=0)
+    idle_s: float = Field(default=3.0, ge=0, le=3600)
     skip_idle: bool = False
-    min_window_s: float = Field(default=1.0, gt=0)
-    windows: int = Field(default=3, ge=1)
-    watts_per_core: float = Field(default=4.0, gt=0)
+    min_window_s: float = Field(
+        default=0.5, gt=0, le=600, description="shortest energy window = shortest block, seconds"
+    )
+    watts_per_core: float = Field(default=4.0, gt=0, le=1000)
     gpus: list[Annotated[int, Field(ge=0)]] | None = None
     codecarbon: bool = False
 
@@ -145,6 +151,7 @@ class MeasureSettings(_Manifest):
 
     device: str = "cpu"
     latency: LatencySettings = Field(default_factory=LatencySettings)
+    protocol: ProtocolSettings = Field(default_factory=ProtocolSettings)
     energy: EnergySettings = Field(default_factory=EnergySettings)
     carbon: CarbonSettings = Field(default_factory=CarbonSettings)
 
@@ -217,12 +224,14 @@ class Suite(_Manifest):
     @field_validator("task", mode="before")
     @classmethod
     def _task(cls, value: Any) -> str:
-        if value == "detect":
-            return value
+        from greenbench.adapters import task_names
+
+        if value in task_names():
+            return str(value)
         planned = "task 'classify' is planned but not yet supported"
         if value == "classify":
-            raise fail(f"{planned}; expected 'detect'")
-        raise fail(f"expected 'detect' ({planned}), got {show(value)}")
+            raise fail(f"{planned}; expected one of: {', '.join(task_names())}")
+        raise fail(f"expected one of: {', '.join(task_names())} ({planned}), got {show(value)}")
 
     @field_validator("variants")
     @classmethod
@@ -286,9 +295,8 @@ class Suite(_Manifest):
         }
 
     def variant_hash(self, name: str) -> str:
-        """First 16 hex digits of the sha256 of ``variant_config(name)`` as sorted JSON."""
-        text = json.dumps(self.variant_config(name), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """The key of ``variant_config(name)`` (``greenbench.identity.config_key``)."""
+        return config_key(self.variant_config(name))
 
     def file_ref(self, value: str | None) -> Any:
         """A local file as ``{file, sha256}`` (digested once per suite); anything else as is."""
@@ -297,7 +305,7 @@ class Suite(_Manifest):
             return value
         key = str(path)
         if key not in self._digests:
-            self._digests[key] = _sha256_file(path)
+            self._digests[key] = file_sha256(path)
         return {"file": path.name, "sha256": self._digests[key]}
 
 
@@ -322,11 +330,3 @@ def load_suite(path: str | Path) -> Suite:
     if problems:
         raise report.error(problems)
     return suite
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -12,13 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from greenbench.adapters.ultra_args import (
-    RESERVED,
-    builtin_model_cfg,
-    builtin_model_names,
-    check_train_value,
-    train_arg_names,
-)
+from greenbench.adapters.ultra_args import builtin_model_cfg, builtin_model_names
 from greenbench.errors import GreenbenchError
 from greenbench.manifest import Loc, Problem, from_pydantic, one_line, suggest
 from greenbench.pipeline import get_stage, stage_names
@@ -29,7 +23,8 @@ if TYPE_CHECKING:
 
 def check(suite: Suite, base: Path) -> list[Problem]:
     """Checks that span keys or touch the disk; resolved paths are stored back absolute."""
-    problems = _check_graph(suite)
+    graph_problems = _check_graph(suite)
+    problems = list(graph_problems)
     for name, spec in suite.variants.items():
         loc: Loc = ("variants", name)
         if spec.model is not None:
@@ -45,7 +40,9 @@ def check(suite: Suite, base: Path) -> list[Problem]:
         problems += [problem] if problem else []
         if problem is None:
             problems += _check_data_yaml(Path(suite.dataset.path), where)
-    problems += _check_defaults(suite.defaults)
+    if not graph_problems:  # lineages are walkable only in a sound graph
+        problems += _check_onnx_lineages(suite)
+    problems += _check_defaults(suite)
     problems += _check_carbon(suite.measure.carbon)
     return problems
 
@@ -100,7 +97,9 @@ def _check_graph(suite: Suite) -> list[Problem]:
             problems.append(Problem((*loc, "weights"), _WEIGHTS_WITHOUT_MODEL))
         for key in ("model", "weights"):
             value = getattr(spec, key)
-            if value is not None and value.endswith(".pt") and not spec.allow_pickle:
+            # case-insensitive: 'model.PT' is as much a pickle as 'model.pt'
+            pickled = value is not None and Path(value).suffix.lower() in (".pt", ".pth")
+            if pickled and not spec.allow_pickle:
                 problems.append(Problem((*loc, key), _PICKLE.format(value=value)))
         if spec.from_ is not None and spec.from_ not in variants:
             message = f"unknown variant {spec.from_!r}{suggest(spec.from_, variants)}; {known}"
@@ -159,10 +158,14 @@ def _resolve_file(value: str, base: Path, loc: Loc, what: str) -> tuple[str, Pro
 def _resolve_model(value: str, base: Path, loc: Loc) -> tuple[str, Problem | None]:
     """A local .yaml/.pt (made absolute) or an ultralytics built-in config name (kept as is)."""
     suffix = Path(value).suffix.lower()
-    if suffix == ".pt":
+    if suffix in (".pt", ".pth"):
         return _resolve_file(value, base, loc, "weights")
+    if suffix == ".onnx":
+        return _resolve_file(value, base, loc, "ONNX model")
     if suffix not in (".yaml", ".yml"):
-        message = f"expected a model config (.yaml/.yml) or weights (.pt), got {value!r}."
+        message = (
+            f"expected a model config (.yaml/.yml), weights (.pt) or an ONNX model (.onnx), got {value!r}."
+        )
         return value, Problem(loc, message)
     found = _find_local(value, base)
     if found is not None:
@@ -201,36 +204,30 @@ def _check_stages(spec: VariantSpec, loc: Loc) -> list[Problem]:
     return problems
 
 
-#: where to set what greenbench reserves for itself
-_RESERVED_HINTS = {
-    "data": " (set 'dataset')",
-    "model": " (set the variant's 'model')",
-    "device": " (set 'measure.device')",
-    "task": " (set the suite's 'task')",
-    "resume": " (the runner resumes by itself)",
-}
-
-
-_TRAIN_ARGS = "expected an ultralytics train argument (see ultralytics/cfg/default.yaml)."
-
-
-def _check_defaults(defaults: dict[str, Any]) -> list[Problem]:
-    """Training defaults must be ultralytics train arguments greenbench does not set itself."""
-    allowed = sorted(train_arg_names() - RESERVED)
+def _check_onnx_lineages(suite: Suite) -> list[Problem]:
+    """An ``.onnx`` model is measured as it is: no registered stage takes ONNX input yet."""
     problems = []
-    for key in defaults:
-        if key in RESERVED:
-            hint = _RESERVED_HINTS.get(key, "")
-            message = f"greenbench sets {key!r} itself{hint}; remove it from defaults."
-        elif key not in allowed:
-            hint = suggest(key, allowed)
-            message = f"unknown training argument {key!r}{hint}; {_TRAIN_ARGS}"
-        elif (why := check_train_value(key, defaults[key])) is not None:
-            message = f"training argument {key!r}: {why}."
-        else:
+    for name in suite.variants:
+        model = suite.root_model(name).model
+        if model is None or Path(model).suffix.lower() != ".onnx" or not suite.variants[name].stages:
             continue
-        problems.append(Problem(("defaults", key), message))
+        problems.append(
+            Problem(
+                ("variants", name, "stages"),
+                f"the variant starts from the ONNX model {Path(model).name!r}, and no stage takes "
+                f"an ONNX model as input; remove the stages (an ONNX model is measured as it is), "
+                f"or start from a .pt checkpoint or a model config.",
+            )
+        )
     return problems
+
+
+def _check_defaults(suite: Suite) -> list[Problem]:
+    """Training defaults must be arguments the task's adapter accepts."""
+    from greenbench.adapters import adapter_class
+
+    found = adapter_class(suite.task).check_train_args(suite.defaults)
+    return [Problem(("defaults", key), f"{message}.") for key, message in found]
 
 
 def kind_of(value: Any) -> str:

@@ -1,27 +1,33 @@
-"""The child side of the runner: one job per fresh process.
+"""The child side of an executor: one job per fresh process.
 
-``python -m greenbench.worker JOB.json RESULT.json`` runs either the stages of a variant
-(``kind: stages``) or its measurement (``kind: measure``) and writes RESULT.json. A fresh
-process per job keeps measurements free of the previous variant's threads, allocator state and
-ultralytics' global thread setting. Progress lines are appended to ``job["events"]``.
-A user-caused failure (``GreenbenchError``) is written as ``{"error": ..., "user": true}``;
-anything else as the exception with a pointer to the log, and exit code 1 either way.
+``python -m greenbench.worker JOB.json RESULT.json [EVENTS]`` runs one typed job
+(``greenbench.jobs``): the stages of a variant, the evaluation of a model (accuracy and
+complexity, once), or one round of the interleaved protocol; it writes
+``{"ok": true, "result": <jobs.dump>}``. A fresh process per job keeps measurements free of the
+previous job's threads, allocator state and ultralytics' global thread setting. Progress lines
+are appended to EVENTS. A user-caused failure (``GreenbenchError``) is written as
+``{"ok": false, "error": ..., "user": true}``; anything else as the exception with a pointer to
+the log, and exit code 1 either way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from greenbench import jobs
+from greenbench.adapters import adapter_class
+from greenbench.adapters.base import TaskAdapter
 from greenbench.errors import GreenbenchError
 from greenbench.measure.energy.composite import select_meters
-from greenbench.measure.energy.meter import EnergyReading, Meter
+from greenbench.measure.energy.meter import Meter
+from greenbench.runtimes.base import Artifact
 
 STAGE_MARKER = "stage.json"
 
@@ -42,24 +48,22 @@ def _prefixed(emit: Events, variant: str) -> Callable[[str], None]:
     return lambda msg: emit(f"{variant}: {msg}")
 
 
-def _meter(job: dict[str, Any]) -> tuple[Meter, list[dict[str, Any]]]:
-    e = job["energy"]
-    root = Path(e["powercap_root"]) if e.get("powercap_root") else None
+def _meter(spec: jobs.MeterSpec) -> tuple[Meter, list[dict[str, Any]]]:
+    root = Path(spec.powercap_root) if spec.powercap_root else None
+    gpus = list(spec.gpus) if spec.gpus is not None else None
     meter: Meter
-    meter, choices = select_meters(e["meters"], e["watts_per_core"], e.get("gpus"), root)
-    cc = e.get("codecarbon")
+    meter, choices = select_meters(list(spec.meters), spec.watts_per_core, gpus, root)
+    cc = spec.codecarbon
     if cc:  # optional cross-check: CodeCarbon over the same windows, its CSV in the run's folder
         from greenbench.measure.codecarbon_check import CodeCarbonCheck, CrossCheckedMeter
 
-        check = CodeCarbonCheck(Path(cc["out_dir"]), cc["country"], region=cc.get("region"))
+        check = CodeCarbonCheck(Path(cc.out_dir), cc.country, region=cc.region)
         meter = CrossCheckedMeter(meter, check)
     return meter, [c.to_dict() for c in choices]
 
 
-def _adapter(job: dict[str, Any]) -> Any:
-    from greenbench.adapters.detect import DetectAdapter
-
-    return DetectAdapter(Path(job["workdir"]), device=job["device"])
+def _adapter(job: jobs.JobBase) -> TaskAdapter:
+    return adapter_class(job.task)(Path(job.workdir), device=job.device)
 
 
 def _cached_stage(marker: Path) -> dict[str, Any] | None:
@@ -71,133 +75,138 @@ def _cached_stage(marker: Path) -> dict[str, Any] | None:
     return result if Path(result.get("checkpoint", "")).is_file() else None
 
 
-def run_stages(job: dict[str, Any], emit: Events) -> dict[str, Any]:
+def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
     """Run every stage of the lineage whose artifact is not cached; return per-stage results."""
     from greenbench.pipeline import get_stage
     from greenbench.pipeline.base import StageContext
 
     adapter = _adapter(job)
-    meter, choices = _meter(job)
+    meter, choices = _meter(job.energy)
     checkpoint: str | None = None
-    results = []
+    results: list[jobs.StageDone] = []
     with meter:
-        for spec in job["stages"]:
-            out_dir = Path(spec["out_dir"])
+        for spec in job.stages:
+            out_dir = Path(spec.out_dir)
             marker = out_dir / STAGE_MARKER
-            cached = None if spec["key"] in job.get("force_keys", []) else _cached_stage(marker)
+            cached = None if spec.key in job.force_keys else _cached_stage(marker)
             if cached is not None:
-                result = {**cached, "cached": True}
+                known = {f.name for f in dataclasses.fields(jobs.StageDone)}
+                done = jobs.StageDone(**{k: v for k, v in cached.items() if k in known}, cached=True)
             else:
-                emit(f"{spec['variant']}: {spec['name']}")
-                stage = get_stage(spec["name"])()
+                emit(f"{spec.variant}: {spec.name}")
+                stage = get_stage(spec.name)()
                 ctx = StageContext(
                     adapter=adapter,
-                    data_yaml=Path(job["data_yaml"]),
-                    defaults=job["defaults"],
-                    params=spec["params"],
+                    data_yaml=Path(job.data_yaml),
+                    defaults=job.defaults,
+                    params=spec.params,
                     input=Path(checkpoint) if checkpoint else None,
-                    model=job["model"],
-                    weights=job.get("weights"),
+                    model=job.model,
+                    weights=job.weights,
                     out_dir=out_dir,
                     meter=meter,
-                    emit=_prefixed(emit, spec["variant"]),
+                    emit=_prefixed(emit, spec.variant),
                 )
                 out = stage.run(ctx)
-                result = {
-                    "key": spec["key"],
-                    "name": spec["name"],
-                    "variant": spec["variant"],
-                    "params": spec["params"],
-                    "checkpoint": str(out.checkpoint),
-                    "energy": out.energy.to_dict(),
-                    "info": out.info,
-                    "meters": choices,
-                }
+                done = jobs.StageDone(
+                    key=spec.key,
+                    name=spec.name,
+                    variant=spec.variant,
+                    params=spec.params,
+                    checkpoint=str(out.checkpoint),
+                    energy=out.energy.to_dict(),
+                    info=out.info,
+                    meters=tuple(choices),
+                )
+                marker_data = {k: v for k, v in _plain(done).items() if k != "cached"}
                 tmp = marker.with_suffix(".tmp")  # atomic: a crash never leaves half a marker
-                tmp.write_text(json.dumps(result, indent=1, default=str))
+                tmp.write_text(json.dumps(marker_data, indent=1, default=str))
                 tmp.replace(marker)
-                result["cached"] = False
-            checkpoint = result["checkpoint"]
-            results.append(result)
-    return {"stages": results, "checkpoint": checkpoint}
+            checkpoint = done.checkpoint
+            results.append(done)
+    return jobs.StagesResult(tuple(results), checkpoint)
 
 
-def _energy_windows(
-    meter: Meter, predict: Any, images_per_call: int, min_window_s: float, windows: int
-) -> list[dict[str, Any]]:
-    """``windows`` readings of repeated inference, each at least ``min_window_s`` long."""
-    readings: list[dict[str, Any]] = []
-    for _ in range(windows):
-        calls = 0
-        window = meter.begin()
-        while True:  # counters update every 10-100 ms: the window must be long enough
-            predict()
-            calls += 1
-            if time.monotonic() - window.start_s >= min_window_s:
-                break
-        reading: EnergyReading = meter.end(window)
-        images = calls * images_per_call
-        readings.append({**reading.to_dict(), "images": images})
-    return readings
+def _plain(obj: Any) -> dict[str, Any]:
+    from pydantic import TypeAdapter
+
+    data: dict[str, Any] = TypeAdapter(type(obj)).dump_python(obj, mode="json")
+    return data
 
 
-def run_measure(job: dict[str, Any], emit: Events) -> dict[str, Any]:
-    """Complexity, latency, energy per image and accuracy of one checkpoint, in that order."""
-    from greenbench.measure.complexity import count_macs, count_params, file_size_mb
-    from greenbench.measure.latency import LatencyConfig, cuda_sync, time_calls
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # KiB on Linux → MB
+
+
+def run_evaluate(job: jobs.EvaluateJob, emit: Events) -> jobs.EvaluateResult:
+    """Complexity and accuracy of one model: deterministic, so measured once per variant."""
+    from greenbench.measure.complexity import count_macs, count_params, file_size_mb, onnx_counts
 
     adapter = _adapter(job)
-    variant = job["variant"]
-    ckpt = job.get("checkpoint")
-    if ckpt:
-        yolo = adapter.load(Path(ckpt))
-        weights_file = Path(ckpt)
-    else:  # a variant without stages: the model as configured, saved so it has a size
-        yolo = adapter.build(job["model"], job.get("weights"))
-        weights_file = adapter.save(yolo, Path(job["out_dir"]) / "untrained.pt")
-
-    lat = job["latency"]
-    module = adapter.inference_module(yolo)
-    predict = adapter.predictor(module, lat["batch"], lat["imgsz"])
-    sync = cuda_sync(job["device"])
-
-    emit(f"{variant}: latency")
-    config = LatencyConfig(
-        lat["warmup"], lat["min_repeats"], lat["min_time_s"], lat["max_time_s"], lat["threads"]
-    )
-    latency = time_calls(predict, config, sync)
-
-    emit(f"{variant}: energy per image")
-    meter, choices = _meter(job)
-    e = job["energy"]
-
-    def predict_synced() -> None:
-        predict()
-        sync()
-
-    with meter:
-        windows = _energy_windows(meter, predict_synced, lat["batch"], e["min_window_s"], e["windows"])
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # KiB on Linux → MB
-
-    macs = count_macs(module, lat["imgsz"])
-    emit(f"{variant}: accuracy")
-    split = job.get("eval_split", "test")
-    out_dir = Path(job["out_dir"]) / "val"
+    artifact = job.artifact
+    if artifact is None:  # a variant without stages: the model as configured, saved so it has a size
+        model = adapter.build(job.model, job.weights)
+        path = adapter.save(model, Path(job.out_dir) / "untrained.pt")
+        artifact = Artifact("torch", str(path))
+    path = Path(artifact.path)
+    if artifact.kind == "onnx":
+        params, macs = onnx_counts(path, job.imgsz)
+        counted_by = "ONNX graph (Conv/ConvTranspose/Gemm/MatMul)"
+    else:
+        module = adapter.module_loader(path)
+        params, macs = count_params(module), count_macs(module, job.imgsz)
+        counted_by = "forward hooks on the fused torch model (Conv/ConvTranspose/Linear)"
+    emit(f"{job.label}: accuracy")
     accuracy: dict[str, Any] = adapter.evaluate(
-        yolo, Path(job["data_yaml"]), job["eval_imgsz"], out_dir, split
+        adapter.load(path), Path(job.data_yaml), job.eval_imgsz, Path(job.out_dir) / "val", job.eval_split
     )
-    accuracy["split"] = split
-    return {
-        "params": count_params(module),
-        "macs": macs,
-        "size_mb": file_size_mb(weights_file),
-        "weights_file": str(weights_file),
-        "peak_rss_mb": peak_rss_mb,
-        "latency": latency.to_dict(),
-        "energy_windows": windows,
-        "meters": choices,
-        "accuracy": accuracy,
-    }
+    accuracy["split"] = job.eval_split
+    return jobs.EvaluateResult(
+        artifact=artifact,
+        params=params,
+        macs=macs,
+        counted_by=counted_by,
+        size_mb=file_size_mb(path),
+        peak_rss_mb=_peak_rss_mb(),
+        accuracy=accuracy,
+    )
+
+
+def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
+    """One round of the interleaved protocol: load every arm, then time them block by block."""
+    from greenbench.measure.latency import set_threads
+    from greenbench.measure.protocol import Arm, ProtocolConfig, run_round
+    from greenbench.runtimes import get_runtime
+    from greenbench.runtimes.base import RuntimeSettings
+
+    adapter = _adapter(job)
+    lat = job.latency
+    settings = RuntimeSettings(job.device, lat.threads, lat.batch, job.imgsz, lat.ort_spinning)
+    arms, described, failed = [], {}, {}
+    for spec in job.arms:
+        try:
+            predictor = get_runtime(spec.runtime).load(spec.artifact, settings, adapter.module_loader)
+        except GreenbenchError as e:
+            failed[spec.variant] = str(e)
+            continue
+        arms.append(Arm(spec.variant, predictor.call, predictor.images_per_call, predictor.sync))
+        described[spec.variant] = {**predictor.description, "threads": predictor.threads}
+    meter, choices = _meter(job.energy)
+    p = job.protocol
+    config = ProtocolConfig(p.blocks, job.min_window_s, p.min_calls, lat.warmup)
+    emit(f"round {job.round + 1}: {len(arms)} models × {p.blocks} blocks")
+    threads = set_threads(lat.threads)  # right before timing: ultralytics' imports change it
+    with meter:
+        blocks = run_round(arms, config, job.round, meter) if arms else []
+    for info in described.values():
+        info["torch_threads"] = threads
+    return jobs.RoundResult(
+        round=job.round,
+        blocks=tuple(b.to_dict() for b in blocks),
+        arms=described,
+        failed=failed,
+        meters=tuple(choices),
+    )
 
 
 def _die_with_parent() -> None:
@@ -212,15 +221,22 @@ def _die_with_parent() -> None:
         pass
 
 
+_RUNNERS: dict[type[Any], Callable[[Any, Events], Any]] = {
+    jobs.StagesJob: run_stages,
+    jobs.EvaluateJob: run_evaluate,
+    jobs.RoundJob: run_round,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m greenbench.worker JOB.json RESULT.json``."""
+    """Entry point: ``python -m greenbench.worker JOB.json RESULT.json [EVENTS]``."""
     _die_with_parent()
-    job_path, result_path = (argv or sys.argv[1:])[:2]
-    job = json.loads(Path(job_path).read_text())
-    emit = Events(job.get("events"))
+    args = argv or sys.argv[1:]
+    job_path, result_path = args[:2]
+    emit = Events(args[2] if len(args) > 2 else None)
     try:
-        runner = {"stages": run_stages, "measure": run_measure}[job["kind"]]
-        result: dict[str, Any] = {"ok": True, **runner(job, emit)}
+        job = jobs.load(Path(job_path).read_text())
+        result: dict[str, Any] = {"ok": True, "result": jobs.dump(_RUNNERS[type(job)](job, emit))}
         code = 0
     except GreenbenchError as e:
         result, code = {"ok": False, "error": str(e), "user": True}, 1

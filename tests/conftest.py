@@ -15,8 +15,9 @@ dataset:
 defaults: {epochs: 1, imgsz: 64, batch: 4, workers: 0, optimizer: SGD, lr0: 0.01,
            warmup_epochs: 0, mosaic: 0.0, amp: false, val: false}
 measure:
-  latency: {warmup: 1, min_repeats: 5, min_time_s: 0.2, threads: 1}
-  energy: {idle_s: 0.3, min_window_s: 0.2, windows: 2}
+  latency: {warmup: 1, threads: 1}
+  protocol: {rounds: 2, blocks: 3, min_calls: 2}
+  energy: {idle_s: 0.3, min_window_s: 0.1}
 baseline: base
 variants:
   base: {model: yolov5n.yaml, stages: [train]}

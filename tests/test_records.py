@@ -1,4 +1,5 @@
-"""Record metrics from raw worker results: per-image division, idle subtraction, CO2, methods."""
+"""Record metrics from typed results and blocks: per-image division, idle subtraction, CO2,
+methods, and Δ from time-adjacent block pairs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import pytest
 
 from greenbench.measure.carbon import GridIntensity
 from greenbench.measure.energy.composite import IdleBaseline, skipped_idle
-from greenbench.records import Context, build_metrics, codecarbon_check
+from greenbench.jobs import EvaluateResult, StageDone
+from greenbench.records import Context, build_metrics, codecarbon_check, deltas, paired_by_round
+from greenbench.runtimes.base import Artifact
 
 GRID = GridIntensity(400.0, "test", "DEU", None)
 
@@ -21,48 +24,75 @@ def window(energy_j: float, duration_s: float, images: int, method: str = "measu
     }  # fmt: skip
 
 
-def measured(windows: list[dict[str, Any]]) -> dict[str, Any]:
-    summary = {"median": 10.0, "ci_low": 9.5, "ci_high": 10.5, "iqr": 0.4, "p90": 11.0, "p99": 12.0,
-               "mean": 10.1, "std": 0.3, "n": 50, "noisy": False}  # fmt: skip
+def block(
+    arm: str, rnd: int, cycle: int, latency_ms: float, energy_j: float = 30.0, duration_s: float = 1.0
+) -> dict[str, Any]:
+    """A block as ``Block.to_dict`` writes it: 100 images, one energy window."""
     return {
-        "accuracy": {"precision": 0.5, "recall": 0.4, "map50": 0.3, "map50_95": 0.1},
-        "params": 1_000_000, "macs": 2_500_000_000, "size_mb": 4.0, "peak_rss_mb": 300.0,
-        "latency": {"summary": summary, "threads": 1}, "energy_windows": windows,
+        "arm": arm, "round": rnd, "cycle": cycle, "position": 0, "start_s": float(cycle),
+        "duration_s": duration_s, "calls": 100, "images": 100, "samples_ms": [latency_ms] * 3,
+        "latency_ms": latency_ms, "energy_j": energy_j, "energy_per_image_j": energy_j / 100,
+        "reading": window(energy_j, duration_s, 100),
     }  # fmt: skip
+
+
+def evaluated(kind: str = "torch") -> EvaluateResult:
+    accuracy = {"precision": 0.5, "recall": 0.4, "map50": 0.3, "map50_95": 0.1, "split": "test"}
+    return EvaluateResult(Artifact(kind, "m.pt"), 1_000_000, 2_500_000_000, "hooks", 4.0, 300.0, accuracy)
 
 
 def stage(
     energy_j: float, duration_s: float, notes: dict[str, Any] | None = None, variant: str = "v"
-) -> dict[str, Any]:
+) -> StageDone:
     w = window(energy_j, duration_s, 0)
     w["notes"] = notes or {}
-    return {
-        "variant": variant,
-        "name": "train",
-        "params": {},
-        "cached": False,
-        "checkpoint": "c.pt",
-        "energy": w,
-    }
+    return StageDone("k", "train", variant, {}, "c.pt", w, {}, ())
 
 
-def test_per_image_energy_is_median_over_windows_gross_and_net() -> None:
+def test_per_image_energy_is_median_over_blocks_gross_and_net() -> None:
     idle = IdleBaseline({"package-0": 10.0}, 3.0, "measured")  # 10 W idle
-    windows = [window(30.0, 1.0, 100), window(32.0, 1.0, 100), window(60.0, 2.0, 200)]
-    metrics, _ = build_metrics(measured(windows), [], "v", Context(idle, GRID, 1.5, 128))
+    blocks = [block("v", 0, 0, 5.0, 30.0), block("v", 0, 1, 5.0, 32.0), block("v", 1, 0, 5.0, 60.0, 2.0)]
+    metrics, _ = build_metrics(evaluated(), blocks, [], "v", Context(idle, GRID, 1.5, 128), threads=1)
     e = metrics["energy_per_image_j"]
-    assert e["value"] == pytest.approx(0.30) and e["min"] == pytest.approx(0.30) and e["max"] == 0.32
-    assert e["method"] == "measured" and e["windows"] == 3
-    # net: (30 - 10 W × 1 s) / 100, (32 - 10) / 100, (60 - 20) / 200 → median 0.20
-    assert metrics["energy_per_image_net_j"]["value"] == pytest.approx(0.20)
-    assert metrics["co2_per_1k_images_g"]["value"] == pytest.approx(300.0 / 3.6e6 * 400 * 1.5)
+    assert e["value"] == pytest.approx(0.32) and e["ci_low"] <= 0.32 <= e["ci_high"]
+    assert e["method"] == "measured" and e["rounds"] == 2 and e["blocks"] == 3
+    # net: (30 - 10 W × 1 s) / 100, (32 - 10) / 100, (60 - 20) / 100 → median 0.22
+    assert metrics["energy_per_image_net_j"]["value"] == pytest.approx(0.22)
+    assert metrics["co2_per_1k_images_g"]["value"] == pytest.approx(320.0 / 3.6e6 * 400 * 1.5)
+    assert metrics["latency_ms"]["value"] == 5.0 and metrics["latency_ms"]["threads"] == 1
+
+
+def test_deltas_pair_time_adjacent_blocks_of_the_same_round_and_cycle() -> None:
+    # the host slows down 40 % in round 1: both arms alike, so the ratio stays 1.25
+    blocks = []
+    for rnd, host in ((0, 1.0), (1, 1.4)):
+        for cycle in range(6):
+            jitter = 1 + 0.01 * ((cycle * 7) % 3 - 1)
+            blocks += [
+                block("base", rnd, cycle, 10 * host * jitter),
+                block("v", rnd, cycle, 12.5 * host * jitter),
+            ]
+    ctx = Context(skipped_idle("x"), GRID, 1.0, 64)
+    found = deltas(blocks, "v", "base", ctx, {"baseline": "base", "baseline_key": "k", "run_id": "r"})
+    lat = found["latency_ms"]
+    assert lat["paired"] and lat["baseline_key"] == "k" and lat["pairs"] == 12 and lat["rounds"] == 2
+    assert lat["delta_pct"] == pytest.approx(25.0) and lat["significant"]
+    assert lat["delta_ci_low_pct"] <= 25.0 <= lat["delta_ci_high_pct"]
+    # same energy in every block: Δ 0, not significant
+    assert found["energy_per_image_j"]["delta_pct"] == pytest.approx(0.0)
+    assert not found["energy_per_image_j"]["significant"]
+    # unpaired blocks (another round or cycle) never pair
+    assert (
+        paired_by_round([block("v", 0, 0, 1.0), block("base", 1, 0, 1.0)], "v", "base", lambda b: 1.0) == []
+    )
 
 
 def test_training_totals_stages_and_co2_from_gross() -> None:
     idle = IdleBaseline({"package-0": 2.0}, 3.0, "measured")
     parent = stage(4000.0, 400.0, variant="parent")
     stages_in = [parent, stage(1000.0, 100.0), stage(500.0, 50.0)]
-    metrics, stages = build_metrics(measured([window(1, 1, 1)]), stages_in, "v", Context(idle, GRID, 1.0, 64))
+    ctx = Context(idle, GRID, 1.0, 64)
+    metrics, stages = build_metrics(evaluated(), [block("v", 0, 0, 9.5)], stages_in, "v", ctx, threads=1)
     assert [s["energy_net_j"] for s in stages] == [800.0, 400.0]
     assert metrics["train_energy_j"]["value"] == 1500.0 and metrics["train_energy_net_j"]["value"] == 1200.0
     assert metrics["train_energy_j"]["method"] == "measured" and metrics["train_energy_j"]["stages"] == 2
@@ -71,21 +101,21 @@ def test_training_totals_stages_and_co2_from_gross() -> None:
     assert metrics["train_energy_lineage_j"]["value"] == 5500.0
     assert metrics["train_energy_lineage_net_j"]["value"] == 5500.0 - 2.0 * 550.0
     assert metrics["gflops"]["value"] == 2 * metrics["gmacs"]["value"] == 5.0
-    assert metrics["latency_ms"]["ci_low"] == 9.5 and metrics["latency_ms"]["n"] == 50
+    assert metrics["latency_ms"]["ci_low"] == 9.5 and metrics["latency_ms"]["blocks"] == 1
 
 
 def test_one_estimated_stage_makes_the_total_estimated() -> None:
     est = stage(10.0, 1.0)
-    est["energy"]["domains"][0]["method"] = "estimated"
+    est.energy["domains"][0]["method"] = "estimated"
     ctx = Context(skipped_idle("x"), GRID, 1, 64)
-    metrics, _ = build_metrics(measured([window(1, 1, 1)]), [stage(10.0, 1.0), est], "v", ctx)
+    metrics, _ = build_metrics(evaluated(), [], [stage(10.0, 1.0), est], "v", ctx, 1)
     assert metrics["train_energy_j"]["method"] == "estimated"
     assert metrics["train_energy_net_j"]["value"] == metrics["train_energy_j"]["value"]  # idle skipped
 
 
 def test_no_stages_no_training_metrics() -> None:
     ctx = Context(skipped_idle("x"), GRID, 1, 64)
-    metrics, stages = build_metrics(measured([window(1, 1, 1)]), [], "v", ctx)
+    metrics, stages = build_metrics(evaluated(), [], [], "v", ctx, 1)
     assert stages == [] and "train_energy_j" not in metrics and "co2_train_g" not in metrics
 
 

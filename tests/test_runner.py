@@ -1,35 +1,41 @@
-"""The runner's stage plan: cache keys shared along the DAG and sensitive to upstream changes."""
+"""The runner: stage plans shared along the DAG, and the runner driven through a fake executor."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from greenbench import jobs
 from greenbench.errors import GreenbenchError
-from greenbench.runner import Runner, RunOptions, stage_plan
-from greenbench.store import Store
+from greenbench.executors.base import Outcome, Where
+from greenbench.identity import PlannedStage, stage_plan
+from greenbench.measure.energy.composite import skipped_idle
+from greenbench.runner import Runner, RunOptions
+from greenbench.runtimes.base import Artifact
+from greenbench.store import RunRecord, Store
 from greenbench.suite import load_suite
 
 
-def plans(suite_file: Path, tmp_path: Path, data_key: str = "data-1") -> dict[str, list[dict[str, object]]]:
+def plans(suite_file: Path, tmp_path: Path, data_key: str = "data-1") -> dict[str, list[PlannedStage]]:
     suite = load_suite(suite_file)
     return {v: stage_plan(suite, v, tmp_path / "work", data_key) for v in suite.order()}
 
 
 def test_child_reuses_parent_stage_keys(micro_suite: Path, tmp_path: Path) -> None:
     p = plans(micro_suite, tmp_path)
-    assert [s["variant"] for s in p["child"]] == ["base", "child"]
-    assert p["child"][0]["key"] == p["base"][0]["key"]  # the parent is trained once
-    assert p["child"][0]["out_dir"] == p["base"][0]["out_dir"]
-    assert p["child"][1]["key"] != p["base"][0]["key"]
+    assert [s.variant for s in p["child"]] == ["base", "child"]
+    assert p["child"][0].key == p["base"][0].key  # the parent is trained once
+    assert p["child"][0].out_dir == p["base"][0].out_dir
+    assert p["child"][1].key != p["base"][0].key
 
 
 def test_upstream_change_changes_downstream_keys(micro_suite: Path, tmp_path: Path) -> None:
     before = plans(micro_suite, tmp_path)
     micro_suite.write_text(micro_suite.read_text().replace("lr0: 0.01,", "lr0: 0.02,"))
     after = plans(micro_suite, tmp_path)
-    assert after["base"][0]["key"] != before["base"][0]["key"]
-    assert after["child"][1]["key"] != before["child"][1]["key"]
+    assert after["base"][0].key != before["base"][0].key
+    assert after["child"][1].key != before["child"][1].key
 
 
 def test_child_param_change_leaves_parent_alone(micro_suite: Path, tmp_path: Path) -> None:
@@ -37,91 +43,135 @@ def test_child_param_change_leaves_parent_alone(micro_suite: Path, tmp_path: Pat
     micro_suite.write_text(micro_suite.read_text().replace("lr0: 0.001", "lr0: 0.003"))
     after = plans(micro_suite, tmp_path)
     assert after["base"] == before["base"]
-    assert after["child"][1]["key"] != before["child"][1]["key"]
+    assert after["child"][1].key != before["child"][1].key
 
 
 def test_other_data_changes_every_key(micro_suite: Path, tmp_path: Path) -> None:
     a, b = plans(micro_suite, tmp_path, "data-1"), plans(micro_suite, tmp_path, "data-2")
-    assert all(x["key"] != y["key"] for v in a for x, y in zip(a[v], b[v], strict=True))
+    assert all(x.key != y.key for v in a for x, y in zip(a[v], b[v], strict=True))
 
 
-# --- the runner with its worker processes replaced by canned results -------------------------
+# --- the runner on a fake executor: typed jobs in, typed results out -----------------------
 
-SUMMARY = {"median": 5.0, "ci_low": 4.9, "ci_high": 5.1, "iqr": 0.1, "p90": 5.2, "p99": 5.3,
-           "mean": 5.0, "std": 0.1, "n": 20, "noisy": False}  # fmt: skip
-CPU = {"domain": "cpu", "energy_j": 2.0, "method": "estimated", "source": "estimate:x"}
-WINDOW = {"energy_j": 2.0, "duration_s": 1.0, "images": 100, "method": "estimated", "source": "estimate:x",
-          "domains": [CPU]}  # fmt: skip
+CPU = {"domain": "cpu", "energy_j": 2.0, "method": "estimated", "source": "estimate:x", "scope": "process"}
+WINDOW = {"energy_j": 2.0, "duration_s": 1.0, "method": "estimated", "source": "estimate:x", "domains": [CPU]}
 
 
-class FakeWorkers:
-    """Stands in for ``Runner._spawn``: records the jobs, answers like the worker would."""
-
-    def __init__(self, fail: dict[str, Exception] | None = None) -> None:
-        self.jobs: list[tuple[str, dict[str, Any]]] = []
-        self.fail = fail or {}
-
-    def __call__(self, variant: str, job: dict[str, Any]) -> dict[str, Any]:
-        self.jobs.append((variant, job))
-        if variant in self.fail and job["kind"] == "stages":
-            raise self.fail[variant]
-        if job["kind"] == "stages":
-            stages = [
-                {
-                    **p,
-                    "cached": False,
-                    "checkpoint": f"{p['out_dir']}/best.pt",
-                    "energy": {**WINDOW, "images": 0},
-                }
-                for p in job["stages"]
-            ]
-            return {"ok": True, "stages": stages, "checkpoint": stages[-1]["checkpoint"]}
-        return {
-            "ok": True, "params": 1000, "macs": 10**9, "size_mb": 1.0, "peak_rss_mb": 100.0,
-            "weights_file": "w.pt", "meters": [],
-            "accuracy": {"precision": 0.1, "recall": 0.2, "map50": 0.3, "map50_95": 0.1, "split": "test"},
-            "latency": {"summary": SUMMARY, "threads": 1, "samples_ms": [5.0] * 20},
-            "energy_windows": [WINDOW, WINDOW],
-        }  # fmt: skip
+def block(arm: str, rnd: int, cycle: int, latency_ms: float) -> dict[str, Any]:
+    return {
+        "arm": arm, "round": rnd, "cycle": cycle, "position": 0, "start_s": 0.0, "duration_s": 1.0,
+        "calls": 100, "images": 100, "samples_ms": [latency_ms], "latency_ms": latency_ms,
+        "energy_j": 2.0, "energy_per_image_j": 0.02, "reading": WINDOW,
+    }  # fmt: skip
 
 
-def run(suite_file: Path, tmp_path: Path, workers: FakeWorkers, force: bool = False) -> tuple[Any, list[Any]]:
+@dataclass
+class FakeExecutor:
+    """Answers like the workers would; ``slow``: latency factor per variant; ``fail``: per variant
+    and job type, the error its job raises."""
+
+    slow: dict[str, float] = field(default_factory=dict)
+    fail: dict[tuple[str, type[Any]], Exception] = field(default_factory=dict)
+    jobs: list[jobs.Job] = field(default_factory=list)
+    name: str = "fake"
+    device: dict[str, Any] = field(default_factory=lambda: {"device_id": "fake-dev", "device": "cpu"})
+
+    def where(self) -> Where:
+        return Where(self.device, skipped_idle("fake"))
+
+    def run(self, job: jobs.Job) -> Outcome:
+        self.jobs.append(job)
+        for (label, kind), error in self.fail.items():
+            if job.label == label and isinstance(job, kind):
+                raise error
+        if isinstance(job, jobs.StagesJob):
+            done = tuple(
+                jobs.StageDone(p.key, p.name, p.variant, p.params, f"{p.out_dir}/best.pt", WINDOW, {}, ())
+                for p in job.stages
+            )
+            return Outcome(jobs.StagesResult(done, done[-1].checkpoint), self.where())
+        if isinstance(job, jobs.EvaluateJob):
+            artifact = job.artifact or Artifact("torch", f"{job.out_dir}/untrained.pt")
+            accuracy = {"precision": 0.1, "recall": 0.2, "map50": 0.3, "map50_95": 0.1, "split": "test"}
+            return Outcome(
+                jobs.EvaluateResult(artifact, 1000, 10**9, "fake", 1.0, 100.0, accuracy), self.where()
+            )
+        assert isinstance(job, jobs.RoundJob)
+        blocks = tuple(
+            block(arm.variant, job.round, c, 10.0 * self.slow.get(arm.variant, 1.0) * (1 + 0.01 * (c % 3)))
+            for c in range(job.protocol.blocks)
+            for arm in job.arms
+        )
+        arms = {a.variant: {"runtime": a.runtime, "threads": 1} for a in job.arms}
+        return Outcome(jobs.RoundResult(job.round, blocks, arms), self.where())
+
+
+def run(
+    suite_file: Path, tmp_path: Path, executor: FakeExecutor, force: bool = False
+) -> tuple[Any, list[RunRecord]]:
     suite = load_suite(suite_file)
     with Store(tmp_path / "gb.db") as store:
-        runner = Runner(suite, store, RunOptions(workdir=tmp_path / "work", force=force, skip_idle=True))
-        runner._spawn = workers  # type: ignore[method-assign]
-        outcome = runner.run()
+        options = RunOptions(workdir=tmp_path / "work", force=force, skip_idle=True, executor=executor)
+        outcome = Runner(suite, store, options).run()
         return outcome, store.records(suite=suite.name)
 
 
 def test_resume_skips_ok_variants_and_force_retrains_own_stages(micro_suite: Path, tmp_path: Path) -> None:
-    first = FakeWorkers()
+    first = FakeExecutor()
     outcome, records = run(micro_suite, tmp_path, first)
     assert outcome.done == {"base": "ok", "child": "ok"} and len(records) == 2
-    child_stages_job = next(j for v, j in first.jobs if v == "child" and j["kind"] == "stages")
-    assert [s["variant"] for s in child_stages_job["stages"]] == ["base", "child"]
-    assert child_stages_job["force_keys"] == []
+    child_stages = next(j for j in first.jobs if j.label == "child" and isinstance(j, jobs.StagesJob))
+    assert [s.variant for s in child_stages.stages] == ["base", "child"]
+    assert child_stages.force_keys == ()
     assert records[1].metrics["train_energy_lineage_j"]["value"] == 4.0  # parent's stage + its own
 
-    again = FakeWorkers()
+    again = FakeExecutor()
     outcome, records = run(micro_suite, tmp_path, again)
     assert outcome.done == {"base": "resumed", "child": "resumed"} and again.jobs == [] and len(records) == 2
 
-    forced = FakeWorkers()
+    forced = FakeExecutor()
     outcome, records = run(micro_suite, tmp_path, forced, force=True)
     assert outcome.done == {"base": "ok", "child": "ok"} and len(records) == 4  # added, nothing replaced
-    job = next(j for v, j in forced.jobs if v == "child" and j["kind"] == "stages")
-    own = [s["key"] for s in job["stages"] if s["variant"] == "child"]
-    assert job["force_keys"] == own  # the parent's artifact stays cached
+    job = next(j for j in forced.jobs if j.label == "child" and isinstance(j, jobs.StagesJob))
+    assert job.force_keys == tuple(s.key for s in job.stages if s.variant == "child")  # parent stays cached
+
+
+def test_every_round_is_one_job_with_the_baseline_and_the_order_rotates(
+    micro_suite: Path, tmp_path: Path
+) -> None:
+    executor = FakeExecutor(slow={"child": 1.25})
+    _, records = run(micro_suite, tmp_path, executor)
+    rounds = [j for j in executor.jobs if isinstance(j, jobs.RoundJob)]
+    assert [j.round for j in rounds] == [0, 1]  # micro suite: 2 rounds
+    assert [[a.variant for a in j.arms] for j in rounds] == [["base", "child"], ["child", "base"]]
+    assert all(j.protocol.blocks == 3 and j.min_window_s == 0.1 for j in rounds)
+    base, child = records
+    assert base.deltas == {} and base.baseline == "base" and base.runtime == "torch"
+    lat = child.deltas["latency_ms"]
+    assert lat["paired"] and lat["baseline_key"] == base.variant_hash and lat["run_id"] == child.run_id
+    assert lat["delta_pct"] == __import__("pytest").approx(25.0) and lat["significant"]
+    assert child.metrics["latency_ms"]["rounds"] == 2 and child.metrics["latency_ms"]["blocks"] == 6
+    assert len(child.measurement["blocks"]) == 6 and child.measurement["protocol"]["paired_with_baseline"]
+
+
+def test_a_new_variant_is_paired_with_the_baseline_measured_again(micro_suite: Path, tmp_path: Path) -> None:
+    run(micro_suite, tmp_path, FakeExecutor())
+    micro_suite.write_text(micro_suite.read_text().replace("lr0: 0.001", "lr0: 0.003"))  # edit the child
+    executor = FakeExecutor()
+    outcome, records = run(micro_suite, tmp_path, executor)
+    assert outcome.done == {"base": "resumed", "child": "ok"}
+    rounds = [j for j in executor.jobs if isinstance(j, jobs.RoundJob)]
+    assert all({a.variant for a in j.arms} == {"base", "child"} for j in rounds)  # a partner in time
+    assert len(records) == 3 and records[-1].deltas["latency_ms"]["run_id"] == outcome.run_id
 
 
 def test_failed_parent_fails_child_without_running_it(micro_suite: Path, tmp_path: Path) -> None:
-    workers = FakeWorkers(fail={"base": GreenbenchError("training diverged")})
-    outcome, records = run(micro_suite, tmp_path, workers)
+    executor = FakeExecutor(fail={("base", jobs.StagesJob): GreenbenchError("training diverged")})
+    outcome, records = run(micro_suite, tmp_path, executor)
     assert outcome.failed == ["base", "child"]
     assert records[0].error == "training diverged"
     assert records[1].error == "its parent variant 'base' failed in this run"
-    assert [v for v, _ in workers.jobs] == ["base"]
+    assert [j.label for j in executor.jobs] == ["base"]
     assert records[1].stages == [{"name": "train", "params": {"epochs": 1, "lr0": 0.001}}]
 
 
@@ -130,6 +180,30 @@ def test_unexpected_error_is_a_failed_record_and_the_suite_goes_on(micro_suite: 
         "  child:\n    from: base\n", "  child:\n    model: yolov5n.yaml\n"
     )
     micro_suite.write_text(text)  # two independent variants
-    outcome, records = run(micro_suite, tmp_path, FakeWorkers(fail={"base": KeyError("checkpoint")}))
+    executor = FakeExecutor(fail={("base", jobs.StagesJob): KeyError("checkpoint")})
+    outcome, records = run(micro_suite, tmp_path, executor)
     assert outcome.done == {"base": "failed", "child": "ok"}
     assert "internal error: KeyError" in (records[0].error or "")
+    assert records[1].deltas == {}  # no baseline to pair with: no Δ claimed
+    assert not records[1].measurement["protocol"]["paired_with_baseline"]
+
+
+def test_pairs_group_gives_each_variant_its_own_processes(micro_suite: Path, tmp_path: Path) -> None:
+    text = micro_suite.read_text().replace("protocol: {rounds: 2,", "protocol: {group: pairs, rounds: 2,")
+    text += "  other:\n    from: base\n    stages: [{train: {epochs: 1, lr0: 0.002}}]\n"
+    micro_suite.write_text(text)
+    executor = FakeExecutor()
+    outcome, records = run(micro_suite, tmp_path, executor)
+    assert outcome.done == {"base": "ok", "child": "ok", "other": "ok"}
+    groups = [sorted(a.variant for a in j.arms) for j in executor.jobs if isinstance(j, jobs.RoundJob)]
+    assert groups == [["base", "child"]] * 2 + [["base", "other"]] * 2
+    assert [r.variant for r in records].count("base") == 1
+
+
+def test_jobs_round_trip_through_json(micro_suite: Path, tmp_path: Path) -> None:
+    executor = FakeExecutor()
+    run(micro_suite, tmp_path, executor)
+    for job in executor.jobs:
+        assert jobs.load(jobs.dump(job)) == job
+    result = executor.run(executor.jobs[-1]).result
+    assert jobs.load(jobs.dump(result)) == result

@@ -34,7 +34,7 @@ defaults:
   imgsz: 64
   epochs: 1
 measure:
-  latency: {min_repeats: 5}
+  protocol: {blocks: 5}
 baseline: base
 variants:
   small:
@@ -81,7 +81,7 @@ def test_valid_suite_loads_with_defaults(suite: Suite, tmp_path: Path) -> None:
     assert suite.dataset.synthetic is not None
     assert (suite.dataset.synthetic.classes, suite.dataset.synthetic.imgsz) == (2, 128)
     assert suite.measure.device == "cpu"
-    assert suite.measure.latency.min_repeats == 5
+    assert suite.measure.protocol.blocks == 5
     assert suite.measure.latency.warmup == 5
     assert suite.measure.energy.meters == ["auto"]
     assert suite.measure.carbon.country == "DEU"
@@ -150,7 +150,7 @@ def test_hash_follows_what_determines_the_result(tmp_path: Path) -> None:
     assert changed["small"] != before["small"]
     assert changed["smaller"] != before["smaller"]  # the child follows its parent
     assert changed["base"] == before["base"]
-    measured = _hashes(tmp_path, VALID.replace("min_repeats: 5", "min_repeats: 6"))
+    measured = _hashes(tmp_path, VALID.replace("blocks: 5", "blocks: 6"))
     assert measured["base"] != before["base"]
 
 
@@ -210,7 +210,7 @@ def test_loader_fields_cannot_come_from_yaml(tmp_path: Path) -> None:
 
 
 def test_problems_are_listed_one_per_line_and_capped(tmp_path: Path) -> None:
-    text = VALID.replace("measure:\n  latency: {min_repeats: 5}", (
+    text = VALID.replace("measure:\n  protocol: {blocks: 5}", (
         "measure:\n  device: tpu\n  latency: {min_repeats: 1, warmup: -1, batch: 0}\n"
         "  carbon: {pue: 0.5, country: deu}"
     ))  # fmt: skip
@@ -223,7 +223,7 @@ def test_problems_are_listed_one_per_line_and_capped(tmp_path: Path) -> None:
 
 def test_stage_params_are_checked_by_the_stage(tmp_path: Path) -> None:
     text = VALID.replace("{epochs: 3}", "{epochs: 3, device: cpu}")
-    with pytest.raises(SuiteError, match=r"variants\.small\.stages\[0\]\.train\.device: 'device'"):
+    with pytest.raises(SuiteError, match=r"variants\.small\.stages\[0\]\.train\.device: greenbench sets 'device'"):
         load_suite(write(tmp_path, text))
 
 

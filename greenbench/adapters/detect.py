@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from greenbench.errors import GreenbenchError
 from greenbench.offline import prepare_ultralytics
@@ -67,13 +67,24 @@ def refuse_downloads() -> None:
 
 
 class DetectAdapter:
-    """Ultralytics YOLO detection models.
+    """Ultralytics YOLO detection models (the ``TaskAdapter`` of task ``detect``).
 
     workdir: greenbench's work folder; ultralytics settings, fonts and caches go below it.
     device: ``cpu`` or ``cuda:N``.
     """
 
-    task = "detect"
+    task: ClassVar[str] = "detect"
+    metrics: ClassVar[tuple[str, ...]] = ("precision", "recall", "map50", "map50_95")
+    dataset_format: ClassVar[str] = "a YOLO data.yaml (train/val/test image folders with labels/)"
+    model_suffixes: ClassVar[tuple[str, ...]] = (".yaml", ".yml", ".pt", ".onnx")
+
+    @classmethod
+    def check_train_args(cls, args: dict[str, Any]) -> list[tuple[str, str]]:
+        """Ultralytics training arguments, checked against its own ``default.yaml`` (names, the
+        types in its comments, ranges) without importing ultralytics."""
+        from greenbench.adapters.ultra_args import check_train_args
+
+        return check_train_args(args)
 
     def __init__(self, workdir: Path, device: str = "cpu") -> None:
         self.workdir = Path(workdir).resolve()
@@ -95,11 +106,18 @@ class DetectAdapter:
         return yolo
 
     def load(self, checkpoint: Path) -> Any:
-        """A ``YOLO`` from a checkpoint greenbench wrote."""
+        """A ``YOLO`` from a checkpoint greenbench wrote, or from an ``.onnx`` file (ultralytics'
+        AutoBackend then evaluates it through onnxruntime)."""
         from ultralytics import YOLO
 
         path = check_weights(checkpoint, "checkpoint")
+        if path.suffix.lower() == ".onnx":
+            return YOLO(str(path), task="detect")
         return YOLO(_unrenamed(path, self.workdir / "weights"), task="detect")
+
+    def module_loader(self, path: Path) -> Any:
+        """The fused inference module of the checkpoint at ``path`` (what the torch runtime runs)."""
+        return self.inference_module(self.load(path))
 
     def save(self, yolo: Any, path: Path) -> Path:
         """Save ``yolo`` as an ultralytics checkpoint at ``path``."""
@@ -195,16 +213,3 @@ class DetectAdapter:
             p.requires_grad_(False)
         model = model.fuse() if hasattr(model, "fuse") else model
         return model.eval().to(torch.device(self.device))
-
-    def predictor(self, module: Any, batch: int, imgsz: int) -> Callable[[], None]:
-        """A callable running one forward pass of ``batch`` images of ``imgsz``² (no pre/post-processing)."""
-        import torch
-
-        x = torch.rand(batch, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
-        x = x.to(torch.device(self.device))
-
-        def run() -> None:
-            with torch.inference_mode():
-                module(x)
-
-        return run

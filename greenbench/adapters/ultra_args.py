@@ -142,3 +142,37 @@ def check_train_value(key: str, value: object) -> str | None:
             names = " or ".join(sorted({t.__name__ for t in types}))
             return f"expected {names}{' or null' if optional else ''}, got {type(value).__name__} {value!r}"
     return _range(key, value)
+
+
+#: where to set what greenbench reserves for itself
+_RESERVED_HINTS = {
+    "data": " (set 'dataset')",
+    "model": " (set the variant's 'model')",
+    "device": " (set 'measure.device')",
+    "task": " (set the suite's 'task')",
+    "resume": " (the runner resumes by itself)",
+}
+
+
+def check_train_args(args: dict[str, object]) -> list[tuple[str, str]]:
+    """(key, message) for every argument that is reserved, unknown or of the wrong type/range."""
+    import difflib
+
+    allowed = sorted(train_arg_names() - RESERVED)
+    problems = []
+    for key, value in args.items():
+        if key in RESERVED:
+            message = f"greenbench sets {key!r} itself{_RESERVED_HINTS.get(key, '')}; remove it"
+        elif key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            message = (
+                f"unknown training argument {key!r}{hint}; expected an ultralytics train argument "
+                f"(see ultralytics/cfg/default.yaml)"
+            )
+        elif (why := check_train_value(key, value)) is not None:
+            message = f"training argument {key!r}: {why}"
+        else:
+            continue
+        problems.append((key, message))
+    return problems

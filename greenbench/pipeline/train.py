@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, ClassVar
 
-from greenbench.adapters.ultra_args import RESERVED, check_train_value, train_arg_names
+from greenbench.adapters.ultra_args import check_train_args
 from greenbench.pipeline.base import StageContext, StageResult
 
 
@@ -17,16 +16,8 @@ class TrainStage:
     @classmethod
     def validate_params(cls, params: dict[str, Any]) -> dict[str, Any]:
         """Params must be ultralytics training arguments that greenbench does not set itself."""
-        known = train_arg_names() - RESERVED
-        for key in params:
-            if key in RESERVED:
-                raise ValueError(f"'{key}' is set by greenbench itself and cannot be given here")
-            if key not in known:
-                close = difflib.get_close_matches(key, sorted(known), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise ValueError(f"unknown training argument '{key}'{hint}")
-            if (why := check_train_value(key, params[key])) is not None:
-                raise ValueError(f"training argument '{key}': {why}")
+        for _key, message in check_train_args(params):
+            raise ValueError(message)
         return dict(params)
 
     def run(self, ctx: StageContext) -> StageResult:

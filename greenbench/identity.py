@@ -1,0 +1,107 @@
+"""Every hash and key in one place: variant keys (resume), stage keys (artifact cache), data keys.
+
+A key is the first 16 hex digits of the sha256 of a value as sorted JSON. Local files enter by
+name and content digest (``Suite.file_ref``), never by path or mtime, so moving a checkout keeps
+its keys and editing a file changes them. Records store their variant key, so readers of the
+store (tables, leaderboards) never recompute one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from greenbench.dataset_ref import DatasetRef
+    from greenbench.datasets import SynthSpec
+    from greenbench.suite import Suite
+
+
+def sha(obj: Any) -> str:
+    """First 16 hex digits of the sha256 of ``obj`` as sorted JSON."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """The key of a variant's config (``Suite.variant_config``): what determines its result."""
+    return sha(config)
+
+
+def variant_key(suite: Suite, variant: str, data_key: str) -> str:
+    """The resume key of a variant's result: its config and the data it ran on."""
+    return sha([suite.variant_hash(variant), data_key])
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    """One stage of a variant's lineage with its cache key and artifact folder."""
+
+    variant: str
+    index: int
+    name: str
+    params: dict[str, Any]
+    key: str
+    out_dir: str
+
+
+def stage_plan(suite: Suite, variant: str, workdir: Path, data_key: str) -> list[PlannedStage]:
+    """Every stage from the root model to ``variant``, each with its cache key and folder.
+
+    A stage's key chains the key of the stage before it, so a stage is shared by every variant
+    whose lineage reaches it unchanged (a parent is trained once for all its children), and any
+    change upstream (model file, weights, data, defaults, an earlier stage) changes it.
+    """
+    root = suite.root_model(variant)
+    assert root.model is not None  # the lineage's root names a model (the suite checks it)
+    key = sha(
+        {
+            "task": suite.task,
+            "model": suite.file_ref(root.model),
+            "weights": suite.file_ref(root.weights),
+            "data": data_key,
+            "defaults": suite.defaults,
+            "device": suite.measure.device,
+            # a cached stage's energy is reused: only under the meter settings it was read with
+            "energy": suite.measure.energy.model_dump(include={"meters", "watts_per_core", "gpus"}),
+        }
+    )
+    plan = []
+    for name in suite.lineage(variant):
+        for i, st in enumerate(suite.variants[name].stages):
+            key = sha([key, st.name, st.params])
+            out_dir = str(workdir / "artifacts" / f"{st.name}-{key}")
+            plan.append(PlannedStage(name, i, st.name, st.params, key, out_dir))
+    return plan
+
+
+def synth_spec(suite: Suite) -> SynthSpec:
+    """The generator spec of a ``synthetic:`` dataset."""
+    from greenbench.datasets import SynthSpec
+
+    s = suite.dataset.synthetic
+    assert s is not None
+    return SynthSpec(classes=s.classes, images=s.images, imgsz=s.imgsz, seed=s.seed)
+
+
+def dataset_ref(suite: Suite) -> DatasetRef:
+    """The suite's data, identified without generating anything: the generator spec for
+    ``synthetic:`` (its data.yaml is not known yet), the checked user data.yaml otherwise (its
+    content fingerprint: label bytes, image names and sizes; walked once per run)."""
+    from greenbench.dataset_ref import DatasetRef, check_dataset
+
+    if suite.dataset.synthetic is not None:
+        return DatasetRef(Path(), "test", "synth-" + synth_spec(suite).key())
+    assert suite.dataset.path is not None
+    return check_dataset(Path(suite.dataset.path))

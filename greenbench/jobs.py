@@ -1,0 +1,185 @@
+"""Typed, versioned jobs and results: what crosses the process (or machine) boundary.
+
+The runner hands a job to an executor; a worker process runs it and hands a result back, as
+pyperf's worker hands a typed ``Benchmark`` to its manager. Every job and result is a frozen
+dataclass that carries the suite's own validated settings (pydantic models), never re-keyed
+dicts, and round-trips through JSON with ``dump``/``load`` (pydantic's ``TypeAdapter`` does the
+typed decoding, so no hand-written ``from_dict`` per class).
+
+Format history (bump ``JOB_VERSION`` and describe the change here):
+  1 — StagesJob/StagesResult, EvaluateJob/EvaluateResult, RoundJob/RoundResult.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from greenbench.errors import GreenbenchError
+from greenbench.identity import PlannedStage
+from greenbench.runtimes.base import Artifact
+from greenbench.suite import LatencySettings, ProtocolSettings
+
+JOB_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CodeCarbonSpec:
+    """The optional CodeCarbon cross-check: its CSV folder and grid location."""
+
+    out_dir: str
+    country: str
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class MeterSpec:
+    """What a worker needs to build its energy meter (``measure.energy`` plus run options)."""
+
+    meters: tuple[str, ...]
+    watts_per_core: float
+    gpus: tuple[int, ...] | None = None
+    powercap_root: str | None = None
+    codecarbon: CodeCarbonSpec | None = None
+
+
+@dataclass(frozen=True)
+class JobBase:
+    """Fields every job has: the variant (or a label), the task, the work folder, the device."""
+
+    label: str
+    task: str
+    workdir: str
+    device: str
+
+
+@dataclass(frozen=True)
+class StagesJob(JobBase):
+    """Run every not-yet-cached stage of a variant's lineage (``force_keys`` are rerun)."""
+
+    energy: MeterSpec
+    data_yaml: str
+    defaults: dict[str, Any]
+    model: str
+    weights: str | None
+    stages: tuple[PlannedStage, ...]
+    force_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageDone:
+    """One stage's artifact and the energy reading of its window (``EnergyReading.to_dict``)."""
+
+    key: str
+    name: str
+    variant: str
+    params: dict[str, Any]
+    checkpoint: str
+    energy: dict[str, Any]
+    info: dict[str, Any]
+    meters: tuple[dict[str, Any], ...]
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class StagesResult:
+    """Every stage of the lineage, in order; ``checkpoint``: the last one's artifact."""
+
+    stages: tuple[StageDone, ...]
+    checkpoint: str | None
+
+
+@dataclass(frozen=True)
+class EvaluateJob(JobBase):
+    """Accuracy and complexity of one model: deterministic, so measured once per variant.
+
+    artifact: the model file; None = build ``model`` (with ``weights``) and save it untrained.
+    imgsz: the latency image size (complexity is counted there).
+    """
+
+    artifact: Artifact | None
+    model: str
+    weights: str | None
+    data_yaml: str
+    eval_split: str
+    eval_imgsz: int
+    imgsz: int
+    out_dir: str
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """What ``EvaluateJob`` found. ``artifact``: the file later measured (saved if untrained)."""
+
+    artifact: Artifact
+    params: int
+    macs: int
+    counted_by: str
+    size_mb: float
+    peak_rss_mb: float
+    accuracy: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """One model of an interleaved round: a variant's artifact and the runtime that runs it."""
+
+    variant: str
+    artifact: Artifact
+    runtime: str
+
+
+@dataclass(frozen=True)
+class RoundJob(JobBase):
+    """One round of the interleaved protocol in one fresh process: every arm, block by block."""
+
+    round: int
+    arms: tuple[ArmSpec, ...]
+    latency: LatencySettings
+    protocol: ProtocolSettings
+    min_window_s: float
+    imgsz: int
+    energy: MeterSpec
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """Every block of the round (``Block.to_dict``), each arm's runtime description and the arms
+    that could not be loaded (variant -> error)."""
+
+    round: int
+    blocks: tuple[dict[str, Any], ...]
+    arms: dict[str, dict[str, Any]]
+    failed: dict[str, str] = field(default_factory=dict)
+    meters: tuple[dict[str, Any], ...] = ()
+
+
+Job = StagesJob | EvaluateJob | RoundJob
+Result = StagesResult | EvaluateResult | RoundResult
+_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls for cls in (StagesJob, EvaluateJob, RoundJob, StagesResult, EvaluateResult, RoundResult)
+}
+
+
+def dump(obj: Job | Result) -> str:
+    """``obj`` as versioned JSON: ``{"version", "type", "data"}``."""
+    data = TypeAdapter(type(obj)).dump_python(obj, mode="json")
+    return json.dumps({"version": JOB_VERSION, "type": type(obj).__name__, "data": data}, indent=1)
+
+
+def load(text: str) -> Any:
+    """Inverse of ``dump``; a different version or an unknown type is an error."""
+    try:
+        envelope = json.loads(text)
+        version, name, data = envelope["version"], envelope["type"], envelope["data"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise GreenbenchError(f"a job or result file is not greenbench job JSON ({e})") from None
+    if version != JOB_VERSION or name not in _TYPES:
+        raise GreenbenchError(
+            f"a {name!r} of job format {version} cannot be read by this greenbench (format "
+            f"{JOB_VERSION}); runner and workers must run the same greenbench version."
+        )
+    return TypeAdapter(_TYPES[name]).validate_python(data)

@@ -1,0 +1,195 @@
+"""The interleaved (duet) measuring protocol: arms timed in alternating blocks inside one process.
+
+On a shared host one model's latency moves by tens of percent between seconds, so timing a
+variant after its baseline compares two different machines. Instead every arm runs in short
+blocks, rotated each *cycle* (A B C, B C A, C A B, …), and the variant is compared with the
+baseline block of the same cycle (``greenbench.measure.compare``): the host's drift hits both
+members of a pair almost equally and cancels in their ratio. The rotation puts each arm first
+equally often, so a drift inside a cycle does not favour one arm either. A *round* is one
+process; the caller runs several rounds in fresh processes, because a process' own state
+(allocator, thread placement, page layout) shifts all its blocks together.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from greenbench.measure.energy.meter import Meter
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """blocks: blocks per arm per round; min_block_s: each block lasts at least this (energy counters
+    need it); min_calls: at least this many calls per block; warmup: untimed calls per arm before its
+    first block in a process."""
+
+    blocks: int = 10
+    min_block_s: float = 0.5
+    min_calls: int = 3
+    warmup: int = 5
+
+    def __post_init__(self) -> None:
+        if self.blocks < 1:
+            raise ValueError(f"blocks must be >= 1, got {self.blocks}")
+        if self.min_calls < 1:
+            raise ValueError(f"min_calls must be >= 1, got {self.min_calls}")
+        if self.min_block_s < 0:
+            raise ValueError(f"min_block_s must be >= 0 s, got {self.min_block_s}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+
+
+def _no_sync() -> None:
+    """The CPU's sync: nothing is queued."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One model to time: ``call`` runs one forward pass of ``images_per_call`` images; ``sync`` waits
+    for the device (no-op on CPU)."""
+
+    name: str
+    call: Callable[[], None]
+    images_per_call: int = 1
+    sync: Callable[[], None] = _no_sync
+
+    def __post_init__(self) -> None:
+        if self.images_per_call < 1:
+            raise ValueError(f"arm {self.name!r}: images_per_call must be >= 1, got {self.images_per_call}")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of consecutive calls of one arm. Units in names. energy_* are None when no meter was
+    given.
+
+    round: process/round index. cycle: rotation cycle within the round (blocks of one cycle are
+    paired). position: order of this arm inside its cycle (0 = first). start_s: seconds since the
+    round's first block started. samples_ms: per call, ms (sync after every call). latency_ms:
+    median of samples_ms. reading: ``EnergyReading.to_dict()`` of the block's window.
+    """
+
+    arm: str
+    round: int
+    cycle: int
+    position: int
+    start_s: float
+    duration_s: float
+    calls: int
+    images: int
+    samples_ms: tuple[float, ...]
+    latency_ms: float
+    energy_j: float | None
+    energy_per_image_j: float | None
+    reading: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (samples as a list)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["samples_ms"] = list(self.samples_ms)
+        d["reading"] = None if self.reading is None else dict(self.reading)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Block:
+        """Inverse of ``to_dict``; a missing or unknown key is an error that names it."""
+        names = {f.name for f in fields(cls)}
+        missing, unknown = sorted(names - d.keys()), sorted(d.keys() - names)
+        if missing or unknown:
+            raise ValueError(f"Block.from_dict: missing keys {missing}, unknown keys {unknown}")
+        values = dict(d)
+        values["samples_ms"] = tuple(float(x) for x in d["samples_ms"])
+        return cls(**values)
+
+
+def rotation(n_arms: int, cycle: int) -> list[int]:
+    """Arm indices in the order they run in ``cycle``: the arms rotated left by ``cycle``."""
+    if n_arms < 1:
+        raise ValueError(f"n_arms must be >= 1, got {n_arms}")
+    return [(cycle + i) % n_arms for i in range(n_arms)]
+
+
+def _warm(arm: Arm, calls: int) -> None:
+    """Untimed calls, then drain the device so the block starts from an idle queue."""
+    for _ in range(calls):
+        arm.call()
+    arm.sync()
+
+
+def _time_block(arm: Arm, config: ProtocolConfig, clock: Callable[[], float]) -> list[float]:
+    """Call ``arm`` until both ``min_calls`` and ``min_block_s`` are reached; per-call ms."""
+    samples_ms: list[float] = []
+    started = clock()
+    while True:
+        t0 = clock()
+        arm.call()
+        arm.sync()  # an async device would otherwise only time the enqueue
+        t1 = clock()
+        samples_ms.append((t1 - t0) * 1e3)
+        if len(samples_ms) >= config.min_calls and t1 - started >= config.min_block_s:
+            return samples_ms
+
+
+def _median(values: Sequence[float]) -> float:
+    """Median without numpy (the protocol runs inside the measured process; keep it light)."""
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def run_round(
+    arms: Sequence[Arm],
+    config: ProtocolConfig,
+    round_index: int,
+    meter: Meter | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[Block]:
+    """Run one round in this process: ``config.blocks`` rotation cycles of one block per arm.
+
+    ``meter`` must already be open; thread settings are the caller's business. Each arm is warmed
+    right before its first block, not all up front, so its warm state is as fresh as the others'.
+    """
+    if not arms:
+        raise ValueError("run_round needs at least one arm")
+    names = [a.name for a in arms]
+    if len(set(names)) != len(names):
+        raise ValueError(f"arm names must be unique, got {names}")
+    warmed: set[str] = set()
+    blocks: list[Block] = []
+    round_start: float | None = None
+    for cycle in range(config.blocks):
+        for position, index in enumerate(rotation(len(arms), cycle)):
+            arm = arms[index]
+            if arm.name not in warmed:
+                _warm(arm, config.warmup)
+                warmed.add(arm.name)
+            window = meter.begin() if meter is not None else None
+            start = clock()
+            if round_start is None:
+                round_start = start
+            samples_ms = _time_block(arm, config, clock)
+            duration_s = clock() - start
+            reading = meter.end(window) if meter is not None and window is not None else None
+            images = len(samples_ms) * arm.images_per_call
+            energy_j = reading.energy_j if reading is not None else None
+            blocks.append(
+                Block(
+                    arm=arm.name,
+                    round=round_index,
+                    cycle=cycle,
+                    position=position,
+                    start_s=start - round_start,
+                    duration_s=duration_s,
+                    calls=len(samples_ms),
+                    images=images,
+                    samples_ms=tuple(samples_ms),
+                    latency_ms=_median(samples_ms),
+                    energy_j=energy_j,
+                    energy_per_image_j=energy_j / images if energy_j is not None else None,
+                    reading=reading.to_dict() if reading is not None else None,
+                )
+            )
+    return blocks
