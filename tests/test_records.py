@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from greenbench.jobs import EvaluateResult, StageDone
 from greenbench.measure.carbon import GridIntensity
 from greenbench.measure.energy.composite import IdleBaseline, skipped_idle
-from greenbench.jobs import EvaluateResult, StageDone
 from greenbench.records import Context, build_metrics, codecarbon_check, deltas, paired_by_round
 from greenbench.runtimes.base import Artifact
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -89,7 +90,41 @@ def test_new_store_carries_the_greenbench_marker(tmp_path: Path) -> None:
     assert APPLICATION_ID == int.from_bytes(b"GrnB", "big")
     assert path.read_bytes()[68:72] == b"GrnB"  # PRAGMA application_id lives at offset 68
     with sqlite3.connect(path) as c:
-        assert c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+        assert c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
+
+
+def test_version_1_records_stay_readable_and_the_store_is_marked_version_2(tmp_path: Path) -> None:
+    path = tmp_path / "gb.db"
+    store_with_schema_version(path, "1")
+    v1 = record().to_dict()
+    for key in ("task", "baseline", "runtime", "deltas"):
+        del v1[key]  # what a version-1 record did not have
+    v1["schema_version"] = 1
+    with sqlite3.connect(path) as c:
+        c.execute(
+            "INSERT INTO records (schema_version, run_id, suite, suite_hash, variant, variant_hash, "
+            "device_id, status, started_at, finished_at, record) VALUES (1, 'r0', 's', 'x', 'a', 'h1', "
+            "'dev', 'ok', 't0', 't1', ?)",
+            (json.dumps(v1),),
+        )
+    c.close()
+    with Store(path) as s:  # a writable open marks the file version 2; the row keeps version 1
+        (old,) = s.records()
+        s.add(record(run="r2"))
+        assert [r.schema_version for r in s.records()] == [1, SCHEMA_VERSION]
+    assert old.deltas == {} and old.task == "detect" and old.value("latency_ms") == 1.5
+    assert "one process" in old.metrics["latency_ms"]["ci_method"]
+    with sqlite3.connect(path) as c:
+        assert c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    c.close()
+
+
+def test_a_record_of_a_newer_schema_is_a_clear_error() -> None:
+    newer = {**record().to_dict(), "schema_version": SCHEMA_VERSION + 1}
+    with pytest.raises(GreenbenchError, match="schema version 3"):
+        RunRecord.from_dict(newer)
 
 
 @pytest.mark.parametrize(

@@ -223,7 +223,9 @@ def test_problems_are_listed_one_per_line_and_capped(tmp_path: Path) -> None:
 
 def test_stage_params_are_checked_by_the_stage(tmp_path: Path) -> None:
     text = VALID.replace("{epochs: 3}", "{epochs: 3, device: cpu}")
-    with pytest.raises(SuiteError, match=r"variants\.small\.stages\[0\]\.train\.device: greenbench sets 'device'"):
+    with pytest.raises(
+        SuiteError, match=r"variants\.small\.stages\[0\]\.train\.device: greenbench sets 'device'"
+    ):
         load_suite(write(tmp_path, text))
 
 

@@ -1,83 +1,104 @@
 """The Green-AI comparison table: one row per variant, Δ % against the suite's baseline.
 
 The shape of the YOLOv5 study's tables (precision, mAP50, params, size, GFLOPs, latency) with
-energy and CO2 added. Values keep their units in the column names; each energy column says
-whether its figures are ``measured`` or ``estimated`` (``mixed``: each cell says). Δ % of an energy
-figure is left empty when its method or source differs from the baseline's, with a note saying so.
+energy and CO2 added. Columns, headers, display scales and decimals come from the metric
+registry (``greenbench.metrics``); nothing about a metric is hard-coded here.
+
+- Latency and energy per image show their median and 95 % CI, ``12.34 [11.90, 13.10]``.
+- Their Δ is the paired one the record stores (time-adjacent blocks of the variant and the
+  baseline, same processes), with its CI or ``(n.s.)``, when it was paired with the shown
+  baseline's config. Otherwise a Δ from the two values is shown marked ``(unpaired)``, with a
+  note: such figures come from different runs or processes, not paired in time.
+- Each energy column says whether its figures are ``measured`` or ``estimated`` (``mixed``: each
+  cell says); Δ % of an energy figure is left empty when its method or source differs from the
+  baseline's, with a note saying so.
+
+Every string from a record (variant names, errors, sources) is untrusted: Markdown cells have
+``|`` escaped and newlines folded; LaTeX cells and notes are escaped.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, NamedTuple
 
+from greenbench.metrics import MetricDef, table_metrics
+from greenbench.report.table_notes import as_number as _num
+from greenbench.report.table_notes import table_notes
 from greenbench.store import RunRecord
 
 FORMATS = ("md", "csv", "latex")
 
+DeltaKind = Literal["paired", "unpaired", "values"]
+
 
 @dataclass(frozen=True)
-class Column:
-    """A table column: metric name, header with unit, display scale and decimals."""
+class Delta:
+    """Δ % of a figure against the baseline's figure.
 
-    metric: str
-    header: str
-    scale: float = 1.0
-    digits: int = 3
-    energy: bool = False  # header carries the method; Δ % only against the same method and source
+    pct: for ``paired``, (median ratio of time-adjacent block pairs − 1) × 100; else
+    (value − baseline) / |baseline| × 100. ci_low_pct, ci_high_pct: the paired Δ's 95 % CI.
+    significant: the paired CI excludes 0. kind: ``paired`` (stored, interleaved), ``unpaired``
+    (from two values of a metric that can be paired, measured apart) or ``values`` (from two
+    values of a metric that is never paired: accuracy, complexity, training energy).
+    """
+
+    pct: float
+    kind: DeltaKind = "values"
+    ci_low_pct: float | None = None
+    ci_high_pct: float | None = None
+    significant: bool | None = None
+    rounds_disagree: bool = False
 
 
-COLUMNS: tuple[Column, ...] = (
-    Column("precision", "P", digits=3),
-    Column("map50", "mAP50", digits=3),
-    Column("params", "params_M", 1e-6, 3),
-    Column("size_mb", "size_MB", digits=2),
-    Column("gflops", "GFLOPs", digits=2),
-    Column("latency_ms", "latency_ms", digits=2),
-    Column("energy_per_image_j", "E/img_mJ", 1e3, 2, energy=True),
-    Column("energy_per_image_net_j", "E/img_net_mJ", 1e3, 2, energy=True),
-    Column("train_energy_j", "E_train_kJ", 1e-3, 3, energy=True),
-    Column("train_energy_net_j", "E_train_net_kJ", 1e-3, 3, energy=True),
-    Column("train_energy_lineage_j", "E_lineage_kJ", 1e-3, 3, energy=True),
-    Column("co2_train_g", "CO2_train_g", digits=3, energy=True),
-)
+class Cell(NamedTuple):
+    """One table cell: the stored value (in the metric's unit) and its Δ against the baseline."""
+
+    value: float | None
+    delta: Delta | None
 
 
 @dataclass
 class Table:
-    """Rendered-agnostic table data: rows of (value, Δ % vs baseline) per column."""
+    """Render-agnostic table data: rows of cells per column, energy methods, notes."""
 
     suite: str
-    baseline: str
-    columns: list[Column]
-    rows: list[tuple[RunRecord, list[tuple[float | None, float | None]]]]
-    methods: dict[str, str]  # column metric -> measured | estimated | mixed
+    baseline: str | None
+    task: str
+    columns: list[MetricDef]
+    rows: list[tuple[RunRecord, list[Cell]]]
+    methods: dict[str, str]  # metric name -> measured | estimated | mixed | n/a
     notes: list[str]
 
-    def header(self, col: Column) -> str:
+    def header(self, col: MetricDef) -> str:
         """Column header; energy columns carry their method."""
-        return f"{col.header} [{self.methods[col.metric]}]" if col.energy else col.header
+        return f"{col.header} [{self.methods[col.name]}]" if col.energy else col.header
 
 
-def _method(record: RunRecord, col: Column) -> str | None:
-    m = record.metrics.get(col.metric)
+def _value(record: RunRecord, name: str) -> float | None:
+    return _num(record.value(name)) if record.status == "ok" else None
+
+
+def _method(record: RunRecord, col: MetricDef) -> str | None:
+    m = record.metrics.get(col.name)
     return None if m is None or m.get("method") is None else str(m["method"])
 
 
-def _delta(value: float | None, base: float | None) -> float | None:
-    if value is None or base is None or base == 0:
+def _pct(value: float, base: float | None) -> float | None:
+    if base is None or base == 0:
         return None
     return (value - base) / abs(base) * 100.0
 
 
-def _incomparable(record: RunRecord, base: RunRecord | None, col: Column) -> str | None:
+def _incomparable(record: RunRecord, base: RunRecord, col: MetricDef) -> str | None:
     """Why ``record``'s energy figure cannot be set against the baseline's, or None if it can."""
-    if not col.energy or base is None or record is base:
+    if not col.energy:
         return None
-    mine, theirs = record.metrics.get(col.metric), base.metrics.get(col.metric)
+    mine, theirs = record.metrics.get(col.name), base.metrics.get(col.name)
     if mine is None or theirs is None:
         return None
     if mine.get("method") != theirs.get("method"):
@@ -87,201 +108,180 @@ def _incomparable(record: RunRecord, base: RunRecord | None, col: Column) -> str
     return None
 
 
-def _incomparable_note(left_out: dict[str, dict[str, list[str]]]) -> str:
-    """One note naming, per variant, the columns whose Δ % was left out and why."""
-    parts = [
-        f"{variant}: {', '.join(cols)} ({why})"
-        for variant, reasons in left_out.items()
-        for why, cols in reasons.items()
-    ]
-    return (
-        "Δ % left out where the energy method or source differs from the baseline's (measured vs "
-        "estimated figures are not comparable): " + "; ".join(parts)
+def _paired(record: RunRecord, base: RunRecord, col: MetricDef) -> Delta | None:
+    """The stored paired Δ of ``col`` if it was paired with the shown baseline's config."""
+    d = record.deltas.get(col.name)
+    if not isinstance(d, dict) or d.get("paired") is False or d.get("baseline_key") != base.variant_hash:
+        return None
+    pct = _num(d.get("delta_pct"))
+    if pct is None:
+        return None
+    sig = d.get("significant")
+    return Delta(
+        pct,
+        "paired",
+        _num(d.get("delta_ci_low_pct")),
+        _num(d.get("delta_ci_high_pct")),
+        sig if isinstance(sig, bool) else None,
+        bool(d.get("rounds_disagree")),
+    )
+
+
+def _unpaired_reason(record: RunRecord, base: RunRecord, col: MetricDef) -> str:
+    """Why ``record`` has no paired Δ of ``col`` against ``base``."""
+    old = [r.variant for r in (record, base) if r.schema_version < 2]
+    if old:
+        return f"schema-1 record of {' and '.join(dict.fromkeys(old))}"
+    d = record.deltas.get(col.name)
+    if isinstance(d, dict) and d.get("baseline_key") != base.variant_hash:
+        return (
+            f"paired with baseline config {d.get('baseline_key')}, not the shown baseline's "
+            f"{base.variant_hash}"
+        )
+    return "no paired Δ stored"
+
+
+Reasons = dict[str, dict[str, list[str]]]  # variant -> reason -> column headers
+
+
+def _cell(r: RunRecord, base: RunRecord | None, col: MetricDef, left_out: Reasons, unpaired: Reasons) -> Cell:
+    v = _value(r, col.name)
+    if v is None or base is None or r is base:
+        return Cell(v, None)
+    why = _incomparable(r, base, col)
+    if why is not None:
+        left_out.setdefault(r.variant, {}).setdefault(why, []).append(col.header)
+        return Cell(v, None)
+    paired = _paired(r, base, col)
+    if paired is not None:
+        return Cell(v, paired)
+    pct = _pct(v, _value(base, col.name))
+    if pct is None:
+        return Cell(v, None)
+    if not col.interval:
+        return Cell(v, Delta(pct))
+    unpaired.setdefault(r.variant, {}).setdefault(_unpaired_reason(r, base, col), []).append(col.header)
+    return Cell(v, Delta(pct, "unpaired"))
+
+
+def _reasons(reasons: Reasons) -> str:
+    return "; ".join(
+        f"{v}: {', '.join(cols)} ({why})" for v, by in reasons.items() for why, cols in by.items()
     )
 
 
 def build_table(
-    records: Sequence[RunRecord], baseline: str, suite: str, columns: Sequence[Column] = COLUMNS
+    records: Sequence[RunRecord],
+    baseline: str | None,
+    suite: str,
+    task: str = "detect",
+    *,
+    columns: Sequence[MetricDef] | None = None,
 ) -> Table:
-    """Rows in the given record order; Δ % against the ``baseline`` variant's record."""
+    """Rows in the given record order; Δ % against the ``baseline`` variant's ok record.
+
+    ``columns`` defaults to the registry's table columns of ``task``.
+    """
+    cols = list(columns) if columns is not None else table_metrics(task)
     base = next((r for r in records if r.variant == baseline and r.status == "ok"), None)
-    rows = []
-    left_out: dict[str, dict[str, list[str]]] = {}  # variant -> reason -> column headers
-    for r in records:
-        cells = []
-        for c in columns:
-            v = r.value(c.metric) if r.status == "ok" else None
-            b = base.value(c.metric) if base is not None else None
-            why = _incomparable(r, base, c) if v is not None else None
-            if why is not None:
-                left_out.setdefault(r.variant, {}).setdefault(why, []).append(c.header)
-            cells.append((v, None if r is base or why is not None else _delta(v, b)))
-        rows.append((r, cells))
+    left_out: Reasons = {}
+    unpaired: Reasons = {}
+    rows = [(r, [_cell(r, base, c, left_out, unpaired) for c in cols]) for r in records]
     methods: dict[str, str] = {}
-    for c in columns:
-        found = {r.metrics[c.metric].get("method") for r in records if c.metric in r.metrics}
-        methods[c.metric] = str(found.pop()) if len(found) == 1 else ("mixed" if found else "n/a")
-    notes = _notes(records, baseline if base is not None else None)
-    if left_out:
-        notes.insert(0, _incomparable_note(left_out))
-    return Table(suite, baseline, list(columns), rows, methods, notes)
-
-
-def _notes(records: Sequence[RunRecord], baseline: str | None) -> list[str]:
+    for c in cols:
+        found = {str(r.metrics[c.name].get("method")) for r in records if c.name in r.metrics}
+        methods[c.name] = found.pop() if len(found) == 1 else ("mixed" if found else "n/a")
     notes = []
-    if baseline is None:
-        notes.append("no ok record of the baseline variant: Δ % columns are empty")
-    sources: dict[str, str] = {}
-    for r in records:
-        for name, m in r.metrics.items():
-            if "source" in m and name.startswith(("energy", "train_energy")):
-                sources.setdefault(m["source"], m.get("method", "?"))
-    for src, method in sources.items():
-        notes.append(f"energy {method}: {src}")
-    ok = [r for r in records if r.status == "ok"]
-    runs = _runs_note(records)
-    if runs:
-        notes.append(runs)
-    for text_of in (_latency_note, _complexity_note, _idle_of, _carbon_note):
-        notes += _grouped(ok, text_of)
-    flagged = [r.variant for r in ok if any(m.get("invalid_samples") for m in r.metrics.values())]
-    if flagged:
+    if left_out:
         notes.append(
-            f"invalid energy counter samples discarded (counter went backwards): {', '.join(flagged)}"
+            "Δ % left out where the energy method or source differs from the baseline's (measured "
+            "vs estimated figures are not comparable): " + _reasons(left_out)
         )
-    for r in ok:
-        cc = r.metrics.get("codecarbon_train_energy_j")
-        if cc is None:
-            continue
-        ours = r.metrics.get("train_energy_j", {})
-        if cc.get("value") is None:
-            notes.append(f"CodeCarbon cross-check of {r.variant} failed: {cc.get('error')}")
-        else:
-            notes.append(
-                f"CodeCarbon cross-check, {r.variant} training: {cc['value']:.1f} J (its model) vs "
-                f"{ours.get('value', float('nan')):.1f} J ours ({ours.get('method')}); CSV {cc.get('csv')}"
-            )
-    noisy = [r.variant for r in ok if r.metrics["latency_ms"].get("noisy")]
-    if noisy:
-        notes.append(f"noisy latency (IQR/median > 10 %): {', '.join(noisy)}")
-    for r in records:
-        if r.status == "failed":
-            notes.append(f"{r.variant} FAILED: {r.error}")
-    return notes
+    if unpaired:
+        notes.append(
+            "Δ marked (unpaired) is taken from the two rows' values, which come from different "
+            "runs/processes and are not paired in time (the host's speed may have moved between "
+            "them): " + _reasons(unpaired)
+        )
+    notes += table_notes(records, baseline, base)
+    return Table(suite, baseline, task, cols, rows, methods, notes)
 
 
-def _runs_note(records: Sequence[RunRecord]) -> str | None:
-    """Which run each row comes from, when they do not all come from one."""
-    runs: dict[str, list[RunRecord]] = {}
-    for r in records:
-        runs.setdefault(r.run_id, []).append(r)
-    if len(runs) < 2:
-        return None
-    parts = [
-        f"{run_id} started {min(r.started_at for r in rs)} ({', '.join(r.variant for r in rs)})"
-        for run_id, rs in runs.items()
-    ]
-    return f"rows come from {len(runs)} runs: " + "; ".join(parts)
-
-
-def _grouped(ok: Sequence[RunRecord], text_of: Callable[[RunRecord], str | None]) -> list[str]:
-    """The note as it is when every ok row says the same; else one note per distinct text,
-    naming the rows it describes (rows from different runs may differ in any of these facts)."""
-    groups: dict[str, list[str]] = {}
-    for r in ok:
-        text = text_of(r)
-        if text is not None:
-            groups.setdefault(text, []).append(r.variant)
-    if len(groups) == 1 and len(next(iter(groups.values()))) == len(ok):
-        return list(groups)
-    return [f"{text} — rows: {', '.join(variants)}" for text, variants in groups.items()]
-
-
-def _latency_note(r: RunRecord) -> str:
-    lat = r.metrics["latency_ms"]
-    return (
-        f"latency_ms: median ± half-width of a bootstrap 95 % CI of one forward pass of batch "
-        f"{r.measurement.get('settings', {}).get('latency', {}).get('batch', '?')}, "
-        f"{lat.get('threads')} thread(s), {r.device.get('device')} ({r.device.get('cpu_model')})"
-    )
-
-
-def _complexity_note(r: RunRecord) -> str:
-    g = r.metrics.get("gflops", {})
-    return (
-        f"GFLOPs: {g.get('convention', '2 × GMACs')} at {g.get('imgsz')} px; "
-        f"mAP/P on the {r.metrics.get('map50', {}).get('split', 'test')} split; E_train and CO2: "
-        f"this variant's own stages; E_lineage: every stage from the root model on; "
-        f"net = gross − idle power × duration"
-    )
-
-
-def _idle_of(r: RunRecord) -> str:
-    return _idle_note(r.measurement.get("idle", {}))
-
-
-def _carbon_note(r: RunRecord) -> str | None:
-    c = r.measurement.get("carbon", {})
-    return f"CO2: {c['g_per_kwh']:.1f} gCO2/kWh ({c['source']}), PUE {c['pue']:g}" if c else None
-
-
-def _idle_note(idle: dict[str, Any]) -> str:
-    if not idle or idle.get("skipped"):
-        return f"idle baseline: skipped ({idle.get('reason', 'not recorded')}): net = gross"
-    parts = [
-        f"{domain} {idle['notes'][domain]}" if domain in idle.get("notes", {}) else f"{domain} {watts:.2f} W"
-        for domain, watts in idle["power_w"].items()
-    ]
-    return f"idle baseline over {idle['duration_s']:.1f} s: " + "; ".join(parts)
-
-
-def _fmt(col: Column, value: float | None, record: RunRecord) -> str:
+def format_value(col: MetricDef, value: float | None, record: RunRecord) -> str:
+    """A cell's value text: display-scaled, with its CI and flags for interval metrics."""
     if value is None:
         return "—" if record.status == "ok" else "failed"
-    text = f"{value * col.scale:.{col.digits}f}"
-    if col.metric == "latency_ms":
-        m = record.metrics[col.metric]
-        text += f" ± {(m['ci_high'] - m['ci_low']) / 2:.{col.digits}f}"
-        if m.get("noisy"):
-            text += " (noisy)"
+    text = col.display(value)
+    if col.interval:
+        m = record.metrics[col.name]
+        lo, hi = _num(m.get("ci_low")), _num(m.get("ci_high"))
+        if lo is not None and hi is not None:
+            text += f" [{col.display(lo)}, {col.display(hi)}]"
+        text += " (noisy)" if m.get("noisy") else ""
+        text += " (rounds disagree)" if m.get("rounds_disagree") else ""
     return text
 
 
-def _fmt_delta(delta: float | None) -> str:
-    return "" if delta is None else f"{delta:+.1f}%"
+def format_delta(delta: Delta | None) -> str:
+    """A Δ's text: ``+12.3 % [+10.1, +14.6]``, ``+0.4 % (n.s.)``, ``+5.0 % (unpaired)``."""
+    if delta is None:
+        return ""
+    text = f"{delta.pct:+.1f} %"
+    if delta.kind == "unpaired":
+        return text + " (unpaired)"
+    if delta.kind == "paired":
+        if delta.significant is False:
+            text += " (n.s.)"
+        elif delta.ci_low_pct is not None and delta.ci_high_pct is not None:
+            text += f" [{delta.ci_low_pct:+.1f}, {delta.ci_high_pct:+.1f}]"
+        text += " (rounds disagree)" if delta.rounds_disagree else ""
+    return text
 
 
-def render(table: Table, fmt: str = "md") -> str:
-    """The table as Markdown (value and Δ in one cell), CSV (separate Δ and method columns) or LaTeX."""
-    if fmt == "csv":
-        return _csv(table)
+def _display(table: Table) -> tuple[list[str], list[list[str]]]:
+    """Headers and cell texts shared by Markdown and LaTeX (not yet escaped)."""
     heads = ["variant"] + [table.header(c) for c in table.columns]
     body = []
     for r, cells in table.rows:
         row = [r.variant + (" (baseline)" if r.variant == table.baseline else "")]
         for c, (v, d) in zip(table.columns, cells, strict=True):
-            cell = _fmt(c, v, r)
-            if v is not None and c.energy and table.methods[c.metric] == "mixed":
+            cell = format_value(c, v, r)
+            if v is not None and c.energy and table.methods[c.name] == "mixed":
                 cell += f" [{_method(r, c) or '?'}]"  # the header cannot say which
             if d is not None:
-                cell += f" ({_fmt_delta(d)})"
+                cell += f" ({format_delta(d)})"
             row.append(cell)
         body.append(row)
+    return heads, body
+
+
+def render(table: Table, fmt: str = "md") -> str:
+    """The table as Markdown (value and Δ in one cell), CSV (separate Δ, CI and method columns)
+    or LaTeX; ValueError for another format."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt == "csv":
+        return _csv(table)
+    heads, body = _display(table)
     if fmt == "latex":
         return _latex(table, heads, body)
-    if fmt != "md":
-        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    lines = _md_rows(heads, body)
+    lines = [_markdown(heads, body)]
     stage_rows = stage_table(table)
     if stage_rows:
         lines += ["", "Training stages (energy of each stage's window; gross and net of idle):", ""]
-        lines += _md_rows(STAGE_HEADS, stage_rows)
+        lines.append(_markdown(STAGE_HEADS, stage_rows, STAGE_ALIGN))
     lines.append("")
-    lines += [f"- {n}" for n in table.notes]
+    lines += [f"- {_one_line(n)}" for n in table.notes]
     return "\n".join(lines)
 
 
 STAGE_HEADS = ["variant", "stage", "params", "duration_s", "E_J", "E_net_J", "method", "artifact"]
+STAGE_ALIGN = ["left"] * 3 + ["right"] * 3 + ["left"] * 2
+
+
+def _f1(x: object) -> str:
+    n = _num(x)
+    return "—" if n is None else f"{n:.1f}"
 
 
 def stage_table(table: Table) -> list[list[str]]:
@@ -295,56 +295,112 @@ def stage_table(table: Table) -> list[list[str]]:
             rows.append(
                 [
                     r.variant,
-                    st["name"],
+                    str(st.get("name")),
                     params,
-                    f"{st['duration_s']:.1f}",
-                    f"{st['energy_j']:.1f}",
-                    f"{st['energy_net_j']:.1f}",
-                    st["method"],
+                    _f1(st.get("duration_s")),
+                    _f1(st.get("energy_j")),
+                    _f1(st.get("energy_net_j")),
+                    str(st.get("method")),
                     "reused from cache" if st.get("cached") else "trained in this run",
                 ]
             )
     return rows
 
 
-def _md_rows(heads: list[str], body: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in body]
+def _one_line(text: str) -> str:
+    """Newlines and other control characters folded to single spaces."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text)
+
+
+def _md_cell(text: str) -> str:
+    """A Markdown table cell that cannot end its cell or row: ``\\`` and ``|`` escaped."""
+    return _one_line(text).replace("\\", "\\\\").replace("|", "\\|")
+
+
+def _markdown(heads: list[str], body: list[list[str]], align: list[str] | None = None) -> str:
+    """A pipe table; ``align``: per column, default the first left and the rest right."""
+    from tabulate import tabulate  # imported when rendering: ~45 ms that `greenbench measure` need not pay
+
+    align = align or ["left"] + ["right"] * (len(heads) - 1)
+    return tabulate(
+        [[_md_cell(c) for c in row] for row in body],
+        headers=[_md_cell(h) for h in heads],
+        tablefmt="pipe",
+        disable_numparse=True,
+        colalign=align,
+    )
+
+
+def latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped and newlines folded."""
+    from tabulate import LATEX_ESCAPE_RULES  # the rules its "latex" format applies to cells
+
+    rules: dict[str, str | int | None] = dict(LATEX_ESCAPE_RULES)
+    return _one_line(text).translate(str.maketrans(rules))
+
+
+def _latex(table: Table, heads: list[str], body: list[list[str]]) -> str:
+    from tabulate import tabulate
+
+    tex = tabulate(
+        [[_one_line(c) for c in row] for row in body],  # tabulate's "latex" format escapes
+        headers=[_one_line(h) for h in heads],
+        tablefmt="latex",
+        disable_numparse=True,
+        colalign=["left"] + ["right"] * (len(heads) - 1),
+    )
+    return "\n".join([tex, *(f"% {latex_escape(n)}" for n in table.notes)])
+
+
+def _flag(x: object) -> str:
+    return "" if x is None else ("true" if x else "false")
+
+
+def _g(x: object, scale: float = 1.0) -> str:
+    n = _num(x)
+    return "" if n is None else f"{n * scale:.6g}"
+
+
+def _delta_csv(d: Delta | None) -> list[str]:
+    """CI low/high, significant and paired of a Δ of a metric that can be paired."""
+    if d is None:
+        return ["", "", "", ""]
+    if d.kind != "paired":
+        return ["", "", "", "false"]
+    lo, hi = (("" if x is None else f"{x:.2f}") for x in (d.ci_low_pct, d.ci_high_pct))
+    return [lo, hi, _flag(d.significant), "true"]
+
+
+def _csv_head(table: Table) -> list[str]:
+    """Fixed column names: never dependent on the data (methods go in their own columns)."""
+    head = ["variant", "parent", "status"]
+    for c in table.columns:
+        h = c.header
+        head.append(h)
+        head += [f"{h}_ci_low", f"{h}_ci_high"] if c.interval else []
+        head.append(f"{h}_delta_pct")
+        if c.interval:  # the metrics a record stores a paired Δ of
+            head += [f"{h}_delta_ci_low_pct", f"{h}_delta_ci_high_pct"]
+            head += [f"{h}_delta_significant", f"{h}_delta_paired", f"{h}_noisy", f"{h}_rounds_disagree"]
+        head += [f"{h}_method"] if c.energy else []
+    return [*head, "schema_version", "error", "device_id", "run_id"]
 
 
 def _csv(table: Table) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    head = ["variant", "parent", "status"]
-    for c in table.columns:  # fixed names: the method goes in its own column, not the header
-        head += [c.header, f"{c.header}_delta_pct"] + ([f"{c.header}_method"] if c.energy else [])
-    head += ["latency_ci_low_ms", "latency_ci_high_ms", "latency_noisy", "device_id", "run_id"]
-    w.writerow(head)
+    w.writerow(_csv_head(table))
     for r, cells in table.rows:
         row: list[object] = [r.variant, r.parent or "", r.status]
         for c, (v, d) in zip(table.columns, cells, strict=True):
-            row += ["" if v is None else f"{v * c.scale:.6g}", "" if d is None else f"{d:.2f}"]
+            m = r.metrics.get(c.name, {}) if v is not None else {}
+            row.append(_g(v, c.scale))
+            row += [_g(m.get("ci_low"), c.scale), _g(m.get("ci_high"), c.scale)] if c.interval else []
+            row.append("" if d is None else f"{d.pct:.2f}")
+            if c.interval:
+                row += [*_delta_csv(d), _flag(m.get("noisy")), _flag(m.get("rounds_disagree"))]
             if c.energy:
                 row.append((_method(r, c) or "") if v is not None else "")
-        lat = r.metrics.get("latency_ms", {})
-        row += [lat.get("ci_low", ""), lat.get("ci_high", ""), lat.get("noisy", ""), r.device_id, r.run_id]
+        row += [r.schema_version, r.error or "", r.device_id, r.run_id]
         w.writerow(row)
     return out.getvalue()
-
-
-def _latex(table: Table, heads: list[str], body: list[list[str]]) -> str:
-    def esc(s: str) -> str:
-        for a, b in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("%", "\\%"), ("&", "\\&"), ("#", "\\#")):
-            s = s.replace(a, b)
-        return s.replace("±", "$\\pm$")
-
-    lines = [
-        "\\begin{tabular}{l" + "r" * (len(heads) - 1) + "}",
-        "\\hline",
-        " & ".join(esc(h) for h in heads) + " \\\\",
-        "\\hline",
-    ]
-    lines += [" & ".join(esc(c) for c in row) + " \\\\" for row in body]
-    lines += ["\\hline", "\\end{tabular}"]
-    lines += [f"% {n}" for n in table.notes]
-    return "\n".join(lines)

@@ -1,0 +1,195 @@
+"""``greenbench table SUITE``: the comparison table of a suite, from the store alone.
+
+SUITE is a suite file or the bare name of a suite in the store. Of a suite file only ``name``,
+``baseline``, the variant order, ``task`` and ``measure.device`` are read (``yaml.safe_load``,
+not ``load_suite``): the table needs neither the dataset nor the model files, so it still works
+after the dataset folder was moved away. Rows: per variant name of the suite on the device, the
+newest ``ok`` record, else the newest failed one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from greenbench.errors import GreenbenchError, SuiteError
+from greenbench.report.tables import FORMATS, build_table, render  # tabulate: imported on render
+from greenbench.store import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from greenbench.store import RunRecord, Store
+    from greenbench.suite import Suite
+
+HELP = "print the comparison table of a suite from the store (a suite file or a stored suite name)"
+
+_DEVICE = re.compile(r"cpu|cuda:\d+")
+
+
+@dataclass(frozen=True)
+class SuiteRef:
+    """What the table needs of a suite.
+
+    variants: variant names in file order; empty for a bare name (every stored variant, in store
+    order). baseline, task: from the suite file; None for a bare name (the newest record says).
+    device: the suite's ``measure.device``; None for a bare name. path: the suite file, if any.
+    """
+
+    name: str
+    variants: tuple[str, ...] = ()
+    baseline: str | None = None
+    task: str | None = None
+    device: str | None = None
+    path: Path | None = None
+
+    @classmethod
+    def of(cls, suite: Suite) -> SuiteRef:
+        """The reference of a loaded suite."""
+        return cls(
+            suite.name, tuple(suite.variants), suite.baseline, suite.task, suite.measure.device, suite.path
+        )
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """``--store`` and ``--format``, shared by the verbs that print a table."""
+    parser.add_argument(
+        "--store", default=str(DEFAULT_STORE), help="SQLite results file (default %(default)s)"
+    )
+    parser.add_argument("--format", choices=FORMATS, default="md", help="table format")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The suite (file or stored name), store, format and device."""
+    parser.add_argument("suite", help="a suite file, or the name of a suite in the store")
+    add_store_options(parser)
+    parser.add_argument("--device", help="device id (default: this machine)")
+
+
+def _bad(path: Path, key: str, expected: str, got: object) -> SuiteError:
+    return SuiteError(f"{path}: key '{key}': expected {expected}, got {got!r}.")
+
+
+def read_suite_ref(path: Path) -> SuiteRef:
+    """Name, variant order, baseline, task and device of a suite file, without loading the suite."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise SuiteError(f"cannot read the suite file {path}: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())  # one paragraph
+        raise SuiteError(f"{where}: not valid YAML ({problem}).") from None
+    if not isinstance(data, dict):
+        raise SuiteError(
+            f"{path}:1: the top level is not a mapping; expected a suite with the keys name, "
+            f"baseline and variants."
+        )
+    name, variants, baseline = data.get("name"), data.get("variants"), data.get("baseline")
+    task = data.get("task", "detect")
+    measure = data.get("measure") or {}
+    device = measure.get("device", "cpu") if isinstance(measure, dict) else None
+    if not isinstance(name, str) or not name:
+        raise _bad(path, "name", "the suite's name", name)
+    if not isinstance(variants, dict) or not variants:
+        raise _bad(path, "variants", "a mapping of variant names", variants)
+    if baseline is not None and not isinstance(baseline, str):
+        raise _bad(path, "baseline", "a variant name", baseline)
+    if not isinstance(task, str):
+        raise _bad(path, "task", "a task name such as 'detect'", task)
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise _bad(path, "measure.device", "'cpu' or 'cuda:N'", device)
+    return SuiteRef(name, tuple(str(v) for v in variants), baseline, task, device, path)
+
+
+def suite_ref(text: str) -> SuiteRef:
+    """A suite file's reference, or a bare suite name's; a missing file is a ``SuiteError``."""
+    path = Path(text)
+    if path.is_file():
+        return read_suite_ref(path)
+    if path.suffix in (".yaml", ".yml") or "/" in text or "\\" in text or path.exists():
+        raise SuiteError(
+            f"{text}: no such suite file; pass the path of a suite file or the name of a suite "
+            f"stored in the results store."
+        )
+    return SuiteRef(text)
+
+
+def _this_machine(device: str) -> str:
+    from greenbench.measure.device import fingerprint
+
+    return str(fingerprint(device)["device_id"])
+
+
+def default_device_id(ref: SuiteRef, store: Store) -> str:
+    """This machine's device id for the suite's device. For a bare name, whose device is not
+    known: the device of the newest record measured on this machine, else its CPU."""
+    if ref.device is not None:
+        return _this_machine(ref.device)
+    records = store.records(suite=ref.name)
+    stored = {r.device_id for r in records}
+    devices = dict.fromkeys(str(r.device.get("device")) for r in reversed(records))
+    for device in (d for d in devices if _DEVICE.fullmatch(d)):
+        if (device_id := _this_machine(device)) in stored:
+            return device_id
+    return _this_machine("cpu")
+
+
+def current_records(store: Store, ref: SuiteRef, device_id: str) -> tuple[list[RunRecord], RunRecord | None]:
+    """Per variant: the newest ok record, else the newest failed one, in the suite file's order
+    (store order for a bare name); and the newest record of the suite on the device."""
+    newest_ok: dict[str, RunRecord] = {}
+    newest: dict[str, RunRecord] = {}
+    last = None
+    for r in store.records(suite=ref.name, device_id=device_id):  # oldest first
+        newest[r.variant] = r  # keeps the order of first appearance
+        if r.status == "ok":
+            newest_ok[r.variant] = r
+        last = r
+    names = [n for n in ref.variants if n in newest] if ref.variants else list(newest)
+    return [newest_ok.get(n) or newest[n] for n in names], last
+
+
+def _none_found(store: Store, ref: SuiteRef, device_id: str) -> GreenbenchError:
+    others = sorted({r.device_id for r in store.records(suite=ref.name)} - {device_id})
+    if others:
+        hint = f"it holds records of this suite from device(s) {', '.join(others)}: pass --device"
+    else:
+        suites = sorted({r.suite for r in store.records()})
+        hint = f"suites in the store: {', '.join(suites) or 'none'}"
+        hint += f"; run 'greenbench run {ref.path}' first" if ref.path is not None else ""
+    which = " of its variants" if ref.variants else ""
+    return GreenbenchError(
+        f"the store {store.path} holds no record{which} of suite '{ref.name}' on device {device_id}; {hint}."
+    )
+
+
+def table_text(store: Store, ref: SuiteRef, device_id: str, fmt: str) -> str:
+    """The suite's comparison table from the store, rendered as ``fmt``."""
+    records, newest = current_records(store, ref, device_id)
+    if not records or newest is None:
+        raise _none_found(store, ref, device_id)
+    baseline = ref.baseline if ref.path is not None else newest.baseline
+    task = ref.task or newest.task
+    try:
+        table = build_table(records, baseline, ref.name, task)
+    except ValueError as e:
+        raise GreenbenchError(f"suite '{ref.name}': {e}") from None
+    return render(table, fmt)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the table; read the store only (it is opened read-only)."""
+    from greenbench.store import Store
+
+    ref = suite_ref(args.suite)
+    if not Path(args.store).exists():
+        raise GreenbenchError(f"no results store at {args.store}; run the suite first or pass --store.")
+    with Store(Path(args.store), readonly=True) as store:
+        device_id = args.device or default_device_id(ref, store)
+        print(table_text(store, ref, device_id, args.format))
+    return 0

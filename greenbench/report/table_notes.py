@@ -1,0 +1,185 @@
+"""The notes under the comparison table: where each figure comes from and what it means.
+
+Facts that can differ between rows (rows from different runs) are said once when every row
+shares them, else once per distinct text naming its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from greenbench.metrics import METRICS
+from greenbench.store import RunRecord
+
+
+def as_number(x: object) -> float | None:
+    """``x`` as a float if it is a number (stored JSON is not trusted to hold one)."""
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+
+def table_notes(records: Sequence[RunRecord], baseline: str | None, base: RunRecord | None) -> list[str]:
+    """Notes on provenance, measurement protocol, idle, carbon, flags and failures of ``records``;
+    ``base`` is the baseline's ok record shown (None when there is none)."""
+    notes = []
+    if baseline is None:
+        notes.append(
+            "no baseline named (schema-1 records do not store it; pass the suite file): Δ % columns are empty"
+        )
+    elif base is None:
+        notes.append("no ok record of the baseline variant: Δ % columns are empty")
+    sources: dict[str, str] = {}
+    for r in records:
+        for name, m in r.metrics.items():
+            if "source" in m and name.startswith(("energy", "train_energy")):
+                sources.setdefault(str(m["source"]), str(m.get("method", "?")))
+    for src, method in sources.items():
+        notes.append(f"energy {method}: {src}")
+    ok = [r for r in records if r.status == "ok"]
+    runs = _runs_note(records)
+    if runs:
+        notes.append(runs)
+    for text_of in (_latency_note, _energy_note, _complexity_note, _idle_of, _carbon_note):
+        notes += _grouped(ok, text_of)
+    flagged = [r.variant for r in ok if any(m.get("invalid_samples") for m in r.metrics.values())]
+    if flagged:
+        notes.append(
+            f"invalid energy counter samples discarded (counter went backwards): {', '.join(flagged)}"
+        )
+    notes += [n for r in ok if (n := _codecarbon_note(r)) is not None]
+    notes += _flag_notes(ok)
+    notes += [f"{r.variant} FAILED: {r.error}" for r in records if r.status == "failed"]
+    return notes
+
+
+def _codecarbon_note(r: RunRecord) -> str | None:
+    cc = r.metrics.get("codecarbon_train_energy_j")
+    if cc is None:
+        return None
+    theirs = as_number(cc.get("value"))
+    if theirs is None:
+        return f"CodeCarbon cross-check of {r.variant} failed: {cc.get('error')}"
+    ours = r.metrics.get("train_energy_j", {})
+    mine = as_number(ours.get("value"))
+    return (
+        f"CodeCarbon cross-check, {r.variant} training: {theirs:.1f} J (its model) vs "
+        f"{float('nan') if mine is None else mine:.1f} J ours ({ours.get('method')}); CSV {cc.get('csv')}"
+    )
+
+
+def _flag_notes(ok: Sequence[RunRecord]) -> list[str]:
+    """Figures the measurement flagged (noisy, rounds disagree): never reported silently."""
+
+    def header(name: str) -> str:
+        return METRICS[name].header if name in METRICS else name
+
+    noisy, disagree = [], []
+    for r in ok:
+        n = [header(k) for k, m in r.metrics.items() if m.get("noisy")]
+        d = [header(k) for k, m in r.metrics.items() if m.get("rounds_disagree")]
+        d += [
+            f"Δ {header(k)}" for k, m in r.deltas.items() if isinstance(m, dict) and m.get("rounds_disagree")
+        ]
+        noisy += [f"{r.variant} {', '.join(n)}"] if n else []
+        disagree += [f"{r.variant} {', '.join(d)}"] if d else []
+    notes = []
+    if noisy:
+        notes.append(f"noisy (spread too wide for the median to be trusted): {'; '.join(noisy)}")
+    if disagree:
+        notes.append(
+            "rounds disagree (one fresh process' CI does not overlap another's; the host changed "
+            f"between rounds): {'; '.join(disagree)}"
+        )
+    return notes
+
+
+def _runs_note(records: Sequence[RunRecord]) -> str | None:
+    """Which run each row comes from, when they do not all come from one."""
+    runs: dict[str, list[RunRecord]] = {}
+    for r in records:
+        runs.setdefault(r.run_id, []).append(r)
+    if len(runs) < 2:
+        return None
+    parts = [
+        f"{run_id} started {min(r.started_at for r in rs)} ({', '.join(r.variant for r in rs)})"
+        for run_id, rs in runs.items()
+    ]
+    return f"rows come from {len(runs)} runs: " + "; ".join(parts)
+
+
+def _grouped(ok: Sequence[RunRecord], text_of: Callable[[RunRecord], str | None]) -> list[str]:
+    """The note as it is when every ok row says the same; else one note per distinct text,
+    naming the rows it describes (rows from different runs may differ in any of these facts)."""
+    groups: dict[str, list[str]] = {}
+    for r in ok:
+        text = text_of(r)
+        if text is not None:
+            groups.setdefault(text, []).append(r.variant)
+    if len(groups) == 1 and len(next(iter(groups.values()))) == len(ok):
+        return list(groups)
+    return [f"{text} — rows: {', '.join(variants)}" for text, variants in groups.items()]
+
+
+def _protocol(m: dict[str, Any]) -> str:
+    """How an interleaved figure was measured, from its record: statistic, rounds, blocks."""
+    stat = str(m.get("stat") or "median of block medians")
+    shape = f"{m.get('rounds', '?')} rounds of fresh processes × {m.get('blocks', '?')} blocks"
+    over = f"{stat} over {shape}" if stat == "median of block medians" else f"{stat} ({shape})"
+    return (
+        f"{over}, interleaved with the baseline; [CI] = 95 % hierarchical bootstrap over processes "
+        f"then blocks; Δ from time-adjacent block pairs"
+    )
+
+
+def _latency_note(r: RunRecord) -> str | None:
+    lat = r.metrics.get("latency_ms")
+    if lat is None:
+        return None
+    batch = r.measurement.get("settings", {}).get("latency", {}).get("batch", "?")
+    device = f"{r.device.get('device')} ({r.device.get('cpu_model')})"
+    where = f"one forward pass of batch {batch}, {lat.get('threads')} thread(s), {device}"
+    if r.schema_version < 2:
+        return (
+            f"latency_ms (schema-1 record): median of one process' samples; [CI] = bootstrap 95 % "
+            f"of those samples; not interleaved with the baseline; {where}"
+        )
+    return f"latency_ms: {_protocol(lat)}; {where}"
+
+
+def _energy_note(r: RunRecord) -> str | None:
+    names = [n for n, d in METRICS.items() if d.energy and d.interval and n in r.metrics]
+    if not names:
+        return None
+    heads = ", ".join(METRICS[n].header for n in names)
+    if r.schema_version < 2:
+        return f"{heads} (schema-1 record): median over energy windows of one process"
+    return f"{heads}: {_protocol(r.metrics[names[0]])}"
+
+
+def _complexity_note(r: RunRecord) -> str:
+    g = r.metrics.get("gflops", {})
+    return (
+        f"GFLOPs: {g.get('convention', '2 × GMACs')} at {g.get('imgsz')} px; "
+        f"mAP/P on the {r.metrics.get('map50', {}).get('split', 'test')} split; E_train and CO2: "
+        f"this variant's own stages; E_lineage: every stage from the root model on; "
+        f"net = gross − idle power × duration"
+    )
+
+
+def _idle_of(r: RunRecord) -> str:
+    return _idle_note(r.measurement.get("idle", {}))
+
+
+def _carbon_note(r: RunRecord) -> str | None:
+    c = r.measurement.get("carbon", {})
+    return f"CO2: {c['g_per_kwh']:.1f} gCO2/kWh ({c['source']}), PUE {c['pue']:g}" if c else None
+
+
+def _idle_note(idle: dict[str, Any]) -> str:
+    if not idle or idle.get("skipped"):
+        return f"idle baseline: skipped ({idle.get('reason', 'not recorded')}): net = gross"
+    parts = [
+        f"{domain} {idle['notes'][domain]}" if domain in idle.get("notes", {}) else f"{domain} {watts:.2f} W"
+        for domain, watts in idle["power_w"].items()
+    ]
+    return f"idle baseline over {idle['duration_s']:.1f} s: " + "; ".join(parts)
