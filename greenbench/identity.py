@@ -10,14 +10,42 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from greenbench.dataset_ref import DatasetRef
     from greenbench.datasets import SynthSpec
-    from greenbench.suite import Suite
+
+
+class Suite(Protocol):
+    """What the keys read of a suite (``greenbench.suite.Suite`` is one). A protocol, not an
+    import: the suite module hashes with this module's functions, so it cannot be imported here."""
+
+    @property
+    def task(self) -> str: ...
+
+    @property
+    def defaults(self) -> Mapping[str, Any]: ...
+
+    @property
+    def measure(self) -> Any: ...
+
+    @property
+    def dataset(self) -> Any: ...
+
+    @property
+    def variants(self) -> Mapping[str, Any]: ...
+
+    def lineage(self, name: str) -> list[str]: ...
+
+    def root_model(self, name: str) -> Any: ...
+
+    def file_ref(self, value: str | None) -> Any: ...
+
+    def variant_hash(self, name: str) -> str: ...
 
 
 def sha(obj: Any) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,18 +37,37 @@ def assert_no_network(cwd: Path) -> None:
     assert not log.exists(), log.read_text()
 
 
+def export_onnx(tmp_path: Path, imgsz: int = 64) -> Path:
+    """A real ultralytics ONNX export of an untrained yolov5n, made in a guarded subprocess."""
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from tests.onnx_model import export_tiny_yolo, offline_ultralytics\n"
+        "folder = Path(sys.argv[1])\n"
+        "with offline_ultralytics(folder / 'work'):\n"
+        "    print(export_tiny_yolo(folder / 'onnx', imgsz=int(sys.argv[2])).onnx)\n"
+    )
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PYTHONPATH": str(Path(__file__).parents[2])}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), str(imgsz)], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
 def test_run_stores_records_prints_table_and_resumes(micro_suite: Path, tmp_path: Path) -> None:
+    onnx = export_onnx(tmp_path)
+    micro_suite.write_text(micro_suite.read_text() + f"  exported: {{model: {onnx}}}\n")
     store = tmp_path / "results" / "gb.db"
     first = greenbench("run", str(micro_suite), "--store", str(store), cwd=tmp_path)
     assert first.returncode == 0, first.stderr + first.stdout
 
     with Store(store) as s:
         records = s.records(suite="micro")
-    assert [r.variant for r in records] == ["base", "child"]
+    assert [r.variant for r in records] == ["base", "child", "exported"]
     assert all(r.status == "ok" and r.schema_version == SCHEMA_VERSION for r in records)
-    base, child = records
+    base, child, exported = records
     assert child.parent == "base" and base.parent is None
-    assert base.run_id == child.run_id and base.device_id == child.device_id
+    assert base.run_id == child.run_id == exported.run_id and base.device_id == child.device_id
     for r in records:
         m = r.metrics
         for name in ("precision", "recall", "map50", "map50_95"):
@@ -56,32 +77,45 @@ def test_run_stores_records_prints_table_and_resumes(micro_suite: Path, tmp_path
         assert m["size_mb"]["value"] > 0 and m["peak_rss_mb"]["value"] > 50
         lat = m["latency_ms"]
         assert lat["ci_low"] <= lat["value"] <= lat["ci_high"] and lat["threads"] == 1
-        assert len(r.measurement["latency"]["samples_ms"]) == lat["n"] >= 5
-        for name in ("energy_per_image_j", "train_energy_j", "co2_train_g"):
-            assert m[name]["method"] == "estimated" and m[name]["value"] > 0
+        assert lat["rounds"] == 2 and lat["blocks"] == 2 * 3  # micro suite: 2 rounds × 3 blocks
+        blocks = r.measurement["blocks"]
+        assert len(blocks) == 6 and {b["round"] for b in blocks} == {0, 1}
+        assert all(b["arm"] == r.variant and b["calls"] >= 2 and b["energy_per_image_j"] > 0 for b in blocks)
+        assert r.measurement["protocol"]["arms"] == ["base", "child", "exported"]  # measured together
+        for name in ("energy_per_image_j", "energy_per_image_net_j"):
+            e = m[name]
+            assert e["method"] == "estimated" and e["ci_low"] <= e["value"] <= e["ci_high"]
         assert m["energy_per_image_net_j"]["value"] <= m["energy_per_image_j"]["value"]
-        assert r.stages[0]["name"] == "train" and r.stages[0]["energy_j"] > 0
+    for r in (base, child):
+        assert r.runtime == "torch" and r.stages[0]["name"] == "train" and r.stages[0]["energy_j"] > 0
+        assert r.metrics["train_energy_j"]["method"] == "estimated" and r.metrics["co2_train_g"]["value"] > 0
         assert Path(r.stages[0]["checkpoint"]).is_file()
     # the child trained on from the parent's checkpoint, the same architecture
     assert child.metrics["params"]["value"] == base.metrics["params"]["value"]
     assert child.stages[0]["params"] == {"epochs": 1, "lr0": 0.001}
+    # paired with the baseline measured in the same processes
+    assert base.deltas == {}
+    for r in (child, exported):
+        d = r.deltas["latency_ms"]
+        assert d["paired"] and d["baseline_key"] == base.variant_hash and d["pairs"] == 6
+        assert d["delta_ci_low_pct"] <= d["delta_pct"] <= d["delta_ci_high_pct"]
+    # the ONNX file went through ONNX Runtime, its size and counts from the graph
+    assert exported.runtime == "onnxruntime" and exported.stages == []
+    desc = exported.measurement["runtime"]
+    assert desc["runtime"] == "onnxruntime" and desc["session_options"]["intra_op_num_threads"] == 1
+    assert exported.metrics["size_mb"]["value"] == pytest.approx(onnx.stat().st_size / 1e6)
+    assert "ONNX graph" in exported.metrics["gmacs"]["counted_by"]
 
     table = first.stdout
-    for header in (
-        "P",
-        "mAP50",
-        "params_M",
-        "size_MB",
-        "GFLOPs",
-        "latency_ms",
-        "E/img_mJ [estimated]",
-        "E/img_net_mJ [estimated]",
-        "E_train_kJ [estimated]",
-        "CO2_train_g [estimated]",
-    ):
+    for header in ("P", "mAP50", "params_M", "size_MB", "GFLOPs", "latency_ms", "E/img_mJ [estimated]",
+                   "E/img_net_mJ [estimated]", "E_train_kJ [estimated]",
+                   "CO2_train_g [estimated]"):  # fmt: skip
         assert header in table
-    assert "| base (baseline) |" in table and "| child |" in table
-    assert "GFLOPs = 2 × GMACs" in table and "energy estimated" in table
+    comparison = table.split("Training stages")[0]
+    rows = {line.split("|")[1].strip(): line for line in comparison.splitlines() if line.startswith("| ")}
+    assert {"base (baseline)", "child", "exported"} <= set(rows)
+    assert re.search(r"\[[-+]?\d+\.\d+, [-+]?\d+\.\d+\]", rows["child"])  # a CI on the latency
+    assert "GFLOPs = 2 × GMACs" in table and "energy estimated" in table and "hierarchical" in table
 
     # nothing written outside tmp_path's folders we chose, nothing tried to reach the network
     assert not (tmp_path / "home" / ".config" / "Ultralytics").exists()
@@ -91,12 +125,14 @@ def test_run_stores_records_prints_table_and_resumes(micro_suite: Path, tmp_path
     assert again.returncode == 0, again.stderr
     assert "already stored ok" in again.stderr
     with Store(store) as s:
-        assert s.count() == 2  # resumed: nothing measured again
+        assert s.count() == 3  # resumed: nothing measured again
 
+    # the table reads the store alone: the data folder may be gone
+    shutil.rmtree(tmp_path / "results" / "work" / "datasets")
     csv = greenbench("table", str(micro_suite), "--store", str(store), "--format", "csv", cwd=tmp_path)
     assert csv.returncode == 0, csv.stderr
     lines = csv.stdout.strip().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("variant,parent,status,P,P_delta_pct")
+    assert len(lines) == 4 and lines[0].startswith("variant,parent,status,P,P_delta_pct")
 
 
 def test_failed_variant_is_stored_and_suite_goes_on(micro_suite: Path, tmp_path: Path) -> None:
@@ -116,6 +152,7 @@ def test_failed_variant_is_stored_and_suite_goes_on(micro_suite: Path, tmp_path:
     assert by_variant["broken"].status == "failed"
     assert "NoSuchModule" in (by_variant["broken"].error or "")
     assert by_variant["base"].status == "ok" and by_variant["child"].status == "ok"
+    assert by_variant["child"].deltas["latency_ms"]["paired"]  # the failure did not unpair the others
     assert by_variant["base"].measurement["idle"]["skipped"] is True
     assert "Traceback" not in out.stderr and "broken FAILED" in out.stdout
     cc = by_variant["base"].metrics["codecarbon_train_energy_j"]
