@@ -123,7 +123,7 @@ def _grouped(ok: Sequence[RunRecord], text_of: Callable[[RunRecord], str | None]
 def _protocol(m: dict[str, Any]) -> str:
     """How an interleaved figure was measured, from its record: statistic, rounds, blocks."""
     stat = str(m.get("stat") or "median of block medians")
-    shape = f"{m.get('rounds', '?')} rounds of fresh processes × {m.get('blocks', '?')} blocks"
+    shape = f"{m.get('blocks', '?')} blocks in {m.get('rounds', '?')} rounds of fresh processes"
     over = f"{stat} over {shape}" if stat == "median of block medians" else f"{stat} ({shape})"
     return (
         f"{over}, interleaved with the baseline; [CI] = 95 % hierarchical bootstrap over processes "

@@ -72,8 +72,24 @@ CONFIG = ProtocolConfig(blocks=10, min_block_s=0.05, min_calls=3, warmup=2)
 
 
 def test_rotation_order() -> None:
-    assert [rotation(3, c) for c in range(4)] == [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]
     assert [rotation(2, c) for c in range(3)] == [[0, 1], [1, 0], [0, 1]]
+    three = [rotation(3, c) for c in range(7)]
+    assert three[:6] == [[0, 1, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0], [0, 2, 1], [1, 0, 2]]
+    assert three[6] == three[0]  # period 2n for an odd n
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6])
+def test_rotation_is_balanced_for_position_and_carry_over(n: int) -> None:
+    period = n if n % 2 == 0 else 2 * n
+    rows = [rotation(n, c) for c in range(period)]
+    assert all(sorted(row) == list(range(n)) for row in rows)
+    positions = {(row.index(a), a) for row in rows for a in range(n)}
+    assert len(positions) == n * n  # every arm in every position
+    follows: dict[tuple[int, int], int] = {}
+    for row in rows:
+        for before, after in zip(row, row[1:], strict=False):
+            follows[(before, after)] = follows.get((before, after), 0) + 1
+    assert len(follows) == n * (n - 1) and len(set(follows.values())) == 1  # each after each, equally
     assert rotation(1, 5) == [0]
     with pytest.raises(ValueError):
         rotation(0, 0)

@@ -157,11 +157,11 @@ def test_markdown_has_units_methods_cis_and_notes() -> None:
     ]
     assert "GFLOPs = 2 × GMACs" in md and "energy estimated: estimated-source" in md
     assert (
-        "latency_ms: median of block medians over 3 rounds of fresh processes × 10 blocks, interleaved "
+        "latency_ms: median of block medians over 10 blocks in 3 rounds of fresh processes, interleaved "
         "with the baseline; [CI] = 95 % hierarchical bootstrap over processes then blocks; Δ from "
         "time-adjacent block pairs; one forward pass of batch ?, 1 thread(s), cpu (Test CPU)"
     ) in md
-    assert "E/img_mJ, E/img_net_mJ: median of block medians over 3 rounds" in md
+    assert "E/img_mJ, E/img_net_mJ: median of block medians over 10 blocks in 3 rounds" in md
 
 
 def test_paired_delta_with_ci_and_not_significant() -> None:
