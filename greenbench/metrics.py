@@ -9,7 +9,7 @@ in ``TABLE_METRICS`` or ``TASK_ACCURACY``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Kind = Literal["accuracy", "complexity", "latency", "energy", "carbon"]
 
@@ -146,3 +146,9 @@ def table_metrics(task: str) -> list[MetricDef]:
     if task not in TASK_ACCURACY:
         raise ValueError(f"no table columns for task {task!r}; known tasks: {', '.join(TASK_ACCURACY)}")
     return [METRICS[name] for name in (*TASK_ACCURACY[task], *TABLE_METRICS)]
+
+
+def stored(name: str, value: float | int | None, **extra: Any) -> dict[str, Any]:
+    """Metric ``name`` as a record stores it: the value and the registry's unit, kept apart
+    (rendered together only at the edge), plus ``extra`` facts (CI, method, source, …)."""
+    return {"value": value, "unit": get_metric(name).unit, **extra}

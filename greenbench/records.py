@@ -21,7 +21,7 @@ from greenbench.measure.compare import hierarchical_median, paired_ratio
 from greenbench.measure.energy.composite import IdleBaseline
 from greenbench.measure.energy.meter import DomainEnergy, EnergyReading
 from greenbench.measure.stats import NOISY_IQR_RATIO
-from greenbench.store import metric
+from greenbench.metrics import stored
 
 Metrics = dict[str, dict[str, Any]]
 
@@ -49,15 +49,17 @@ def accuracy_and_complexity(ev: EvaluateResult, imgsz: int) -> Metrics:
     """Accuracy on the evaluation split, parameters, MACs/FLOPs at ``imgsz``, size, peak memory."""
     acc = ev.accuracy
     split = acc.get("split", "test")
-    metrics = {name: metric(acc[name], "fraction", split=split) for name in acc if name != "split"}
+    metrics = {name: stored(name, acc[name], split=split) for name in acc if name != "split"}
     what = "ONNX graph initializers" if ev.artifact.kind == "onnx" else "fused inference model"
     return {
         **metrics,
-        "params": metric(ev.params, "count", what=what),
-        "gmacs": metric(ev.macs / 1e9, "GMAC", imgsz=imgsz, counted_by=ev.counted_by),
-        "gflops": metric(2 * ev.macs / 1e9, "GFLOP", convention="GFLOPs = 2 × GMACs", imgsz=imgsz),
-        "size_mb": metric(ev.size_mb, "MB", what=f"{ev.artifact.kind} model file, 10^6 bytes"),
-        "peak_rss_mb": metric(ev.peak_rss_mb, "MB", what="peak RSS of the process that evaluated it alone"),
+        "params": stored("params", ev.params, what=what),
+        "gmacs": stored("gmacs", ev.macs / 1e9, imgsz=imgsz, counted_by=ev.counted_by),
+        "gflops": stored("gflops", 2 * ev.macs / 1e9, convention="GFLOPs = 2 × GMACs", imgsz=imgsz),
+        "size_mb": stored("size_mb", ev.size_mb, what=f"{ev.artifact.kind} model file, 10^6 bytes"),
+        "peak_rss_mb": stored(
+            "peak_rss_mb", ev.peak_rss_mb, what="peak RSS of the process that evaluated it alone"
+        ),
     }
 
 
@@ -108,19 +110,20 @@ def paired_by_round(
     return [rounds[r] for r in sorted(rounds)]
 
 
-def _interval(values: list[list[float]], unit: str, **extra: Any) -> dict[str, Any]:
+def _interval(name: str, values: list[list[float]], stat: str, **extra: Any) -> dict[str, Any]:
+    """Metric ``name`` from block values per round: median, hierarchical CI, IQR, noisy flag."""
     est = hierarchical_median(values)
     pooled = np.concatenate([np.asarray(v, dtype=float) for v in values])
     q1, q3 = np.quantile(pooled, [0.25, 0.75])
-    return metric(
-        est.value, unit, ci_low=est.ci_low, ci_high=est.ci_high, stat="median of block medians"
-        if unit == "ms" else "median over blocks", ci_method=CI_METHOD, rounds=est.rounds,
-        blocks=est.blocks, iqr=float(q3 - q1),
+    return stored(
+        name, est.value, ci_low=est.ci_low, ci_high=est.ci_high, stat=stat, ci_method=CI_METHOD,
+        rounds=est.rounds, blocks=est.blocks, iqr=float(q3 - q1),
         noisy=bool(est.value > 0 and (q3 - q1) / est.value > NOISY_IQR_RATIO), **extra,
     )  # fmt: skip
 
 
 CI_METHOD = "95 % hierarchical bootstrap over processes (rounds), then blocks"
+PER_IMAGE = "median over blocks of block energy / images"
 
 
 def interleaved(blocks: Sequence[dict[str, Any]], arm: str, ctx: Context, threads: int) -> Metrics:
@@ -128,7 +131,7 @@ def interleaved(blocks: Sequence[dict[str, Any]], arm: str, ctx: Context, thread
     metrics: Metrics = {}
     lat = by_round(blocks, arm, _latency)
     if lat:
-        metrics["latency_ms"] = _interval(lat, "ms", threads=threads)
+        metrics["latency_ms"] = _interval("latency_ms", lat, "median of block medians", threads=threads)
     mine = [b for b in blocks if b["arm"] == arm and b.get("reading")]
     gross = by_round(blocks, arm, _energy)
     if mine and gross:
@@ -138,12 +141,12 @@ def interleaved(blocks: Sequence[dict[str, Any]], arm: str, ctx: Context, thread
             "source": readings[0].source,
             "invalid_samples": sum(r.invalid_samples for r in readings),
         }
-        metrics["energy_per_image_j"] = _interval(gross, "J", **tag)
-        metrics["energy_per_image_net_j"] = _interval(
-            by_round(blocks, arm, _net_energy(ctx.idle)), "J", **tag
-        )
-        metrics["co2_per_1k_images_g"] = metric(
-            co2_g(metrics["energy_per_image_j"]["value"] * 1000, ctx.intensity, ctx.pue), "g",
+        metrics["energy_per_image_j"] = _interval("energy_per_image_j", gross, PER_IMAGE, **tag)
+        net = by_round(blocks, arm, _net_energy(ctx.idle))
+        metrics["energy_per_image_net_j"] = _interval("energy_per_image_net_j", net, PER_IMAGE, **tag)
+        per_1k_j = metrics["energy_per_image_j"]["value"] * 1000
+        metrics["co2_per_1k_images_g"] = stored(
+            "co2_per_1k_images_g", co2_g(per_1k_j, ctx.intensity, ctx.pue),
             method=tag["method"], basis="gross energy per image × 1000 × grid intensity × PUE",
         )  # fmt: skip
     return metrics
@@ -196,8 +199,8 @@ def _totals(stages: list[dict[str, Any]], prefix: str, what: str) -> Metrics:
         "invalid_samples": sum(s["invalid_samples"] for s in stages),
     }
     return {
-        f"{prefix}_j": metric(sum(s["energy_j"] for s in stages), "J", **tag),
-        f"{prefix}_net_j": metric(sum(s["energy_net_j"] for s in stages), "J", **tag),
+        f"{prefix}_j": stored(f"{prefix}_j", sum(s["energy_j"] for s in stages), **tag),
+        f"{prefix}_net_j": stored(f"{prefix}_net_j", sum(s["energy_net_j"] for s in stages), **tag),
     }
 
 
@@ -213,8 +216,8 @@ def training(
     if own:
         metrics.update(_totals(own, "train_energy", "this variant's own stages"))
         gross = metrics["train_energy_j"]["value"]
-        metrics["co2_train_g"] = metric(
-            co2_g(gross, ctx.intensity, ctx.pue), "g", method=metrics["train_energy_j"]["method"],
+        metrics["co2_train_g"] = stored(
+            "co2_train_g", co2_g(gross, ctx.intensity, ctx.pue), method=metrics["train_energy_j"]["method"],
             basis="gross energy of this variant's own stages × grid intensity × PUE",
         )  # fmt: skip
     if lineage:
@@ -230,14 +233,21 @@ def codecarbon_check(checks: list[dict[str, Any] | None]) -> Metrics:
     if all(c and "energy_j" in c for c in checks):
         ok = [c for c in checks if c]
         return {
-            "codecarbon_train_energy_j": metric(
-                sum(c["energy_j"] for c in ok), "J", method="codecarbon", csv=ok[0].get("csv"),
+            "codecarbon_train_energy_j": stored(
+                "codecarbon_train_energy_j", sum(c["energy_j"] for c in ok), method="codecarbon",
+                csv=ok[0].get("csv"),
                 source=f"codecarbon {ok[0].get('version', '')} OfflineEmissionsTracker, same windows",
             ),
-            "codecarbon_co2_train_g": metric(sum(c["co2_g"] for c in ok), "g", method="codecarbon"),
+            "codecarbon_co2_train_g": stored(
+                "codecarbon_co2_train_g", sum(c["co2_g"] for c in ok), method="codecarbon"
+            ),
         }  # fmt: skip
     errors = "; ".join(str(c.get("error")) for c in checks if c and "error" in c)
-    return {"codecarbon_train_energy_j": metric(None, "J", method="codecarbon", error=errors)}
+    return {
+        "codecarbon_train_energy_j": stored(
+            "codecarbon_train_energy_j", None, method="codecarbon", error=errors
+        )
+    }
 
 
 def build_metrics(

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 
-from greenbench.metrics import METRICS, TABLE_METRICS, TASK_ACCURACY, get_metric, table_metrics
-
-PACKAGE = Path(__file__).parents[1] / "greenbench"
+from greenbench.metrics import METRICS, TABLE_METRICS, TASK_ACCURACY, get_metric, stored, table_metrics
 
 #: display-unit suffix of a header -> (stored unit, scale)
 HEADER_UNITS = {
@@ -23,107 +18,28 @@ HEADER_UNITS = {
 }
 
 
-def _builders(tree: ast.Module) -> dict[str, int]:
-    """Functions that build a stored metric: ``metric`` itself and every function of the module
-    that returns ``metric(value, unit, …)`` with ``unit`` one of its parameters -> that index."""
-    found = {"metric": 1}
-    for func in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
-        params = [a.arg for a in func.args.args]
-        for ret in [n for n in ast.walk(func) if isinstance(n, ast.Return)]:
-            call = ret.value
-            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "metric":
-                unit = call.args[1] if len(call.args) > 1 else None
-                if isinstance(unit, ast.Name) and unit.id in params:
-                    found[func.name] = params.index(unit.id)
-    return found
+def test_stored_takes_the_unit_from_the_registry() -> None:
+    assert stored("latency_ms", 9.5, ci_low=9.0) == {"value": 9.5, "unit": "ms", "ci_low": 9.0}
+    with pytest.raises(KeyError, match="unknown metric 'latency'"):
+        stored("latency", 9.5)  # a record can only hold registered figures
 
 
-def _unit_of(call: ast.Call, index: int) -> str | None:
-    """The literal unit a builder call passes at ``index`` (or as ``unit=``), else None."""
-    arg = call.args[index] if len(call.args) > index else None
-    arg = arg or next((k.value for k in call.keywords if k.arg == "unit"), None)
-    return arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+def test_every_metric_a_record_gets_is_registered() -> None:
+    from greenbench.measure.energy.composite import IdleBaseline
+    from greenbench.records import Context, build_metrics, codecarbon_check
+    from tests.test_records import GRID, block, evaluated, stage
 
-
-def _fstring_keys(key: ast.JoinedStr, func: ast.FunctionDef, tree: ast.Module) -> list[str]:
-    """``f"{prefix}_j"`` inside ``func(…, prefix, …)``: one key per literal ``prefix`` passed by a caller."""
-    parts = key.values
-    if not (
-        len(parts) == 2 and isinstance(parts[0], ast.FormattedValue) and isinstance(parts[1], ast.Constant)
-    ):
-        raise AssertionError(f"line {key.lineno}: cannot resolve this f-string metric key; extend the test")
-    param = parts[0].value
-    assert isinstance(param, ast.Name), f"line {key.lineno}: f-string key of an expression"
-    index = [a.arg for a in func.args.args].index(param.id)
-    prefixes = []
-    for call in ast.walk(tree):
-        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == func.name:
-            arg = call.args[index] if len(call.args) > index else None
-            assert isinstance(arg, ast.Constant), f"line {call.lineno}: a non-literal {param.id}"
-            prefixes.append(f"{arg.value}{parts[1].value}")
-    assert prefixes, f"no call of {func.name} found"
-    return prefixes
-
-
-def stored_metrics(path: Path) -> dict[str, set[str | None]]:
-    """Metric name -> units, of every ``"name": metric(...)`` and ``x["name"] = metric(...)`` in
-    ``path`` (or a call of a function there that returns ``metric(...)``). Keys computed at run
-    time (a comprehension over an adapter's accuracy dict) are covered by the adapter test."""
-    tree = ast.parse(path.read_text())
-    builders = _builders(tree)
-    found: dict[str, set[str | None]] = {}
-    for func in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
-        for node in ast.walk(func):
-            pairs: list[tuple[ast.expr | None, ast.expr]] = []
-            if isinstance(node, ast.Dict):
-                pairs = list(zip(node.keys, node.values, strict=True))
-            elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript):
-                pairs = [(node.targets[0].slice, node.value)]
-            for key, value in pairs:
-                if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)):
-                    continue
-                if value.func.id not in builders or value.func.id == func.name:
-                    continue
-                if isinstance(key, ast.Constant):
-                    names = [str(key.value)]
-                elif isinstance(key, ast.JoinedStr):
-                    names = _fstring_keys(key, func, tree)
-                else:
-                    raise AssertionError(f"{path.name}:{value.lineno}: metric key is not a literal")
-                for name in names:
-                    found.setdefault(name, set()).add(_unit_of(value, builders[value.func.id]))
-    return found
-
-
-def all_stored_metrics() -> dict[str, set[str | None]]:
-    """Over records.py (where records get their metrics) and any other module that builds them."""
-    found: dict[str, set[str | None]] = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        if "metric(" in path.read_text():
-            for name, units in stored_metrics(path).items():
-                found.setdefault(name, set()).update(units)
-    return found
-
-
-def test_records_module_is_scanned() -> None:
-    names = stored_metrics(PACKAGE / "records.py")
-    for name in (
-        "params",
-        "latency_ms",
-        "energy_per_image_net_j",
-        "train_energy_lineage_net_j",
-        "co2_train_g",
-    ):
-        assert name in names  # literal keys, f-string keys, helpers and subscript assignments are all seen
-
-
-def test_every_stored_metric_is_registered_with_its_unit() -> None:
-    found = all_stored_metrics()
-    assert found
-    unregistered = sorted(set(found) - set(METRICS))
-    assert not unregistered, f"stored but not in greenbench.metrics.METRICS: {unregistered}"
-    for name, units in found.items():
-        assert units == {METRICS[name].unit}, (name, units, METRICS[name].unit)
+    ctx = Context(IdleBaseline({"package-0": 1.0}, 1.0, "measured"), GRID, 1.0, 64)
+    blocks = [block("v", 0, 0, 5.0), block("v", 1, 0, 6.0)]
+    metrics, _ = build_metrics(
+        evaluated(), blocks, [stage(10.0, 1.0, variant="p"), stage(5.0, 1.0)], "v", ctx, 1
+    )
+    metrics.update(codecarbon_check([{"energy_j": 1.0, "co2_g": 0.1}]))
+    assert {"latency_ms", "energy_per_image_net_j", "train_energy_lineage_net_j", "co2_train_g"} <= set(
+        metrics
+    )
+    for name, m in metrics.items():
+        assert m["unit"] == METRICS[name].unit, name
 
 
 def test_every_task_adapter_metric_is_registered() -> None:

@@ -412,7 +412,7 @@ def test_rows_from_different_runs_say_so() -> None:
     assert "idle baseline: skipped (skipped by --no-idle): net = gross — rows: small" in notes
     latency = [n for n in notes if n.startswith("latency_ms:")]
     assert len(latency) == 2 and latency[0].endswith("1 thread(s), cpu (Test CPU) — rows: base")
-    assert "over 3 rounds" in latency[0] and "over 5 rounds" in latency[1]
+    assert "in 3 rounds" in latency[0] and "in 5 rounds" in latency[1]
     assert latency[1].endswith("4 thread(s), cpu (Test CPU) — rows: small")
     gflops = [n for n in notes if n.startswith("GFLOPs:")]
     assert len(gflops) == 1 and "— rows:" not in gflops[0]  # the same in both runs: one plain note
