@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``greenbench`` console script."""
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 terminal gets escapes, never a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     # SIGTERM (a CI cancel, `kill`) unwinds like Ctrl-C: workers stopped, stored records kept
     signal.signal(signal.SIGTERM, _interrupt)

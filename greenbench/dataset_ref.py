@@ -1,64 +1,279 @@
 """Check a user's YOLO ``data.yaml`` before anything runs, fingerprint it, stage a safe copy.
 
 ultralytics downloads a dataset whose folders are missing when the data.yaml has a
-``download:`` key, and fails only after training when the split it evaluates on is absent.
-Both are decided here up front: every split folder must exist (a clear error otherwise, never a
-download), accuracy is measured on ``test`` when the data.yaml has it and on ``val`` otherwise
-(recorded). The fingerprint — data.yaml bytes plus name, size and mtime of every image and label
-file — enters the cache and resume keys, so editing labels re-runs what depends on them.
+``download:`` key, fetches any split or path that is a URL, unpickles the label ``*.cache`` it
+finds next to the labels, writes new caches (and restored JPEGs) there, drops bad samples with a
+log line only, and fails only after training when the split it evaluates on is absent. All of
+that is decided here up front, in the user's terms (their data.yaml, their keys, their files):
+
+- the data.yaml is a mapping with ``train``/``val`` (``test`` optional), ``names`` (a list or an
+  ``id: name`` mapping of strings) and an ``nc`` that agrees; no value in it is a URL
+  (``download:`` is ignored, never acted on);
+- every split folder or ``.txt`` image list exists and is walked the way ultralytics reads it
+  (hidden files skipped, folder links followed), refusing the filesystem root and system folders,
+  dangling links, link cycles and trees too large or too deep to be image folders;
+- every image and label is checked as ultralytics would (``check_sample``); bad ones are counted
+  by reason in ``DatasetRef.ignored`` (with examples), and a split left with no usable image is
+  an error.
+
+Accuracy is measured on ``test`` when the data.yaml has it and on ``val`` otherwise. The
+fingerprint (data.yaml bytes, every image's name and size, every label's bytes) enters the cache
+and resume keys. ``staged_copy`` then builds what ultralytics reads under the work folder: real
+folders with one link per usable image and label, so what it writes never lands in the user's
+folder and what it would unpickle there (``*.cache``) is never linked.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import math
 import os
-from dataclasses import dataclass
+import stat
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from greenbench.errors import GreenbenchError
+from greenbench.offline import is_url
+
+#: image suffixes ultralytics reads (``ultralytics.data.utils.IMG_FORMATS``), lower case
+IMAGE_SUFFIXES = frozenset(
+    {
+        "avif",
+        "bmp",
+        "dng",
+        "heic",
+        "heif",
+        "jp2",
+        "jpeg",
+        "jpeg2000",
+        "jpg",
+        "mpo",
+        "png",
+        "tif",
+        "tiff",
+        "webp",
+    }
+)
+#: the PIL decoders an image may be opened with: never EPS (Ghostscript) or other exotic plugins
+_PIL_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "JPEG2000", "AVIF", "HEIF")
+SPLITS = ("train", "val", "test")
+MAX_YAML_BYTES = 10_000_000  # a data.yaml is a few hundred bytes; more is not a data.yaml
+MAX_LIST_BYTES = 500_000_000  # a .txt image list (COCO's train2017.txt is 4 MB)
+MAX_FILES = 5_000_000  # files walked in one dataset (Objects365 has 1.7 M images)
+MAX_OTHER_FILES = 10_000  # non-image files in a split folder: more, and 10x its images, is no image folder
+MAX_DEPTH = 32  # folder levels below a split folder
+MAX_IMAGE_BYTES = 1 << 30
+MAX_LABEL_BYTES = 10_000_000
+MIN_IMAGE_PX = 10  # ultralytics drops smaller images
+COORD_TOLERANCE = 0.01  # ultralytics keeps coordinates up to 1.01 (and down to -0.01 for centres)
+EXAMPLES = 5  # example paths kept per reason
+STAGING_VERSION = 2  # part of the staged folder's name: a new layout never reuses an old copy
+MARKER = ".greenbench-complete"
+_SYSTEM = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+#: why a sample is ignored (the keys of ``DatasetRef.ignored``)
+REASONS = {
+    "missing_image": "a listed image does not exist",
+    "not_an_image": "a listed path without an image suffix",
+    "not_a_regular_file": "not a regular file (a folder, FIFO or device)",
+    "empty_image": "empty image (0 bytes)",
+    "image_too_large": "image file or pixel count too large",
+    "unreadable_image": "not an image PIL can decode",
+    "image_too_small": f"image smaller than {MIN_IMAGE_PX} px",
+    "label_not_text": "label file is not UTF-8 text",
+    "label_too_large": "label file too large",
+    "label_malformed": "a label line is not 'cls cx cy w h' (or a polygon) in numbers",
+    "label_class_out_of_range": "a class id is not an integer in 0..nc-1",
+    "label_out_of_bounds": "a coordinate is outside [0, 1]",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A usable image: its path as ultralytics names it, its label file (None: a background
+    image), and its path in the staged copy, relative to the split's folder there."""
+
+    image: str
+    label: str | None
+    rel: str
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What staging needs: per split, the usable samples of each entry; the class names; channels."""
+
+    splits: dict[str, tuple[tuple[Sample, ...], ...]]
+    names: dict[int, str]
+    channels: int | None = None
 
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """A checked dataset: its data.yaml, the split accuracy is measured on, a content fingerprint."""
+    """A checked dataset: its data.yaml, the split accuracy is measured on, a content fingerprint.
+
+    ignored: samples ultralytics would drop, counted by reason (see ``REASONS``);
+    ignored_examples: up to ``EXAMPLES`` of their paths per reason; contents: what
+    ``staged_copy`` links (None for a ref built by hand: it checks the data again).
+    """
 
     data_yaml: Path
     eval_split: str
     fingerprint: str
+    ignored: dict[str, int] = field(default_factory=dict, compare=False)
+    ignored_examples: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
+    contents: Contents | None = field(default=None, compare=False, repr=False)
+
+
+def _error(path: Path, what: str) -> GreenbenchError:
+    return GreenbenchError(f"dataset {path}: {what}")
+
+
+def _expand(value: str) -> Path:
+    """``value`` with ``~`` expanded where a home is known (``~nobody/x`` stays as written)."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        return Path(value)
+
+
+def _stat(path: str | Path) -> os.stat_result | None:
+    """``os.stat`` (links followed), or None when there is nothing there (or a bad name)."""
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
 
 
 def _load(path: Path) -> dict[str, Any]:
+    st = _stat(path)
+    if st is None or not stat.S_ISREG(st.st_mode):
+        raise _error(path, "not a regular file; expected a YOLO data.yaml.")
+    if st.st_size > MAX_YAML_BYTES:
+        raise _error(path, f"{st.st_size} bytes, too large for a YOLO data.yaml; check the file.")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
-        raise GreenbenchError(f"dataset {path} cannot be read as YAML: {e}") from None
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise GreenbenchError(f"dataset {path} cannot be read as YAML: {reason}") from None
     if not isinstance(data, dict):
         raise GreenbenchError(f"dataset {path} is not a YOLO data.yaml (a mapping with train/val keys).")
     return data
+
+
+def _key_name(loc: tuple[Any, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
+
+
+def _urls(value: Any, loc: tuple[Any, ...], seen: set[int]) -> Iterator[tuple[str, str]]:
+    """(key, value) of every URL below ``value``; shared YAML aliases are visited once."""
+    stack = [(value, loc)]  # not recursive: a deeply nested value is no RecursionError
+    while stack:
+        value, loc = stack.pop()
+        if isinstance(value, str):
+            if is_url(value):
+                yield _key_name(loc), value
+        elif isinstance(value, (dict, list)) and id(value) not in seen:
+            seen.add(id(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack += [(item, (*loc, key)) for key, item in reversed(list(items))]
+
+
+def _check_urls(path: Path, data: dict[str, Any]) -> None:
+    seen: set[int] = set()
+    for key, value in data.items():
+        if key == "download":  # ignored (dropped from the staged copy), so it may be anything
+            continue
+        for where, url in _urls(value, (key,), seen):
+            raise _error(
+                path,
+                f"'{where}' is a URL ({url}). greenbench never downloads data: fetch it yourself and "
+                f"write the local path there.",
+            )
+
+
+def class_names(path: Path, data: dict[str, Any]) -> dict[int, str]:
+    """``names`` as ``{id: name}``, checked: strings, ids 0..n-1, and ``nc`` (if given) agrees."""
+    names = data.get("names")
+    example = "e.g. 'names: [cat, dog]' or 'names: {0: cat, 1: dog}'"
+    if names is None:
+        raise _error(path, f"no 'names:' key; list the class names, {example}.")
+    if isinstance(names, list):
+        items = list(enumerate(names))
+    elif isinstance(names, dict):
+        items = []
+        for key, name in names.items():
+            if isinstance(key, str) and key.isdigit():
+                key = int(key)
+            if isinstance(key, bool) or not isinstance(key, int):
+                raise _error(
+                    path, f"'names' has the key {key!r}; expected class ids 0, 1, 2, ... ({example})."
+                )
+            items.append((key, name))
+        if sorted(k for k, _ in items) != list(range(len(items))):
+            raise _error(
+                path, f"the ids in 'names' are {sorted(k for k, _ in items)}; expected 0..{len(items) - 1}."
+            )
+    else:
+        raise _error(path, f"'names' is {names!r}, neither a list nor a mapping; {example}.")
+    if not items:
+        raise _error(path, f"'names' is empty; list the class names, {example}.")
+    for key, name in items:
+        if not isinstance(name, str) or not name.strip():
+            raise _error(
+                path, f"'names' entry {key} is {name!r}, not a text name; quote it (e.g. '\"{name}\"')."
+            )
+    nc = data.get("nc")
+    if "nc" in data and (isinstance(nc, bool) or not isinstance(nc, int) or nc != len(items)):
+        raise _error(
+            path, f"'nc: {nc}' disagrees with 'names', which lists {len(items)} classes; fix or drop 'nc'."
+        )
+    return dict(sorted(items))
+
+
+def _channels(path: Path, data: dict[str, Any]) -> int | None:
+    value = data.get("channels")
+    if value is not None and (isinstance(value, bool) or value not in (1, 3)):
+        raise _error(path, f"'channels: {value!r}'; expected 1 (grey) or 3 (colour).")
+    return value
 
 
 def _root(path: Path, data: dict[str, Any]) -> Path:
     root = data.get("path")
     if not root:
         return path.parent
-    root_path = Path(str(root)).expanduser()
+    if not isinstance(root, str):
+        raise _error(path, f"'path: {root!r}' is not a folder path.")
+    root_path = _expand(root)
     if root_path.is_absolute():
         return root_path
     for base in (path.parent, Path.cwd()):
-        if (base / root_path).exists():
+        if _stat(base / root_path) is not None:
             return (base / root_path).resolve()
     return path.parent / root_path
 
 
 def split_paths(path: Path) -> tuple[dict[str, list[Path]], str]:
-    """The existing folders/lists of each split and the split to evaluate on (``test`` or ``val``)."""
-    data = _load(path)
+    """The existing folders/lists of each split and the split to evaluate on (``test`` or ``val``).
+
+    Also checks the data.yaml's keys: no URL anywhere, ``names``/``nc``/``channels`` sound.
+    """
+    return _splits(path, _load(path))
+
+
+def _splits(path: Path, data: dict[str, Any]) -> tuple[dict[str, list[Path]], str]:
+    _check_urls(path, data)
+    class_names(path, data)
+    _channels(path, data)
     root = _root(path, data)
     splits: dict[str, list[Path]] = {}
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         value = data.get(split)
         if value is None:
             if split == "test":
@@ -67,8 +282,12 @@ def split_paths(path: Path) -> tuple[dict[str, list[Path]], str]:
                 f"dataset {path} has no '{split}:' key; a YOLO data.yaml needs train and val."
             )
         entries = value if isinstance(value, list) else [value]
-        paths = [p if p.is_absolute() else root / p for p in (Path(str(e)) for e in entries)]
-        missing = [p for p in paths if not p.exists()]
+        if not entries or not all(isinstance(e, str) and e.strip() for e in entries):
+            raise _error(
+                path, f"'{split}: {value!r}'; expected a folder, a .txt image list, or a list of them."
+            )
+        paths = [p if p.is_absolute() else root / p for p in (_expand(e) for e in entries)]
+        missing = [p for p in paths if _stat(p) is None]
         if missing:
             hint = (
                 " Its 'download:' key is ignored: greenbench never downloads data. Fetch the dataset "
@@ -77,101 +296,369 @@ def split_paths(path: Path) -> tuple[dict[str, list[Path]], str]:
                 else ""
             )
             raise GreenbenchError(f"dataset {path}: the '{split}' images at {missing[0]} do not exist.{hint}")
+        for p in paths:
+            real = p.resolve()
+            if real == Path(real.anchor) or any(real == s or s in real.parents for s in _SYSTEM):
+                raise _error(
+                    path,
+                    f"the '{split}' split is {real}, the filesystem root or a system folder; point it "
+                    f"at a folder of images or a .txt image list.",
+                )
         splits[split] = paths
     return splits, ("test" if "test" in splits else "val")
 
 
-def _labels_of(images: Path) -> Path:
-    """Where ultralytics looks for the labels of an image folder: the last ``images`` path part
-    replaced by ``labels``, or the folder itself when no part is called ``images``."""
-    parts = list(images.parts)
-    if "images" not in parts:
-        return images
-    i = len(parts) - 1 - parts[::-1].index("images")
-    return Path(*parts[:i], "labels", *parts[i + 1 :])
+def label_path(image: str) -> str:
+    """Where ultralytics looks for the label of ``image``: the last ``/images/`` of the path
+    replaced by ``/labels/`` and the suffix by ``.txt`` (``img2label_paths``)."""
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
 
 
-def _digest_folder(digest: Any, folder: Path, contents: bool) -> None:
-    """Names and sizes of every file (and, for labels, their bytes) into ``digest``."""
-    if folder.is_file():  # a .txt list of images
-        digest.update(folder.read_bytes())
-        return
-    for dirpath, dirs, names in os.walk(folder, followlinks=True):
-        dirs.sort()
-        for name in sorted(names):
-            if name.endswith(".cache"):  # ultralytics' own label cache, rewritten on every read
+def _suffix(name: str) -> str:
+    return name.rpartition(".")[2].lower() if "." in name else ""
+
+
+class _Scanner:
+    """One pass over a dataset: images found, samples checked, counts, fingerprint."""
+
+    def __init__(self, path: Path, nc: int) -> None:
+        self.path = path
+        self.nc = nc
+        self.files = 0
+        self.digest = hashlib.sha256()
+        self.ignored: dict[str, int] = {}
+        self.examples: dict[str, list[str]] = {}
+
+    def _count_file(self) -> None:
+        self.files += 1
+        if self.files > MAX_FILES:
+            raise _error(
+                self.path, f"more than {MAX_FILES:,} files under its splits; point them at image folders."
+            )
+
+    def _broken_link(self, file: str, key: str) -> GreenbenchError:
+        try:
+            os.stat(file)
+            what = "a symlink that cannot be followed"
+        except OSError as e:
+            loop = e.errno == errno.ELOOP
+            what = "a symlink loop" if loop else "a dangling symlink (its target does not exist)"
+        return _error(self.path, f"'{key}': {file} is {what}; remove it or fix its target.")
+
+    def ignore(self, reason: str, file: str) -> None:
+        """Count ``file`` as ignored for ``reason``; keep it as an example if there are few."""
+        self.ignored[reason] = self.ignored.get(reason, 0) + 1
+        shown = self.examples.setdefault(reason, [])
+        if len(shown) < EXAMPLES:
+            shown.append(file)
+
+    def walk(self, top: Path, key: str) -> Iterator[tuple[str, str]]:
+        """(path, path relative to ``top``) of each image below ``top``, like ultralytics' glob
+        ``top/**/*.*``: hidden names skipped, folder links followed (each real folder once)."""
+        first = os.stat(top)
+        seen = {(first.st_dev, first.st_ino)}
+        stack: list[tuple[str, str, int, frozenset[tuple[int, int]]]] = [(str(top), "", 0, frozenset(seen))]
+        others = images = 0
+        while stack:
+            here, rel, depth, ancestors = stack.pop()
+            try:
+                with os.scandir(here) as it:
+                    entries = sorted((e.name, e.path) for e in it)
+            except OSError as e:
+                raise _error(self.path, f"'{key}': cannot read the folder {here}: {e.strerror}.") from None
+            subdirs = []
+            for name, full in entries:
+                if name.startswith("."):  # ultralytics' glob skips hidden files and folders
+                    continue
+                st = _stat(full)
+                if st is None:
+                    raise self._broken_link(full, key)
+                self._count_file()
+                if stat.S_ISDIR(st.st_mode):
+                    ident = (st.st_dev, st.st_ino)
+                    if ident in ancestors:
+                        raise _error(
+                            self.path,
+                            f"'{key}': {full} links back to a folder above it (a symlink cycle); "
+                            f"remove the link.",
+                        )
+                    if ident in seen:
+                        raise _error(
+                            self.path,
+                            f"'{key}': {full} reaches a folder already read through another path "
+                            f"(a symlink); its images would count twice. Remove the link.",
+                        )
+                    if os.path.lexists(os.path.join(full, MARKER)):
+                        raise _error(
+                            self.path,
+                            f"'{key}': {full} is a copy greenbench staged in its work folder; point "
+                            f"'{key}' at your images, not at a folder that holds greenbench's work folder.",
+                        )
+                    if depth >= MAX_DEPTH:
+                        raise _error(
+                            self.path,
+                            f"'{key}': {full} is nested more than {MAX_DEPTH} folders deep; flatten it.",
+                        )
+                    seen.add(ident)
+                    subdirs.append((full, f"{rel}{name}/", depth + 1, ancestors | {ident}))
+                elif _suffix(name) in IMAGE_SUFFIXES:
+                    images += 1
+                    yield full, rel + name
+                else:  # labels or annotations may sit beside the images: only a tree of mostly others
+                    others += 1
+                    if others > MAX_OTHER_FILES and others > 10 * images:
+                        raise _error(
+                            self.path,
+                            f"'{key}': {top} holds more than {MAX_OTHER_FILES:,} files that are not images "
+                            f"(e.g. {full}); point '{key}' at a folder of images.",
+                        )
+            stack.extend(reversed(subdirs))
+
+    def read_list(self, file: Path, key: str) -> Iterator[tuple[str, str]]:
+        """(path, staged name) of each image a ``.txt`` list names: ``./x`` and other relative
+        lines start at the list's folder (ultralytics starts plain relative lines at its working
+        folder, which would be greenbench's work folder: never what the user meant)."""
+        st = os.stat(file)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_LIST_BYTES:
+            raise _error(self.path, f"'{key}': {file} is not a folder or a .txt image list.")
+        raw = file.read_bytes()
+        self.digest.update(raw)
+        try:
+            lines = raw.decode("utf-8-sig").splitlines()
+        except UnicodeDecodeError:
+            raise _error(self.path, f"'{key}': {file} is not a UTF-8 text list of image paths.") from None
+        images = []
+        for number, line in enumerate(lines, 1):
+            entry = line.strip()
+            if not entry:
                 continue
-            file = Path(dirpath, name)
-            digest.update(f"{file.relative_to(folder)}:{file.stat().st_size}".encode())
-            if contents:
-                digest.update(file.read_bytes())
+            if is_url(entry):
+                raise _error(
+                    self.path,
+                    f"'{key}': line {number} of {file} is a URL ({entry}); greenbench never downloads "
+                    f"data. Fetch it yourself and list local paths.",
+                )
+            if entry.startswith("./"):
+                entry = entry[2:]
+            full = entry if os.path.isabs(entry) else os.path.join(file.parent, entry)
+            self._count_file()
+            if _suffix(full) not in IMAGE_SUFFIXES:
+                self.ignore("not_an_image", full)
+                continue
+            images.append(full)
+        width = max(6, len(str(len(images))))
+        for i, full in enumerate(sorted(images)):  # ultralytics sorts the image paths too
+            yield full, f"{i:0{width}d}_{os.path.basename(full)}"
+
+    def sample(self, image: str, rel: str, key: str) -> Sample | None:
+        """The sample of ``image`` if ultralytics would use it; else None (counted as ignored)."""
+        st = _stat(image)
+        if st is None:
+            if os.path.islink(image):
+                raise self._broken_link(image, key)
+            self.ignore("missing_image", image)
+            return None
+        self.digest.update(f"{rel}:{st.st_size}".encode())
+        reason = _image_problem(image, st)
+        label = label_path(image)
+        lst = _stat(label)
+        if lst is None and os.path.islink(label):
+            raise self._broken_link(label, key)
+        if lst is None or not stat.S_ISREG(lst.st_mode):  # ultralytics: no label file, a background image
+            found: str | None = None
+        else:
+            found = label
+            if reason is None:
+                reason = self._label_problem(label, lst)
+        if reason is not None:
+            self.ignore(reason, image)
+            return None
+        return Sample(image, found, rel)
+
+    def _label_problem(self, label: str, st: os.stat_result) -> str | None:
+        if st.st_size > MAX_LABEL_BYTES:
+            return "label_too_large"
+        try:
+            raw = Path(label).read_bytes()
+        except OSError:
+            return "label_not_text"
+        self.digest.update(raw)
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return "label_not_text"
+        return label_problem(text, self.nc)
+
+
+def label_problem(text: str, nc: int) -> str | None:
+    """Why ultralytics would drop the image whose label file holds ``text`` (a key of
+    ``REASONS``), or None. Rows are ``cls cx cy w h`` or, all of them, polygons ``cls x1 y1 ...``."""
+    rows = [line.split() for line in text.strip().splitlines() if line.strip()]
+    polygons = any(len(r) > 6 for r in rows)
+    for row in rows:
+        if (len(row) != 5) if not polygons else (len(row) < 7 or len(row) % 2 == 0):
+            return "label_malformed"
+        try:
+            values = [float(v) for v in row]
+        except ValueError:
+            return "label_malformed"
+        if not all(math.isfinite(v) for v in values):
+            return "label_malformed"
+        cls, coords = values[0], values[1:]
+        if cls != int(cls) or not 0 <= cls < nc:
+            return "label_class_out_of_range"
+        low = -COORD_TOLERANCE if polygons or min(coords[2:]) >= 0 else 0.0
+        if max(coords) > 1 + COORD_TOLERANCE or min(coords) < low:
+            return "label_out_of_bounds"
+    return None
+
+
+def _image_problem(image: str, st: os.stat_result) -> str | None:
+    """Why ultralytics would drop the image file at ``image`` (a key of ``REASONS``), or None."""
+    if not stat.S_ISREG(st.st_mode):
+        return "not_a_regular_file"
+    if st.st_size == 0:
+        return "empty_image"
+    if st.st_size > MAX_IMAGE_BYTES:
+        return "image_too_large"
+    from PIL import Image
+
+    Image.init()
+    formats = [f for f in _PIL_FORMATS if f in Image.OPEN]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(image, formats=formats) as im:
+                im.verify()
+                width, height = im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return "image_too_large"
+    except Exception:  # PIL raises many kinds on a bad file; all mean the same here
+        return "unreadable_image"
+    return "image_too_small" if min(width, height) < MIN_IMAGE_PX else None
 
 
 def check_dataset(path: Path) -> DatasetRef:
-    """Check ``path`` (a data.yaml) and fingerprint it.
+    """Check ``path`` (a data.yaml) and every sample of its splits, and fingerprint it.
 
-    The fingerprint covers the data.yaml's bytes, every label file's bytes and every image's
-    name and size — not modification times, so a copy or a fresh clone keeps its results.
+    The fingerprint covers the data.yaml's bytes, every image's name and size and every label
+    file's bytes — not modification times, so a copy or a fresh clone keeps its results.
     """
-    splits, eval_split = split_paths(path)
-    digest = hashlib.sha256(path.read_bytes())
-    for split, folders in sorted(splits.items()):
-        for folder in folders:
-            digest.update(split.encode())
-            _digest_folder(digest, folder, contents=False)
-            labels = _labels_of(folder)
-            if labels != folder and labels.exists():
-                _digest_folder(digest, labels, contents=True)
-    return DatasetRef(path, eval_split, digest.hexdigest()[:16])
+    data = _load(path)
+    splits, eval_split = _splits(path, data)
+    names = class_names(path, data)
+    scan = _Scanner(path, len(names))
+    scan.digest.update(path.read_bytes())
+    staged: dict[str, tuple[tuple[Sample, ...], ...]] = {}
+    for split, entries in splits.items():
+        scan.digest.update(split.encode())
+        found = 0
+        usable: list[tuple[Sample, ...]] = []
+        for i, entry in enumerate(entries):
+            key = split if len(entries) == 1 else f"{split}[{i}]"
+            images = scan.walk(entry, key) if entry.is_dir() else scan.read_list(entry, key)
+            samples = []
+            for image, rel in sorted(images):
+                found += 1
+                sample = scan.sample(image, rel, key)
+                if sample is not None:
+                    samples.append(sample)
+            usable.append(tuple(samples))
+        if not any(usable):
+            where = ", ".join(str(e) for e in entries)
+            if not found:
+                raise _error(
+                    path,
+                    f"no images in the '{split}' split at {where} (looked for files ending in "
+                    f"{', '.join(sorted(IMAGE_SUFFIXES))}); point '{split}:' at a folder of images or a "
+                    f".txt list of image paths.",
+                )
+            raise _error(path, f"none of the {found} images of the '{split}' split is usable: {_why(scan)}.")
+        staged[split] = tuple(usable)
+    examples = {reason: tuple(paths) for reason, paths in scan.examples.items()}
+    contents = Contents(staged, names, _channels(path, data))
+    return DatasetRef(path, eval_split, scan.digest.hexdigest()[:16], dict(scan.ignored), examples, contents)
 
 
-def _mirror(source: Path, target: Path) -> None:
-    """Real folders under ``target`` with one symlink per file of ``source``.
-
-    Per file, not per folder: ultralytics resolves the split folders it is given, and a
-    linked folder would resolve back into the user's data (where its caches would go).
-    """
-    done = target / ".greenbench-complete"
-    if done.exists() or not source.is_dir():
-        return
-    for dirpath, _dirs, names in os.walk(source, followlinks=True):
-        here = target / Path(dirpath).relative_to(source)
-        here.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            link = here / name
-            if not name.endswith(".cache") and not link.is_symlink():
-                link.symlink_to(Path(dirpath, name).resolve())
-    done.touch()
+def _why(scan: _Scanner) -> str:
+    """The ignored samples in a sentence: counts by reason, and one example of each."""
+    return "; ".join(
+        f"{n} {REASONS[reason]} (e.g. {scan.examples[reason][0]})"
+        for reason, n in sorted(scan.ignored.items())
+    )
 
 
 def staged_copy(ref: DatasetRef, workdir: Path) -> Path:
     """A data.yaml under ``workdir`` that ultralytics can read but not act on.
 
-    Split folders are mirrored (one symlink per file) under
-    ``workdir/data/<fingerprint>/{images,labels}/<split>`` and named by absolute path, so
-    ultralytics never resolves ``path:`` against its own folders (where it would miss the
-    data and act on ``download:``), the ``download:`` key is dropped
-    (it may hold a URL or code), and the label ``.cache`` files it writes land in the work
-    folder, not beside the user's data. Image lists (``.txt``) are used where they are.
+    Under ``workdir/data/<fingerprint>-<STAGING_VERSION>``: ``images/<split>/...`` holds one
+    symlink per usable image and ``labels/<split>/...`` one per label file (in real folders, so
+    no folder resolves back into the user's data), and data.yaml names them by absolute path
+    with ``names``, ``nc`` and ``channels`` only — no ``download:`` (a URL or code), no other key.
+    ultralytics' label caches, restored JPEGs and ``cache: disk`` arrays therefore land in the
+    work folder; a ``*.cache`` or any other file in the user's folders is never linked. Built in a
+    temporary folder and renamed into place, so a second run staging the same data at the same
+    time, or a full disk, never leaves half a copy that looks complete.
     """
-    data = _load(ref.data_yaml)
-    splits, _ = split_paths(ref.data_yaml)
-    out = workdir / "data" / ref.fingerprint
-    staged: dict[str, Any] = {k: v for k, v in data.items() if k not in ("download", "path", *splits)}
-    for split, folders in splits.items():
-        entries = []
-        for i, folder in enumerate(folders):
-            if not folder.is_dir():
-                entries.append(str(folder.resolve()))
-                continue
-            name = split if len(folders) == 1 else f"{split}{i}"
-            for kind, target in (("images", folder), ("labels", _labels_of(folder))):
-                _mirror(target, out / kind / name)
-            entries.append(str(out / "images" / name))
-        staged[split] = entries[0] if len(entries) == 1 else entries
-    staged["path"] = str(out)
+    contents = ref.contents if ref.contents is not None else check_dataset(ref.data_yaml).contents
+    assert contents is not None  # check_dataset always fills it
+    root = workdir.resolve() / "data"
+    out = root / f"{ref.fingerprint}-{STAGING_VERSION}"
     target = out / "data.yaml"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(staged, sort_keys=False))
-    tmp.replace(target)
+    if (out / MARKER).is_file() and target.is_file():
+        return target
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=root))
+    except OSError as e:
+        raise _stage_error(ref, root, e) from None
+    try:
+        _build(contents, out, tmp)
+        from greenbench.datasets import install_complete
+
+        install_complete(tmp, out, MARKER)
+    except OSError as e:
+        raise _stage_error(ref, root, e) from None
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _build(contents: Contents, out: Path, tmp: Path) -> None:
+    """Write the staged copy that will live at ``out`` into ``tmp``."""
+
+    def here(final: str | Path) -> Path:
+        return tmp / Path(final).relative_to(out)
+
+    staged: dict[str, Any] = {"path": str(out)}
+    for split, entries in contents.splits.items():
+        folders = []
+        for i, samples in enumerate(entries):
+            images = out / "images" / (split if len(entries) == 1 else f"{split}{i}")
+            for sample in samples:
+                link = images / sample.rel
+                here(link).parent.mkdir(parents=True, exist_ok=True)
+                here(link).symlink_to(os.path.realpath(sample.image))
+                if sample.label is not None:  # ultralytics only reads label files
+                    label = here(label_path(str(link)))
+                    label.parent.mkdir(parents=True, exist_ok=True)
+                    label.symlink_to(os.path.realpath(sample.label))
+            folders.append(str(images))
+        staged[split] = folders[0] if len(folders) == 1 else folders
+    staged["nc"] = len(contents.names)
+    staged["names"] = contents.names
+    if contents.channels is not None:
+        staged["channels"] = contents.channels
+    (tmp / "data.yaml").write_text(yaml.safe_dump(staged, sort_keys=False), encoding="utf-8")
+    (tmp / MARKER).write_text("", encoding="utf-8")
+
+
+def _stage_error(ref: DatasetRef, root: Path, e: OSError) -> GreenbenchError:
+    culprit = f" at {e.filename}" if e.filename else ""
+    return GreenbenchError(
+        f"cannot stage the dataset {ref.data_yaml} under {root}: {e.strerror or e}{culprit}. Free some "
+        f"space or pass --workdir with a writable folder; the dataset itself is only read."
+    )

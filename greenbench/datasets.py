@@ -345,12 +345,25 @@ def _write_error(path: Path, e: OSError) -> GreenbenchError:
     )
 
 
+def _written_by_us(out: Path) -> bool:
+    """Whether ``out`` holds a synth.json that greenbench wrote (a real file, not a link, with our
+    keys): only then may ``_prepare_out`` delete its images and labels."""
+    meta_file = out / "synth.json"
+    if meta_file.is_symlink() or not meta_file.is_file() or meta_file.stat().st_size > 1_000_000:
+        return False
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and {"generator_version", "key", "spec"} <= meta.keys()
+
+
 def _prepare_out(out: Path) -> None:
     """Make ``out`` ready: create it, or clear a previous synthetic dataset; refuse other data."""
     if out.exists() and not out.is_dir():
         raise GreenbenchError(f"synthetic dataset: {out} is a file; choose a folder for --out")
     if out.is_dir() and any(out.iterdir()):
-        if not (out / "synth.json").is_file():
+        if not _written_by_us(out):
             raise GreenbenchError(
                 f"synthetic dataset: {out} is not empty and holds no synth.json, so it is not a "
                 "dataset greenbench wrote; choose an empty or new folder for --out"
@@ -432,7 +445,7 @@ def cached_synth(cache_root: Path, spec: SynthSpec) -> Path:
         try:
             _write_data_yaml(tmp, spec, root=final)
             (tmp / MARKER).write_text(spec.key() + "\n", encoding="utf-8")
-            _install(tmp, final)
+            install_complete(tmp, final)
         except OSError as e:
             raise _write_error(cache_root, e) from None
     finally:
@@ -440,15 +453,19 @@ def cached_synth(cache_root: Path, spec: SynthSpec) -> Path:
     return final / "data.yaml"
 
 
-def _install(tmp: Path, final: Path) -> None:
-    """Rename the complete ``tmp`` to ``final``, replacing an incomplete ``final``."""
+def install_complete(tmp: Path, final: Path, marker: str = MARKER) -> None:
+    """Rename the complete folder ``tmp`` (holding ``marker``) to ``final``, replacing an
+    incomplete ``final``; if another process installed a complete ``final`` first, keep its copy.
+
+    ``OSError`` escapes (e.g. a full disk): the caller words it.
+    """
     try:
         os.rename(tmp, final)
         return
     except OSError:
         if not final.exists():
             raise
-    if (final / MARKER).is_file():
+    if (final / marker).is_file():
         return  # another process finished first; its copy is identical, ours is discarded
     # An incomplete folder (crash, older greenbench): move it aside, then take its place.
     stale = Path(tempfile.mkdtemp(prefix=f".{final.name}.stale-", dir=final.parent))
@@ -459,7 +476,7 @@ def _install(tmp: Path, final: Path) -> None:
     try:
         os.rename(tmp, final)
     except OSError:
-        if not (final / MARKER).is_file():
+        if not (final / marker).is_file():
             raise
     finally:
         shutil.rmtree(stale, ignore_errors=True)

@@ -12,20 +12,38 @@ What each switch stops (ultralytics 8.4, see RECIPES.md):
 - ``YOLO_CONFIG_DIR``, ``MPLCONFIGDIR``, ``XDG_CACHE_HOME`` point into ``workdir``: settings,
   fonts, matplotlib and onnxruntime caches stay out of the user's home. ``TORCH_HOME`` stays
   the user's torch cache, where pretrained torchvision weights are looked up (never fetched).
+- ``HF_HUB_OFFLINE=1``: Hugging Face hub lookups (timm backbones with pretrained weights) fail
+  at once instead of trying the network.
 Weights named by a ``*.pt`` path that is not on disk are refused before ultralytics sees them
-(``adapters.detect.check_weights``): ultralytics would try to download them.
+(``adapters.detect.check_weights``): ultralytics would try to download them. A URL anywhere in a
+suite or a user's data.yaml is refused at validate (``is_url``), before anything could fetch it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 _SETTINGS_VERSION = "0.0.8"
+# any scheme of two or more letters followed by ":/": http(s), ftp, s3, gs, hf, ul, rtsp, rtmp, tcp,
+# file, ... One slash is enough: ultralytics downloads "https:/host/x" (pathlib's spelling of a URL).
+# A one-letter scheme is a Windows drive ("C:/data"), not a URL.
+_URL = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.\-]+:/")
 _INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
+
+
+def is_url(value: object) -> bool:
+    """Whether ``value`` is a string that names a remote resource (``scheme://...``), which some
+    library on greenbench's path (ultralytics, torch hub, fsspec) would try to fetch.
+
+    ``file://`` counts too: greenbench takes plain local paths only, and a ``file:`` URL would
+    be misread as a relative path.
+    """
+    return isinstance(value, str) and _URL.match(value) is not None
 
 
 def _dejavu() -> Path | None:
@@ -71,6 +89,7 @@ def prepare_ultralytics(workdir: Path) -> Path:
     os.environ.setdefault("TORCH_HOME", str(Path(xdg) / "torch"))
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "0"
+    os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["YOLO_CONFIG_DIR"] = str(config_root)
     os.environ.setdefault("MPLCONFIGDIR", str(workdir / "matplotlib"))
     os.environ.setdefault("XDG_CACHE_HOME", str(workdir / "cache"))

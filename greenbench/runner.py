@@ -10,6 +10,7 @@ A failure in any job of a variant is that variant's ``failed`` record; the suite
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,15 +21,16 @@ from typing import Any
 from greenbench import jobs
 from greenbench.dataset_ref import DatasetRef, staged_copy
 from greenbench.datasets import cached_synth
-from greenbench.errors import GreenbenchError
+from greenbench.errors import GreenbenchError, clean_message
 from greenbench.executors.base import Executor, Where
+from greenbench.executors.local import DEFAULT_STALL_S
 from greenbench.identity import dataset_ref, stage_plan, synth_spec, variant_key
 from greenbench.measure.carbon import GridIntensity, grid_intensity
 from greenbench.measure.device import fingerprint, git_commit
 from greenbench.measure.energy.composite import IdleBaseline, measure_idle, select_meters, skipped_idle
 from greenbench.records import Context, build_metrics, deltas
 from greenbench.runtimes import default_runtime
-from greenbench.store import RunRecord, Store
+from greenbench.store import RunRecord, Store, store_pending, store_record
 from greenbench.suite import Suite
 
 
@@ -43,6 +45,7 @@ class RunOptions:
     powercap_root: Path | None = None
     progress: Callable[[str], None] = lambda _msg: None
     executor: Executor | None = None
+    stall_s: float | None = DEFAULT_STALL_S  # a worker silent this long is stopped (None: never)
 
 
 @dataclass
@@ -86,7 +89,7 @@ def resolve_dataset(suite: Suite, workdir: Path, ref: DatasetRef) -> DatasetRef:
     once into the cache, user data staged under ``workdir``."""
     if suite.dataset.synthetic is not None:
         return DatasetRef(cached_synth(workdir / "datasets", synth_spec(suite)), "test", ref.fingerprint)
-    return DatasetRef(staged_copy(ref, workdir), ref.eval_split, ref.fingerprint)
+    return dataclasses.replace(ref, data_yaml=staged_copy(ref, workdir))  # keeps what was left out
 
 
 def check_device(device: str, suite_path: Path) -> None:
@@ -106,12 +109,13 @@ def check_device(device: str, suite_path: Path) -> None:
 
 
 def _one_line(error: BaseException) -> str:
-    """A stored error: one line (ultralytics' messages span lines; tables render errors in notes)."""
+    """A stored error: one line (ultralytics' messages span lines; tables render errors in notes),
+    without terminal escapes (ultralytics colours its messages), at most 1000 characters."""
     if isinstance(error, GreenbenchError):
         text = str(error)
     else:
         text = f"internal error: {type(error).__name__}: {error} (please report it)"
-    return " ".join(text.split())
+    return clean_message(text, limit=1000, one_line=True)
 
 
 class Runner:
@@ -136,7 +140,12 @@ class Runner:
             from greenbench.executors.local import LocalExecutor
 
             options.executor = LocalExecutor(
-                self.logdir, self.device, self._measure_idle, options.progress, cwd=self.workdir
+                self.logdir,
+                self.device,
+                self._measure_idle,
+                options.progress,
+                cwd=self.workdir,
+                stall_s=options.stall_s,
             )
         self.executor: Executor = options.executor
 
@@ -317,6 +326,8 @@ class Runner:
                 "data_yaml": str(self.dataset.data_yaml),
                 "eval_split": self.dataset.eval_split,
                 "fingerprint": self.dataset.fingerprint,
+                "ignored": self.dataset.ignored,
+                "ignored_examples": {k: list(v) for k, v in self.dataset.ignored_examples.items()},
             },
             "settings": suite.measure.model_dump(),
         }
@@ -365,7 +376,7 @@ class Runner:
         self.executor.where()  # the idle baseline, before any work heats the machine
 
     def _finish(self, outcome: RunOutcome, record: RunRecord) -> None:
-        self.store.add(record)
+        store_record(self.store, record, self.workdir / "pending")  # kept on disk until stored
         outcome.done[record.variant] = record.status
         if record.status == "failed":
             self.opt.progress(f"{record.variant}: FAILED: {record.error}")
@@ -376,6 +387,8 @@ class Runner:
         """Run every variant not already stored ``ok`` (all of them with ``force``)."""
         suite, opt = self.suite, self.opt
         outcome = RunOutcome(self.run_id, self.device["device_id"])
+        for kept in store_pending(self.store, self.workdir / "pending"):  # measured, never stored
+            opt.progress(f"{kept.variant}: stored its {kept.status} record kept from run {kept.run_id}")
         data = dataset_ref(suite)  # walked once: resume keys and staging both use it
         todo = []
         for name in suite.order():

@@ -18,10 +18,16 @@ Schema history (bump ``SCHEMA_VERSION`` and describe the change here):
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import os
 import re
+import shlex
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -32,6 +38,19 @@ SCHEMA_VERSION = 2
 DEFAULT_STORE = Path("results/greenbench.db")
 
 Status = Literal["ok", "failed"]
+BUSY_TIMEOUT_S = 30.0  # how long a read or write waits for another process' transaction
+
+
+class StoreFull(GreenbenchError):
+    """The store's disk is full: nothing was written; the message says where and what to do."""
+
+
+class StoreDamaged(GreenbenchError):
+    """The store file is damaged; the message says how to recover what it holds."""
+
+
+class BadRecord(GreenbenchError):
+    """One stored record cannot be read (not JSON, wrong shape, unknown schema version)."""
 
 
 def metric(value: float | int | None, unit: str, **extra: Any) -> dict[str, Any]:
@@ -84,32 +103,84 @@ class RunRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunRecord:
         """Inverse of ``to_dict``, one read path per schema version (as pyperf's ``_json_load``)."""
-        version = int(d.get("schema_version", 1))
+        if not isinstance(d, dict):
+            raise BadRecord(f"a stored record is a JSON {type(d).__name__}, not an object")
+        version = d.get("schema_version", 1)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise BadRecord(f"a stored record has schema_version {_short(version)}, not a whole number")
         if version == 1:
             return cls._from_v1(d)
         if version != SCHEMA_VERSION:
-            raise GreenbenchError(
-                f"a stored record of {d.get('variant')!r} has schema version {version}, which this "
-                f"greenbench ({SCHEMA_VERSION}) cannot read; upgrade greenbench."
+            raise BadRecord(
+                f"a stored record of {_short(d.get('variant'))} has schema version {version}, which "
+                f"this greenbench ({SCHEMA_VERSION}) cannot read; upgrade greenbench."
             )
+        _check_shape(d)
         return cls(**d)
 
     @classmethod
     def _from_v1(cls, d: dict[str, Any]) -> RunRecord:
         """A version-1 record: no task, baseline, runtime or deltas; latency from one process."""
         d = dict(d)
-        lat = d.get("metrics", {}).get("latency_ms")
-        if lat is not None:
+        metrics = d.get("metrics", {})
+        lat = metrics.get("latency_ms") if isinstance(metrics, dict) else None
+        if isinstance(lat, dict):
             d["metrics"] = {
                 **d["metrics"],
                 "latency_ms": {**lat, "ci_method": "bootstrap of one process' samples (schema 1)"},
             }
-        return cls(**{**d, "task": "detect", "runtime": "torch", "schema_version": 1})
+        d = {**d, "task": "detect", "runtime": "torch", "schema_version": 1}
+        _check_shape(d)
+        return cls(**d)
 
     def value(self, name: str) -> float | None:
         """The value of metric ``name`` or None."""
         m = self.metrics.get(name)
         return None if m is None else m.get("value")
+
+
+def _short(value: object) -> str:
+    """A stored value quoted for a message: one line, at most 60 characters."""
+    text = repr(value)
+    text = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", "?", text)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_TEXT = {"run_id", "suite", "suite_hash", "variant", "variant_hash", "device_id", "started_at", "finished_at"}
+_TEXT |= {"task"}
+_TEXT_OR_NONE = {"parent", "error", "baseline", "runtime"}
+_MAPS = {"metrics", "deltas", "measurement", "device", "versions"}
+_NAMES = {f.name for f in fields(RunRecord)}
+_REQUIRED = {f.name for f in fields(RunRecord) if f.default is MISSING and f.default_factory is MISSING}
+
+
+def _check_shape(d: dict[str, Any]) -> None:
+    """Raise ``BadRecord`` unless ``d`` has the fields of a ``RunRecord`` with the types the
+    store, the resume and the tables rely on (stored JSON is not trusted)."""
+    name = _short(d.get("variant"))
+
+    def bad(problem: str) -> BadRecord:
+        return BadRecord(f"the stored record of {name} {problem}")
+
+    if unknown := sorted(str(k) for k in set(d) - _NAMES):
+        raise bad(f"has unknown field(s) {_short(', '.join(unknown))}")
+    if missing := sorted(_REQUIRED - set(d)):
+        raise bad(f"lacks the field(s) {', '.join(missing)}")
+    for key in sorted(d):
+        value = d[key]
+        if key in _TEXT and not isinstance(value, str):
+            raise bad(f"has {key} {_short(value)}, not a string")
+        if key in _TEXT_OR_NONE and value is not None and not isinstance(value, str):
+            raise bad(f"has {key} {_short(value)}, not a string or null")
+        if key in _MAPS and not isinstance(value, dict):
+            raise bad(f"has {key} of type {type(value).__name__}, not an object")
+    if d["status"] not in ("ok", "failed"):
+        raise bad(f"has status {_short(d['status'])}, not 'ok' or 'failed'")
+    if not all(isinstance(m, dict) for m in d.get("metrics", {}).values()):
+        raise bad("has a metric that is not an object of value and unit")
+    stages = d.get("stages", [])
+    if not isinstance(stages, list) or not all(isinstance(st, dict) for st in stages):
+        raise bad("has stages that are not a list of objects")
 
 
 _DDL = """
@@ -169,11 +240,27 @@ class Store:
     The file is marked as greenbench's (``PRAGMA application_id``); an SQLite file of another
     program is refused before anything is written to it. ``readonly``: open an existing store
     without creating, migrating or marking anything; ``add()`` is then an error.
+
+    SQLite's default rollback journal with a busy timeout makes a reader (``greenbench table``)
+    safe beside a writing run: it reads the last committed state, or waits up to
+    ``BUSY_TIMEOUT_S`` while a commit is being written. (WAL is not used: a read-only open of a
+    WAL store needs write access to its ``-shm`` file, and WAL fails on network file systems.)
+    A record that cannot be read is skipped and said in ``warnings`` (with its row id); a
+    damaged file, a full disk or a lock held too long is a ``GreenbenchError`` that says what
+    to do, never an ``sqlite3`` traceback.
     """
 
     def __init__(self, path: Path = DEFAULT_STORE, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        #: one line per record skipped as unreadable (row id and why), for the table's notes
+        self.warnings: list[str] = []
+        if self.path.exists() and not self.path.is_file():
+            # a folder, a device or a pipe: SQLite could block forever reading a pipe
+            raise GreenbenchError(
+                f"the results store {self.path} is not a regular file (a folder, device or pipe); "
+                f"pass --store with the path of a store file, or of a new file to create."
+            )
         if readonly and not self.path.is_file():
             raise GreenbenchError(
                 f"there is no results store at {self.path} (a read-only open never creates one); "
@@ -182,23 +269,69 @@ class Store:
         conn: sqlite3.Connection | None = None
         try:
             if readonly:
-                conn = sqlite3.connect(_uri(self.path), uri=True, timeout=30)
+                conn = sqlite3.connect(_uri(self.path), uri=True, timeout=BUSY_TIMEOUT_S)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=30)
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
             self._open(conn)
-        except (sqlite3.DatabaseError, OSError) as e:
+        except (sqlite3.Error, OSError) as e:
             if conn is not None:
                 conn.close()
-            raise GreenbenchError(
-                f"cannot open the results store {self.path}: {e}. Pass --store with a new file "
-                f"name, or move the file aside; greenbench never overwrites an existing store."
-            ) from None
+            raise self._failure(e, "open") from None
         except BaseException:
             if conn is not None:
                 conn.close()
             raise
         self._conn = conn
+
+    def _failure(self, e: BaseException, doing: str) -> GreenbenchError:
+        """One paragraph for an SQLite or OS error met while ``doing`` something to the store."""
+        text = " ".join(str(e).split()) or type(e).__name__
+        where = f"the results store {self.path}"
+        if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "disk is full" in text:
+            return StoreFull(
+                f"no space left in {self.path.parent.resolve()} to {doing} {where} ({text}); free "
+                f"space and re-run (trained stages are cached)."
+            )
+        if "locked" in text or "busy" in text:
+            return GreenbenchError(
+                f"cannot {doing} {where}: another process held it locked for more than "
+                f"{BUSY_TIMEOUT_S:g} s ({text}); wait for the other greenbench or sqlite3 process to "
+                f"finish, then re-run."
+            )
+        journal = Path(f"{self.path}-journal")
+        if "readonly" in text and self.readonly and journal.exists():
+            return GreenbenchError(
+                f"cannot {doing} {where}: a process stopped in the middle of writing it and left "
+                f"{journal}, which a read-only open cannot roll back; run 'greenbench run' on this "
+                f"store once (or sqlite3 {shlex.quote(str(self.path))} 'PRAGMA quick_check'), then re-run."
+            )
+        if "readonly" in text or isinstance(e, PermissionError) or "unable to open" in text:
+            return GreenbenchError(
+                f"cannot {doing} {where} ({text}); check that the file and its folder are writable "
+                f"by you, or pass --store with another file."
+            )
+        if isinstance(e, sqlite3.DatabaseError):
+            q = shlex.quote(str(self.path))
+            new = shlex.quote(f"{self.path}.recovered.db")
+            return StoreDamaged(
+                f"cannot {doing} {where}: the file is damaged ({text}). Recover what it holds with "
+                f'sqlite3 {q} ".recover" | sqlite3 {new} and pass --store {new}, or move the file '
+                f"aside and re-run into a new store; greenbench never overwrites an existing store."
+            )
+        return GreenbenchError(
+            f"cannot {doing} {where} ({text}); pass --store with another file, or move this one aside."
+        )
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        """SQLite and OS errors while ``doing`` become one-paragraph ``GreenbenchError``s."""
+        try:
+            yield
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # a bug in greenbench (a record it built breaks a constraint): keep the traceback
+        except (sqlite3.Error, OSError) as e:
+            raise self._failure(e, doing) from None
 
     def _open(self, conn: sqlite3.Connection) -> None:
         """Check the file is a greenbench store of a schema we read (or empty), then, unless
@@ -249,13 +382,13 @@ class Store:
         self._conn.close()
 
     def add(self, record: RunRecord) -> int:
-        """Store ``record`` in one transaction; return its row id."""
+        """Store ``record`` in one transaction; return its row id. A full disk is ``StoreFull``."""
         if self.readonly:
             raise GreenbenchError(
                 f"the results store {self.path} is open read-only, so the record of "
                 f"{record.variant} cannot be added; open it without readonly=True to add records."
             )
-        with self._conn:
+        with self._guard("write to"), self._conn:
             cur = self._conn.execute(
                 "INSERT INTO records (schema_version, run_id, suite, suite_hash, variant, "
                 "variant_hash, device_id, status, started_at, finished_at, record) "
@@ -276,30 +409,176 @@ class Store:
             )
         return int(cur.lastrowid or 0)
 
+    def _rows(self, sql: str, args: list[Any]) -> Iterator[RunRecord]:
+        """The readable records of ``sql`` (selecting id, record); unreadable ones are skipped
+        and said in ``warnings``."""
+        with self._guard("read"):
+            rows = self._conn.execute(sql, args).fetchall()
+        for row_id, text in rows:
+            try:
+                yield RunRecord.from_dict(json.loads(text))
+            except (ValueError, TypeError, RecursionError, GreenbenchError) as e:
+                why = " ".join(str(e).split())[:300]
+                note = f"row {row_id} of {self.path} skipped: its record cannot be read ({why})"
+                if note not in self.warnings:
+                    self.warnings.append(note)
+
     def latest(
         self, suite: str, variant_hash: str, device_id: str, status: Status | None = "ok"
     ) -> RunRecord | None:
-        """The newest record of this variant config on this device (of ``status``, if given)."""
-        sql = "SELECT record FROM records WHERE suite=? AND variant_hash=? AND device_id=?"
+        """The newest readable record of this variant config on this device (of ``status``)."""
+        sql = "SELECT id, record FROM records WHERE suite=? AND variant_hash=? AND device_id=?"
         args: list[Any] = [suite, variant_hash, device_id]
         if status is not None:
             sql += " AND status=?"
             args.append(status)
-        row = self._conn.execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
-        return RunRecord.from_dict(json.loads(row[0])) if row else None
+        return next(self._rows(sql + " ORDER BY id DESC", args), None)
 
     def records(self, suite: str | None = None, device_id: str | None = None) -> list[RunRecord]:
-        """All records, oldest first, optionally of one suite and/or device."""
-        sql, args = "SELECT record FROM records WHERE 1=1", []
+        """All readable records, oldest first, optionally of one suite and/or device."""
+        sql, args = "SELECT id, record FROM records WHERE 1=1", []
         if suite is not None:
             sql += " AND suite=?"
             args.append(suite)
         if device_id is not None:
             sql += " AND device_id=?"
             args.append(device_id)
-        rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
-        return [RunRecord.from_dict(json.loads(r[0])) for r in rows]
+        return list(self._rows(sql + " ORDER BY id", args))
 
     def count(self) -> int:
         """Number of records."""
-        return int(self._conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+        with self._guard("read"):
+            return int(self._conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+    def holds(self, record: RunRecord) -> bool:
+        """Whether this run's record of the variant, or any ok record of its key, is stored."""
+        with self._guard("read"):
+            row = self._conn.execute(
+                "SELECT 1 FROM records WHERE suite=? AND variant_hash=? AND device_id=? "
+                "AND (run_id=? OR status='ok') LIMIT 1",
+                (record.suite, record.variant_hash, record.device_id, record.run_id),
+            ).fetchone()
+        return row is not None
+
+
+# --- records measured but not yet stored ------------------------------------------------------
+# Before a record is added, it is written to ``<workdir>/pending/``; after the add, the file is
+# removed. A full disk or a killed run between the two leaves the file, and the next run stores
+# it before it looks for work: a measured result is never measured twice or lost. A few MB are
+# kept reserved in the folder, so a pending record can be written even when the disk filled up.
+
+RESERVE_NAME = ".reserve"
+RESERVE_BYTES = 4 * 1024 * 1024
+MAX_PENDING_BYTES = 256 * 1024 * 1024  # far above any record: a bigger file is not one of ours
+
+
+def pending_name(record: RunRecord) -> str:
+    """``<run_id>-<variant>-<tag>.json``: safe in a path whatever the names hold; ``tag`` keeps
+    names that differ only in unsafe characters apart."""
+    tag = hashlib.sha256(f"{record.run_id}\0{record.variant}".encode()).hexdigest()[:8]
+    run, variant = (re.sub(r"[^A-Za-z0-9_.-]", "_", x)[:60] for x in (record.run_id, record.variant))
+    return f"{run}-{variant}-{tag}.json"
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    try:
+        with path.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def reserve_space(folder: Path, nbytes: int = RESERVE_BYTES) -> None:
+    """Keep ``nbytes`` allocated in ``folder/.reserve`` (freed when a pending record needs it)."""
+    path = folder / RESERVE_NAME
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if path.is_file() and not path.is_symlink() and path.stat().st_size >= nbytes:
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, nbytes)  # real blocks: a sparse file would reserve nothing
+        finally:
+            os.close(fd)
+    except OSError:
+        # already too full to reserve, or no fallocate: a run goes on without the reserve
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def save_pending(record: RunRecord, folder: Path) -> Path:
+    """Write ``record`` to ``folder`` (durably, atomically) before it is stored; return the file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / pending_name(record)
+    tmp = path.with_name(path.name + ".tmp")
+    data = json.dumps(record.to_dict()).encode()
+    try:
+        _write_synced(tmp, data)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        (folder / RESERVE_NAME).unlink(missing_ok=True)  # what the reserve is kept for
+        _write_synced(tmp, data)
+    os.replace(tmp, path)
+    return path
+
+
+def store_record(store: Store, record: RunRecord, folder: Path) -> int:
+    """Add ``record`` to ``store`` with a pending copy in ``folder`` until it is stored.
+
+    A full store disk is ``StoreFull`` naming the pending file the next run stores."""
+    kept: Path | None = None
+    why = ""
+    try:
+        kept = save_pending(record, folder)
+    except OSError as e:  # the store may be on another disk: try it anyway
+        why = e.strerror or str(e)
+    try:
+        row = store.add(record)
+    except StoreFull as e:
+        if kept is None:
+            raise StoreFull(f"{e} The record of {record.variant!r} could not be kept ({why}).") from None
+        raise StoreFull(
+            f"{e} The measured record of {record.variant!r} is kept in {kept}; the next "
+            f"'greenbench run' with this work folder stores it without measuring again."
+        ) from None
+    if kept is not None:
+        kept.unlink(missing_ok=True)
+    return row
+
+
+def store_pending(store: Store, folder: Path) -> list[RunRecord]:
+    """Store the records a previous run kept in ``folder`` (oldest first) unless their key is
+    already stored ok, or this very record is; return those stored. An unreadable file is
+    renamed ``*.bad`` (never retried) and said in ``store.warnings``."""
+    stored: list[RunRecord] = []
+    if not folder.is_dir():
+        reserve_space(folder)
+        return stored
+    for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
+        try:
+            if path.is_symlink() or not path.is_file():
+                raise BadRecord("it is not a regular file")  # a pipe would block the read
+            if path.stat().st_size > MAX_PENDING_BYTES:
+                raise BadRecord(f"it is larger than {MAX_PENDING_BYTES // 2**20} MB")
+            record = RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, RecursionError, GreenbenchError) as e:
+            bad = path.with_name(path.name + ".bad")
+            try:
+                path.rename(bad)
+            except OSError:
+                bad = path
+            why = " ".join(str(e).split())[:300]
+            store.warnings.append(f"pending record {path} not stored: {why}; left as {bad}")
+            continue
+        if not store.holds(record):
+            store.add(record)
+            stored.append(record)
+        path.unlink(missing_ok=True)
+    reserve_space(folder)
+    return stored

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from greenbench.errors import SuiteError
+from greenbench.errors import SuiteError, clean_message
 from greenbench.identity import config_key, file_sha256
 from greenbench.manifest import (
     Problem,
@@ -38,35 +38,93 @@ from greenbench.manifest import (
 from greenbench.suite_checks import check, kind_of
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+MAX_NAME = 100  # characters of a suite, variant or stage name
+MAX_PATH = 4096  # characters of a file path (Linux PATH_MAX)
+MAX_TEXT = 10_000  # characters of a description
+MAX_INPUT_BYTES = 4 * 2**30  # one latency input batch (float32); more is a typo, not a benchmark
+MAX_SYNTHETIC_BYTES = 8 * 2**30  # raw pixels of a synthetic dataset
+MAX_ARGS = 200  # training arguments in defaults or one stage (ultralytics has about 120)
+MAX_VARIANTS = 256  # variants of one suite (the cycle check is quadratic in a 'from' chain)
 _LOADER_FIELDS = ("path", "source_hash")  # Suite fields set by load_suite, never by the YAML
+_DETAILED = 100  # pydantic errors phrased in full (each may run difflib for a "did you mean")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # newlines and tabs are fine in a text
 
 
 def _check_name(value: str) -> str:
+    if len(value) > MAX_NAME:
+        raise fail(f"a name of {len(value)} characters {show(value)}; the limit is {MAX_NAME}: shorten it")
+    if value in (".", ".."):
+        raise fail(f"{value!r} is not a name (it means a folder); use letters, digits, '_', '.' and '-'")
     if not re.fullmatch(NAME_PATTERN, value):
-        raise fail(f"invalid name {value!r}; use only letters, digits, '_', '.' and '-'")
+        raise fail(f"invalid name {show(value)}; use only letters, digits, '_', '.' and '-'")
+    return value
+
+
+def _check_path(value: str) -> str:
+    if len(value) > MAX_PATH:
+        raise fail(f"a path of {len(value)} characters {show(value)}; the limit is {MAX_PATH}")
+    if _CONTROL.search(value):
+        raise fail(f"the path {show(value)} holds a control character (such as NUL or a newline); remove it")
+    if value.startswith("~"):
+        try:
+            Path(value).expanduser()
+        except RuntimeError:  # '~someone/x' for a user this machine does not know
+            user = value[1:].split("/", 1)[0]
+            raise fail(
+                f"the path {show(value)} starts with '~{user}', a user unknown here; give the full path"
+            ) from None
+    return value
+
+
+def _check_text(value: str) -> str:
+    if len(value) > MAX_TEXT:
+        raise fail(f"a text of {len(value)} characters; the limit is {MAX_TEXT}: shorten it")
+    if _CONTROL_TEXT.search(value):
+        raise fail(f"the text {show(value)} holds a control character (such as a terminal escape); remove it")
+    return value
+
+
+def _check_word(value: str) -> str:
+    if len(value) > MAX_NAME or _CONTROL.search(value):
+        raise fail(f"expected a short name without control characters, got {show(value)}")
     return value
 
 
 Name = Annotated[str, AfterValidator(_check_name)]
+FilePath = Annotated[str, AfterValidator(_check_path)]
+Text = Annotated[str, AfterValidator(_check_text)]
+Word = Annotated[str, AfterValidator(_check_word)]  # a reference to a name, checked elsewhere
 
 
 class _Manifest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: YAML 'true' is not the number 1, '3' is not a number, 12 is not a string
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class SyntheticData(_Manifest):
     """A generated toy detection dataset (coloured shapes), split 8:1:1 into train/val/test."""
 
     classes: int = Field(default=3, ge=1, le=20)
-    images: int = Field(default=60, ge=10, description="total images before the split")
+    images: int = Field(default=60, ge=10, le=100_000, description="total images before the split")
     imgsz: int = Field(default=128, ge=32, le=1024, description="image side, pixels")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> SyntheticData:
+        size = self.images * self.imgsz**2 * 3
+        if size > MAX_SYNTHETIC_BYTES:
+            raise fail(
+                f"{self.images} images of {self.imgsz}² px are {size / 2**30:.0f} GiB of pixels; the limit "
+                f"is {MAX_SYNTHETIC_BYTES // 2**30} GiB: lower images or imgsz"
+            )
+        return self
 
 
 class DatasetSpec(_Manifest):
     """Exactly one of ``path`` (a YOLO data.yaml, stored absolute) or ``synthetic``."""
 
-    path: str | None = None
+    path: FilePath | None = None
     synthetic: SyntheticData | None = None
 
     @model_validator(mode="after")
@@ -85,7 +143,7 @@ class LatencySettings(_Manifest):
 
     warmup: int = Field(default=5, ge=0, le=10_000)
     batch: int = Field(default=1, ge=1, le=1024)
-    imgsz: int | None = Field(default=None, ge=32, le=8192, description="None = the training imgsz")
+    imgsz: int | None = Field(default=None, ge=32, le=4096, description="None = the training imgsz")
     threads: int = Field(default=1, ge=1, le=1024)
     ort_spinning: bool = Field(
         default=False,
@@ -99,6 +157,16 @@ class LatencySettings(_Manifest):
             raise fail(f"expected a multiple of 32 (the models' largest stride), got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _bounded(self) -> LatencySettings:
+        size = self.batch * 3 * (self.imgsz or 0) ** 2 * 4
+        if size > MAX_INPUT_BYTES:
+            raise fail(
+                f"a batch of {self.batch} images of {self.imgsz}² px is {size / 2**30:.0f} GiB as float32; "
+                f"the limit is {MAX_INPUT_BYTES // 2**30} GiB: lower batch or imgsz"
+            )
+        return self
+
 
 class ProtocolSettings(_Manifest):
     """The interleaved measurement: every measured variant is timed in alternating blocks with
@@ -107,22 +175,24 @@ class ProtocolSettings(_Manifest):
     variant of a run in the same processes; ``pairs``: one process per variant and baseline."""
 
     rounds: int = Field(default=3, ge=1, le=100)
-    blocks: int = Field(default=10, ge=2, le=10_000)
-    min_calls: int = Field(default=3, ge=1, le=100_000)
+    blocks: int = Field(default=10, ge=2, le=1000)
+    min_calls: int = Field(default=3, ge=1, le=10_000)
     group: Literal["all", "pairs"] = "all"
 
 
 class EnergySettings(_Manifest):
     """Energy meters and windows; ``watts_per_core`` feeds the ``estimate`` meter (W)."""
 
-    meters: list[Literal["auto", "rapl", "nvml", "estimate"]] = Field(default=["auto"], min_length=1)
+    meters: list[Literal["auto", "rapl", "nvml", "estimate"]] = Field(
+        default=["auto"], min_length=1, max_length=4
+    )
     idle_s: float = Field(default=3.0, ge=0, le=3600)
     skip_idle: bool = False
     min_window_s: float = Field(
         default=0.5, gt=0, le=600, description="shortest energy window = shortest block, seconds"
     )
     watts_per_core: float = Field(default=4.0, gt=0, le=1000)
-    gpus: list[Annotated[int, Field(ge=0)]] | None = None
+    gpus: list[Annotated[int, Field(ge=0, le=63)]] | None = Field(default=None, max_length=64)
     codecarbon: bool = False
 
 
@@ -130,9 +200,9 @@ class CarbonSettings(_Manifest):
     """Grid carbon intensity (gCO2/kWh) by country/region, or given directly; times PUE."""
 
     country: str = "DEU"
-    region: str | None = None
-    intensity_g_per_kwh: float | None = Field(default=None, gt=0)
-    pue: float = Field(default=1.0, ge=1.0)
+    region: Word | None = None
+    intensity_g_per_kwh: float | None = Field(default=None, gt=0, le=2000)
+    pue: float = Field(default=1.0, ge=1.0, le=3.0)
 
     @field_validator("country")
     @classmethod
@@ -141,7 +211,7 @@ class CarbonSettings(_Manifest):
             hint = f" (did you mean {value.upper()!r}?)" if re.fullmatch(r"[a-z]{3}", value) else ""
             raise fail(
                 f"expected an ISO 3166-1 alpha-3 country code (three upper-case letters such as "
-                f"DEU, FRA, USA), got {value!r}{hint}"
+                f"DEU, FRA, USA), got {show(value)}{hint}"
             )
         return value
 
@@ -158,16 +228,16 @@ class MeasureSettings(_Manifest):
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        if not re.fullmatch(r"cpu|cuda:\d+", value):
-            raise fail(f"expected 'cpu' or 'cuda:N' (e.g. 'cuda:0'), got {value!r}")
+        if not re.fullmatch(r"cpu|cuda:(?:[0-9]|[1-5][0-9]|6[0-3])", value):
+            raise fail(f"expected 'cpu' or 'cuda:N' with N from 0 to 63 (e.g. 'cuda:0'), got {show(value)}")
         return value
 
 
 class StageSpec(_Manifest):
     """One pipeline step; YAML ``- train`` or ``- train: {epochs: 5}`` becomes name + params."""
 
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: Word
+    params: dict[str, Any] = Field(default_factory=dict, max_length=MAX_ARGS)
 
     @model_validator(mode="before")
     @classmethod
@@ -195,11 +265,11 @@ class StageSpec(_Manifest):
 class VariantSpec(_Manifest):
     """A model variant: a root (``model``, optional ``weights``) or ``from`` another variant."""
 
-    model: str | None = None
-    weights: str | None = None
-    from_: str | None = Field(default=None, alias="from")
-    stages: list[StageSpec] = Field(default_factory=list)
-    description: str | None = None
+    model: FilePath | None = None
+    weights: FilePath | None = None
+    from_: Word | None = Field(default=None, alias="from")
+    stages: list[StageSpec] = Field(default_factory=list, max_length=100)
+    description: Text | None = None
     allow_pickle: bool = Field(
         default=False,
         description="load a .pt from outside greenbench: ultralytics checkpoints are pickles, "
@@ -213,10 +283,10 @@ class Suite(_Manifest):
     name: Name
     task: str
     dataset: DatasetSpec
-    defaults: dict[str, Any] = Field(default_factory=dict)
+    defaults: dict[str, Any] = Field(default_factory=dict, max_length=MAX_ARGS)
     measure: MeasureSettings = Field(default_factory=MeasureSettings)
-    baseline: str
-    variants: dict[Name, VariantSpec]
+    baseline: Word
+    variants: dict[Name, VariantSpec] = Field(max_length=MAX_VARIANTS)
     path: Path = Path()
     source_hash: str = ""
     _digests: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -313,10 +383,12 @@ def load_suite(path: str | Path) -> Suite:
     """Read, validate and resolve a suite manifest; any problem raises one ``SuiteError``."""
     raw, data, report, problems = read_manifest(path)
     if not isinstance(data, dict):
-        raise SuiteError(
-            f"{report.shown}:1: the top level is a {kind_of(data)}; expected a mapping with the "
+        kind = "null" if data is None else f"a {kind_of(data)}"
+        message = (
+            f"{report.shown}:1: the top level is {kind}; expected a mapping with the "
             "keys name, task, dataset, baseline and variants."
         )
+        raise SuiteError(clean_message(message, one_line=True))
     allowed = allowed_keys(Suite, (), _LOADER_FIELDS)
     problems += [Problem((key,), unknown_key(key, allowed)) for key in _LOADER_FIELDS if key in data]
     file = Path(path).resolve()
@@ -324,7 +396,10 @@ def load_suite(path: str | Path) -> Suite:
     try:
         suite = Suite.model_validate({**data, **fields})
     except ValidationError as exc:
-        problems += [from_pydantic(err, Suite, hidden=_LOADER_FIELDS) for err in exc.errors()]
+        errors = exc.errors()
+        problems += [from_pydantic(err, Suite, hidden=_LOADER_FIELDS) for err in errors[:_DETAILED]]
+        # beyond that, pydantic's own words: only five are shown, the rest are counted
+        problems += [Problem(err["loc"], f"{err['msg']}.") for err in errors[_DETAILED:]]
         raise report.error(problems) from None
     problems += check(suite, file.parent)
     if problems:

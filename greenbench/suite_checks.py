@@ -2,6 +2,16 @@
 
 Each check returns ``Problem``s (a key path and what was expected); ``load_suite`` turns them
 into one ``SuiteError`` with file and line. Resolved paths are stored back absolute.
+
+Two rules hold for every value of a suite, checked here before anything can act on it:
+
+- no URL (``offline.is_url``: ``scheme:/...``, ``file://`` included): greenbench never downloads;
+- nothing from outside greenbench is unpickled without the variant's ``allow_pickle: true``:
+  ``model`` (.pt/.pth), ``weights`` (any suffix: ultralytics loads any as a checkpoint), and the
+  training arguments ``pretrained``/``distill_model`` (``ultra_args.PICKLE_ARGS``) in its stage
+  params. In ``defaults`` such an argument needs the opt-in of every variant whose stages use it
+  (a stage that sets the key itself does not). ``cfg`` is refused (``ultra_args.REFUSED``), and
+  ``resume``/``model`` are reserved, so no other training argument reaches ``torch.load``.
 """
 
 from __future__ import annotations
@@ -12,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from greenbench.adapters.ultra_args import builtin_model_cfg, builtin_model_names
+from greenbench.adapters.ultra_args import PICKLE_ARGS, builtin_model_cfg, builtin_model_names, pickle_arg
 from greenbench.errors import GreenbenchError
 from greenbench.manifest import Loc, Problem, from_pydantic, one_line, suggest
+from greenbench.offline import is_url
 from greenbench.pipeline import get_stage, stage_names
 
 if TYPE_CHECKING:
@@ -22,19 +33,24 @@ if TYPE_CHECKING:
 
 
 def check(suite: Suite, base: Path) -> list[Problem]:
-    """Checks that span keys or touch the disk; resolved paths are stored back absolute."""
+    """Checks that span keys or touch the disk; resolved paths are stored back absolute.
+
+    A key whose value is a URL gets that problem alone: the checks that would look for it on
+    disk, or call it a pickle, are skipped or their problems dropped.
+    """
+    url_problems, urls = _check_urls(suite)
     graph_problems = _check_graph(suite)
     problems = list(graph_problems)
     for name, spec in suite.variants.items():
         loc: Loc = ("variants", name)
-        if spec.model is not None:
+        if spec.model is not None and (*loc, "model") not in urls:
             spec.model, problem = _resolve_model(spec.model, base, (*loc, "model"))
             problems += [problem] if problem else []
-        if spec.weights is not None:
+        if spec.weights is not None and (*loc, "weights") not in urls:
             spec.weights, problem = _resolve_file(spec.weights, base, (*loc, "weights"), "weights")
             problems += [problem] if problem else []
         problems += _check_stages(spec, loc)
-    if suite.dataset.path is not None:
+    if suite.dataset.path is not None and ("dataset", "path") not in urls:
         where = ("dataset", "path")
         suite.dataset.path, problem = _resolve_file(suite.dataset.path, base, where, "dataset")
         problems += [problem] if problem else []
@@ -43,16 +59,58 @@ def check(suite: Suite, base: Path) -> list[Problem]:
     if not graph_problems:  # lineages are walkable only in a sound graph
         problems += _check_onnx_lineages(suite)
     problems += _check_defaults(suite)
+    problems += _check_pickle_args(suite, base, urls)  # after _check_stages: params are cleaned
     problems += _check_carbon(suite.measure.carbon)
-    return problems
+    return url_problems + [p for p in problems if not any(p.loc[: len(u)] == u for u in urls)]
+
+
+_URL = (
+    "{value!r} is a URL; greenbench never downloads anything (weights, data, configs). Fetch the "
+    "file yourself and write its local path here."
+)
+
+
+def _check_urls(suite: Suite) -> tuple[list[Problem], set[Loc]]:
+    """A problem per URL-valued string anywhere in the suite, and the keys holding them (a
+    training argument's key for a URL inside its list value)."""
+    problems: list[Problem] = []
+    owners: set[Loc] = set()
+    seen: set[int] = set()
+
+    def visit(value: Any, loc: Loc, depth: int) -> None:
+        stack = [(value, loc)]  # not recursive: a deeply nested value is no RecursionError
+        while stack:
+            value, loc = stack.pop()
+            if isinstance(value, str):
+                if is_url(value):
+                    problems.append(Problem(loc, _URL.format(value=value)))
+                    owners.add(loc[:depth])
+            elif isinstance(value, (dict, list, tuple)) and id(value) not in seen:
+                seen.add(id(value))  # a YAML alias is one object: visited once, however often used
+                items = value.items() if isinstance(value, dict) else enumerate(value)
+                stack += [(item, (*loc, key)) for key, item in reversed(list(items))]
+
+    visit(suite.name, ("name",), 1)
+    visit(suite.baseline, ("baseline",), 1)
+    visit(suite.dataset.path, ("dataset", "path"), 2)
+    visit(suite.defaults, ("defaults",), 2)
+    visit(suite.measure.model_dump(), ("measure",), 99)
+    for name, spec in suite.variants.items():
+        loc: Loc = ("variants", name)
+        for key in ("model", "weights", "from", "description"):
+            visit(getattr(spec, "from_" if key == "from" else key), (*loc, key), 3)
+        for i, stage in enumerate(spec.stages):
+            visit(stage.params, (*loc, "stages", i, stage.name), 6)
+    return problems, owners
 
 
 def _check_data_yaml(path: Path, loc: Loc) -> list[Problem]:
-    """The data.yaml's splits exist (run would stop there anyway, after the idle baseline)."""
-    from greenbench.dataset_ref import split_paths
+    """The data.yaml and every sample it names (``dataset_ref.check_dataset``): run would stop
+    there anyway, after the idle baseline."""
+    from greenbench.dataset_ref import check_dataset
 
     try:
-        split_paths(path)
+        check_dataset(path)
     except GreenbenchError as e:
         return [Problem(loc, str(e))]
     return []
@@ -97,8 +155,10 @@ def _check_graph(suite: Suite) -> list[Problem]:
             problems.append(Problem((*loc, "weights"), _WEIGHTS_WITHOUT_MODEL))
         for key in ("model", "weights"):
             value = getattr(spec, key)
-            # case-insensitive: 'model.PT' is as much a pickle as 'model.pt'
-            pickled = value is not None and Path(value).suffix.lower() in (".pt", ".pth")
+            # case-insensitive: 'model.PT' is as much a pickle as 'model.pt'; ultralytics loads
+            # 'weights' as a checkpoint whatever the suffix
+            suffix = Path(value).suffix.lower() if value is not None else ""
+            pickled = value is not None and (key == "weights" or suffix in (".pt", ".pth"))
             if pickled and not spec.allow_pickle:
                 problems.append(Problem((*loc, key), _PICKLE.format(value=value)))
         if spec.from_ is not None and spec.from_ not in variants:
@@ -134,11 +194,26 @@ def _cycles(variants: dict[str, VariantSpec]) -> list[Problem]:
     return problems
 
 
+def _expand(value: str) -> Path:
+    """``value`` with ``~`` expanded where a home is known (``~nobody/x`` stays as written)."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        return Path(value)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the filesystem, a NUL byte
+        return False
+
+
 def _find_local(value: str, base: Path) -> Path | None:
     """``value`` as a file: absolute, or relative to the suite folder, then the folder above."""
-    path = Path(value).expanduser()
+    path = _expand(value)
     candidates = [path] if path.is_absolute() else [base / path, base.parent / path]
-    return next((c.resolve() for c in candidates if c.is_file()), None)
+    return next((c.resolve() for c in candidates if _is_file(c)), None)
 
 
 def _resolve_file(value: str, base: Path, loc: Loc, what: str) -> tuple[str, Problem | None]:
@@ -146,13 +221,14 @@ def _resolve_file(value: str, base: Path, loc: Loc, what: str) -> tuple[str, Pro
     found = _find_local(value, base)
     if found is not None:
         return str(found), None
-    target = Path(value).expanduser()
+    target = _expand(value)
     target = target if target.is_absolute() else base / target
     if what == "dataset":
         fix = "expected a YOLO data.yaml relative to the suite's folder, or 'synthetic: {}'."
     else:
         fix = "greenbench never downloads weights. Put the file at that path."
-    return value, Problem(loc, f"{what} file {value!r} not found (looked for {target}); {fix}")
+    shown = value if len(value) <= 200 else value[:200] + "..."
+    return value, Problem(loc, f"{what} file {shown!r} not found (looked for {str(target)[:300]}); {fix}")
 
 
 def _resolve_model(value: str, base: Path, loc: Loc) -> tuple[str, Problem | None]:
@@ -220,6 +296,54 @@ def _check_onnx_lineages(suite: Suite) -> list[Problem]:
             )
         )
     return problems
+
+
+_PICKLE_ARG = (
+    "{value!r} would be loaded by ultralytics with torch.load: a Python pickle, and loading it runs "
+    "code from the file. {fix}"
+)
+
+
+def _check_pickle_args(suite: Suite, base: Path, urls: set[Loc]) -> list[Problem]:
+    """``pretrained``/``distill_model`` paths: the opt-in of every variant they reach, and a file on
+    disk (stored back absolute: ultralytics would download a missing one)."""
+    problems = []
+    for key in PICKLE_ARGS:
+        where: Loc = ("defaults", key)
+        if pickle_arg(key, suite.defaults.get(key)) and where not in urls:
+            users = [n for n, spec in suite.variants.items() if any(key not in s.params for s in spec.stages)]
+            lacking = [n for n in users if not suite.variants[n].allow_pickle]
+            problems += _opt_in(suite.defaults, key, where, lacking, base)
+    for name, spec in suite.variants.items():
+        for i, stage in enumerate(spec.stages):
+            for key in PICKLE_ARGS:
+                where = ("variants", name, "stages", i, stage.name, key)
+                if pickle_arg(key, stage.params.get(key)) and where not in urls:
+                    lacking = [] if spec.allow_pickle else [name]
+                    problems += _opt_in(stage.params, key, where, lacking, base)
+    return problems
+
+
+def _opt_in(args: dict[str, Any], key: str, where: Loc, lacking: list[str], base: Path) -> list[Problem]:
+    """A problem if a variant in ``lacking`` would unpickle ``args[key]``; else the file, resolved."""
+    if lacking:
+        return [Problem(where, _PICKLE_ARG.format(value=args[key], fix=_pickle_fix(where, key, lacking)))]
+    args[key], problem = _resolve_file(args[key], base, where, key)
+    return [problem] if problem else []
+
+
+def _pickle_fix(loc: Loc, key: str, lacking: list[str]) -> str:
+    if loc[0] != "defaults":
+        variant = lacking[0]
+        return (
+            f"If you trust it, add 'allow_pickle: true' to the variant {variant!r}; otherwise remove {key!r}."
+        )
+    return (
+        f"In 'defaults' it reaches the training stages of {', '.join(map(repr, lacking))}, which do not set "
+        f"'allow_pickle: true'. If you trust the file, add 'allow_pickle: true' to each of them (a default "
+        f"needs the opt-in of every variant whose stages use it) or move {key!r} into the stage params of "
+        f"the variants that allow pickles; otherwise remove it."
+    )
 
 
 def _check_defaults(suite: Suite) -> list[Problem]:

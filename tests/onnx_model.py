@@ -19,11 +19,7 @@ from typing import Any
 import pytest
 
 from greenbench.offline import prepare_ultralytics
-
-# The variables prepare_ultralytics sets (as in tests/conftest.py's clean_ultralytics_env).
-ULTRALYTICS_ENV = (
-    "YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TORCH_HOME"
-)  # fmt: skip
+from tests.conftest import ULTRALYTICS_ENV  # the variables prepare_ultralytics sets
 
 
 @contextlib.contextmanager

@@ -207,3 +207,12 @@ def test_jobs_round_trip_through_json(micro_suite: Path, tmp_path: Path) -> None
         assert jobs.load(jobs.dump(job)) == job
     result = executor.run(executor.jobs[-1]).result
     assert jobs.load(jobs.dump(result)) == result
+
+
+def test_a_stored_error_is_one_clean_bounded_line(micro_suite: Path, tmp_path: Path) -> None:
+    noisy = GreenbenchError("\x1b[31mtraining diverged\x1b[0m\n" + "detail " * 1000)
+    executor = FakeExecutor(fail={("base", jobs.StagesJob): noisy})
+    _, records = run(micro_suite, tmp_path, executor)
+    error = records[0].error or ""
+    assert error.startswith("training diverged detail") and "\x1b" not in error and "\n" not in error
+    assert len(error) <= 1000 and error.endswith("more characters; see the log)")

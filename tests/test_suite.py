@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from greenbench.adapters.ultra_args import RESERVED, builtin_model_cfg, train_arg_names
+from greenbench.datasets import SynthSpec, synth_detection
 from greenbench.errors import SuiteError
 from greenbench.suite import StageSpec, Suite, load_suite
 
@@ -104,11 +105,9 @@ def test_models_and_weights_resolve(suite: Suite, tmp_path: Path) -> None:
 
 
 def test_dataset_path_is_made_absolute(tmp_path: Path) -> None:
-    data = tmp_path / "suites" / "data" / "data.yaml"
-    data.parent.mkdir(parents=True)
-    data.write_text("path: .\ntrain: images\nval: images\nnames: {0: a}\n", encoding="utf-8")
-    (data.parent / "images").mkdir()  # the splits must exist: validate checks them
-    text = VALID.replace("synthetic: {classes: 2, images: 20}", "path: data/data.yaml")
+    # a real dataset: validate checks that every split exists and holds usable images
+    data = synth_detection(tmp_path / "suites" / "data", SynthSpec(classes=2, images=10, imgsz=32))
+    text = VALID.replace("synthetic: {classes: 2, images: 20}", f"path: data/{data.name}")
     suite = load_suite(write(tmp_path, text))
     assert suite.dataset.path == str(data.resolve())
     assert suite.dataset.synthetic is None

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from greenbench.adapters.ultra_args import PICKLE_ARGS, pickle_arg
 from greenbench.errors import GreenbenchError
 from greenbench.offline import prepare_ultralytics
 
@@ -31,15 +32,16 @@ def check_weights(path: str | Path, what: str = "weights") -> Path:
 
 
 def _unrenamed(path: Path, link_dir: Path) -> str:
-    """A path to ``path`` that ultralytics will not rewrite.
+    """A path to ``path`` that ultralytics will load as it is.
 
     ultralytics renames any ``*yolov5?.pt`` path without a letter "u" to ``*yolov5?u.pt`` and
-    then tries to download that file; a link with a neutral name sidesteps the rename.
+    then tries to download that file, and refuses a checkpoint whose suffix is not exactly
+    ``.pt`` (``.PT``, ``.pth``); a link with a neutral ``.pt`` name sidesteps both.
     """
     from ultralytics.utils.checks import check_yolov5u_filename
 
     text = str(path)
-    if check_yolov5u_filename(text, verbose=False) == text:
+    if path.suffix == ".pt" and check_yolov5u_filename(text, verbose=False) == text:
         return text
     import hashlib
 
@@ -76,7 +78,7 @@ class DetectAdapter:
     task: ClassVar[str] = "detect"
     metrics: ClassVar[tuple[str, ...]] = ("precision", "recall", "map50", "map50_95")
     dataset_format: ClassVar[str] = "a YOLO data.yaml (train/val/test image folders with labels/)"
-    model_suffixes: ClassVar[tuple[str, ...]] = (".yaml", ".yml", ".pt", ".onnx")
+    model_suffixes: ClassVar[tuple[str, ...]] = (".yaml", ".yml", ".pt", ".pth", ".onnx")
 
     @classmethod
     def check_train_args(cls, args: dict[str, Any]) -> list[tuple[str, str]]:
@@ -98,7 +100,7 @@ class DetectAdapter:
         from ultralytics import YOLO
 
         links = self.workdir / "weights"
-        if model.endswith(".pt"):
+        if Path(model).suffix.lower() in (".pt", ".pth"):
             return YOLO(_unrenamed(check_weights(model, "model"), links), task="detect")
         yolo = YOLO(model, task="detect")
         if weights:
@@ -142,6 +144,9 @@ class DetectAdapter:
         out_dir = out_dir.resolve()
         advice = "Lower 'lr0' or raise 'warmup_epochs' in the suite's defaults or stage params."
         args = dict(args)
+        for key in PICKLE_ARGS:  # validate resolved them (and required 'allow_pickle'); never a download
+            if pickle_arg(key, args.get(key)):
+                args[key] = _unrenamed(check_weights(args[key], key), self.workdir / "weights")
         if self.device.startswith("cuda") and args.get("amp", True):
             # ultralytics' AMP check downloads a model; greenbench decides AMP itself and
             # keeps the user's choice (recorded in the stage's train_args)

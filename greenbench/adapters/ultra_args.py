@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 import re
 from pathlib import Path
 
@@ -20,6 +21,23 @@ RESERVED: frozenset[str] = frozenset(
     {"data", "model", "project", "name", "exist_ok", "device", "resume", "tracker", "source",
      "mode", "task", "plots", "verbose"}
 )  # fmt: skip
+
+#: training arguments refused outright, and why
+REFUSED: dict[str, str] = {
+    "cfg": (
+        "a cfg file replaces every training argument greenbench checks: it may set model, data, "
+        "project or resume, or name a pickle or a URL that no check would see. Copy the keys you "
+        "need into the suite's 'defaults' or the stage's params instead"
+    ),
+}
+
+#: training arguments whose string value ultralytics loads with ``torch.load`` (a pickle): the
+#: weights to start from and the distillation teacher (``load_checkpoint`` on any path, any
+#: suffix). ``model`` and ``resume`` load pickles too; greenbench reserves them.
+PICKLE_ARGS: tuple[str, ...] = ("pretrained", "distill_model")
+
+#: the most items a list-valued training argument may hold (ultralytics takes flat lists, e.g. 'freeze')
+MAX_LIST_ITEMS = 10_000
 
 #: model scale letters ultralytics strips from a config name (``yolov8n.yaml`` -> ``yolov8.yaml``)
 _SCALED = re.compile(r"(\d+)([nslmx])(.+)?$")
@@ -132,8 +150,30 @@ def _range(key: str, value: object) -> str | None:
     return None
 
 
+def pickle_arg(key: str, value: object) -> bool:
+    """Whether ultralytics would unpickle the file ``value`` names when training with ``key=value``
+    (``pretrained: true/false`` only toggles the model's own weights; a string is a path)."""
+    return key in PICKLE_ARGS and isinstance(value, str)
+
+
+def _flat(value: object) -> str | None:
+    """Why a list value is not a flat list of scalars of sane length (nested lists could be a
+    YAML alias bomb that hashing would expand), or None."""
+    if not isinstance(value, (list, tuple)):
+        return None
+    if len(value) > MAX_LIST_ITEMS:
+        return f"expected at most {MAX_LIST_ITEMS} items, got {len(value)}"
+    if not all(item is None or isinstance(item, (str, int, float, bool)) for item in value):
+        return "expected a flat list of numbers or strings, got a nested list or mapping"
+    return None
+
+
 def check_train_value(key: str, value: object) -> str | None:
     """Why ``value`` is not acceptable for training argument ``key``, or None if it is."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, got {value!r}"
+    if (why := _flat(value)) is not None:
+        return why
     spec = train_arg_types().get(key)
     if spec is not None:
         types, optional = spec
@@ -161,7 +201,9 @@ def check_train_args(args: dict[str, object]) -> list[tuple[str, str]]:
     allowed = sorted(train_arg_names() - RESERVED)
     problems = []
     for key, value in args.items():
-        if key in RESERVED:
+        if key in REFUSED:
+            message = f"training argument {key!r} is refused: {REFUSED[key]}"
+        elif key in RESERVED:
             message = f"greenbench sets {key!r} itself{_RESERVED_HINTS.get(key, '')}; remove it"
         elif key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "run a command under greenbench's meters (like perf stat); returns its exit code"
 
@@ -25,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command; return its exit code (128 + N if killed by signal N).
+    """Run the command; return its exit code (128 + N if killed by signal N, or if greenbench
+    received signal N, forwarded it to the command, and says so on stderr).
 
     Options are checked (exit 2) before the command starts.
     """
@@ -48,4 +50,11 @@ def run(args: argparse.Namespace) -> int:
     )
     code, report = measure_command(cmd, opt)
     write_report(dumps(report) if args.json else render_measure(report), args.output, code)
+    if report["interrupted_by"]:  # said on stderr even when the report went to a file
+        print(
+            f"greenbench: received {report['interrupted_by']} while the command ran and forwarded it "
+            f"to the command, which ended with exit code {report['command_exit_code']}; greenbench "
+            f"exits with {code} (128 + {code - 128}).",
+            file=sys.stderr,
+        )
     return code

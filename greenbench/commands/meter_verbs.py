@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 from greenbench.errors import GreenbenchError
@@ -164,15 +165,77 @@ def _signal_name(returncode: int) -> str | None:
         return f"signal {-returncode}"
 
 
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class SignalForwarder:
+    """While greenbench measures a command: SIGINT, SIGTERM and SIGHUP are passed on to the
+    command (greenbench stays to close the energy window and report), and the first one is
+    kept for the exit code, 128 + N. Like GNU ``timeout``, every such signal is forwarded, a
+    Ctrl-C too (the command may then see SIGINT twice, from the terminal and from greenbench;
+    the kernel merges the two when they arrive before the command handles the first)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalForwarder:
+        for signum in FORWARDED_SIGNALS:
+            self._old[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for signum, handler in self._old.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+        self._forward(signum)
+
+    def _forward(self, signum: int) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                self._proc.send_signal(signum)
+            except ProcessLookupError:  # it ended between poll and kill
+                pass
+
+    def started(self, proc: subprocess.Popen[bytes]) -> None:
+        """The command is running: a signal that came while it was being started goes on now."""
+        self._proc = proc
+        if self.received is not None:
+            self._forward(self.received)
+
+    @property
+    def name(self) -> str | None:
+        """The name of the first signal received (``SIGTERM``), or None."""
+        return None if self.received is None else signal.Signals(self.received).name
+
+
 def measure_command(cmd: list[str], opt: MeasureOptions) -> tuple[int, dict[str, Any]]:
-    """Run ``cmd`` inside one energy window; return its exit code (as a shell would) and the report."""
+    """Run ``cmd`` inside one energy window; return its exit code (as a shell would) and the report.
+
+    A SIGINT, SIGTERM or SIGHUP that greenbench receives meanwhile is forwarded to the command;
+    the code is then 128 + N and the report's ``interrupted_by`` names the signal. One received
+    before the command starts (during the idle baseline) is a ``GreenbenchError`` with that code.
+    """
     if not cmd:
         raise MeasureUsageError("no command given: use 'greenbench measure -- CMD ARGS…'.")
     check_options(opt)
     intensity = measure_intensity(opt)  # cheap: CodeCarbon's files are parsed once per process
     meter, choices = select_meters(opt.meters, opt.watts_per_core, None, opt.powercap_root)
-    with meter:
+    with meter, SignalForwarder() as forwarder:
         idle = measure_idle(meter, opt.idle_s) if opt.idle_s > 0 else skipped_idle("--idle-s 0")
+        if forwarder.received is not None:
+            err = GreenbenchError(
+                f"received {forwarder.name} during the idle baseline, before {cmd[0]!r} was started; "
+                f"the command was not run."
+            )
+            err.exit_code = 128 + forwarder.received
+            raise err
         started = time.monotonic()
         window = meter.begin()
         try:
@@ -181,18 +244,18 @@ def measure_command(cmd: list[str], opt: MeasureOptions) -> tuple[int, dict[str,
             err = GreenbenchError(f"cannot start {cmd[0]!r}: {e.strerror}. Check the command and PATH.")
             err.exit_code = 127  # what a shell returns for a command it cannot run
             raise err from None
-        try:
-            returncode = proc.wait()
-        except KeyboardInterrupt:
-            returncode = proc.wait()
+        forwarder.started(proc)
+        returncode = proc.wait()  # PEP 475: a forwarded signal does not interrupt the wait
         reading = meter.end(window)
         wall_s = time.monotonic() - started
-    code = shell_exit_code(returncode)
+    code = shell_exit_code(returncode) if forwarder.received is None else 128 + forwarder.received
     net = idle.net(reading)
     report = {
         "command": cmd,
         "exit_code": code,
+        "command_exit_code": shell_exit_code(returncode),
         "signal": _signal_name(returncode),
+        "interrupted_by": forwarder.name,
         "wall_s": wall_s,
         "energy_j": net["energy_j"],
         "energy_net_j": net["energy_net_j"],
@@ -233,7 +296,7 @@ def note_warnings(notes: dict[str, Any], prefix: str = "") -> list[str]:
 
 def render_measure(r: dict[str, Any]) -> str:
     """The ``greenbench measure`` report as text (like ``perf stat``)."""
-    ended = f"exit code {r['exit_code']}"
+    ended = f"exit code {r.get('command_exit_code', r['exit_code'])}"
     if r.get("signal"):
         ended = f"killed by {r['signal']}, {ended}"
     lines = [
@@ -242,6 +305,11 @@ def render_measure(r: dict[str, Any]) -> str:
         "",
         f"   {r['wall_s']:12.3f} s    wall time ({ended})",
     ]
+    if r.get("interrupted_by"):
+        lines.append(
+            f"   {'':12s}      interrupted: greenbench received {r['interrupted_by']} and forwarded it "
+            f"to the command; greenbench exits {r['exit_code']}"
+        )
     for d in r["domains"]:
         lines.append(
             f"   {d['energy_j']:12.3f} J    {d['domain']:10s} {d['method']:9s} "

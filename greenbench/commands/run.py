@@ -1,16 +1,44 @@
-"""``greenbench run SUITE``: run a suite, store a record per variant, print the table."""
+"""``greenbench run SUITE``: run a suite, store a record per variant, print the table.
+
+One run at a time per work folder (``greenbench.lock``): a second run on the same folder stops
+at once with a message naming the first. Worker output shown on the terminal has its control
+characters replaced: a variant name or a log line cannot move the cursor or recolour the screen.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from greenbench.commands.table import SuiteRef, add_store_options, table_text
+from greenbench.errors import GreenbenchError
+
+if TYPE_CHECKING:
+    from greenbench.suite import Suite
 
 HELP = "run a suite (resumes: variants stored ok are skipped)"
 
 EXIT_OK, EXIT_FAILED = 0, 1
+DEFAULT_STALL_TIMEOUT_S = 1800.0
+
+# C0/C1 controls (ESC starts terminal escape sequences), line/paragraph separators, bidi overrides,
+# lone surrogates (from undecodable bytes: no encoder takes them)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+class RunUsageError(GreenbenchError):
+    """A bad ``greenbench run`` option, found before anything runs (exit code 2)."""
+
+    exit_code = 2
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: every control character becomes ``?``."""
+    return _CONTROL.sub("?", text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +48,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", help="artifacts, logs, datasets (default: work/ beside the store)")
     parser.add_argument("--force", action="store_true", help="redo variants already stored ok")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle-power baseline (recorded)")
+    parser.add_argument(
+        "--stall-timeout",
+        default=str(DEFAULT_STALL_TIMEOUT_S),
+        metavar="S",
+        help="stop a worker whose log and progress stay unchanged for S seconds and record its "
+        "variant as failed (default %(default)s; 0 turns the check off)",
+    )
+
+
+def stall_timeout(text: str) -> float | None:
+    """``--stall-timeout`` in seconds; None for 0 (off). Not a number >= 0: ``RunUsageError``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise RunUsageError(
+            f"--stall-timeout must be a number of seconds >= 0 (0 turns the check off), got "
+            f"{printable(repr(text))[:60]}."
+        )
+    return value or None
 
 
 def _workdir(args: argparse.Namespace) -> Path:
@@ -28,43 +77,60 @@ def _workdir(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Run the suite with progress on stderr, then print its table from the store; exit 1 if
-    any variant failed."""
+    any variant failed. The work folder is locked first: a second run on it stops at once."""
+    from greenbench.lock import WorkdirLock
+    from greenbench.suite import load_suite
+
+    stall_s = stall_timeout(args.stall_timeout)
+    suite = load_suite(Path(args.suite))
+    workdir = _workdir(args)
+    with WorkdirLock(workdir, suite.name):  # before the store is opened or anything imported
+        return _run_locked(args, suite, workdir, stall_s)
+
+
+def _run_locked(args: argparse.Namespace, suite: Suite, workdir: Path, stall_s: float | None) -> int:
     from rich.console import Console
     from rich.markup import escape
 
     from greenbench.runner import Runner, RunOptions
     from greenbench.store import Store
-    from greenbench.suite import load_suite
 
-    suite = load_suite(Path(args.suite))
     console = Console(stderr=True, soft_wrap=True)
     started = time.monotonic()
     with Store(Path(args.store)) as store, console.status("starting…") as status:
 
         def progress(msg: str) -> None:
             elapsed = time.monotonic() - started
-            if msg.endswith((": ok", "skipped")) or ": FAILED" in msg or msg.startswith("idle"):
+            msg = printable(msg)
+            shown = msg.endswith((": ok", "skipped")) or ": FAILED" in msg or " kept from run " in msg
+            if shown or msg.startswith("idle"):
                 console.print(f"[{elapsed:6.1f} s] {msg}", highlight=False, markup=False)
-            status.update(escape(f"{suite.name} · {msg} · {elapsed:.0f} s"))
+            status.update(escape(f"{printable(suite.name)} · {msg} · {elapsed:.0f} s"))
 
         options = RunOptions(
-            workdir=_workdir(args),
+            workdir=workdir,
             force=args.force,
             skip_idle=True if args.no_idle else None,
             progress=progress,
+            stall_s=stall_s,
         )
         runner = Runner(suite, store, options)
         console.print(
-            f"suite '{suite.name}' on {runner.device['cpu_model']} "
-            f"({runner.device['device_id']}), store {args.store}",
+            f"suite '{printable(suite.name)}' on {runner.device['cpu_model']} "
+            f"({runner.device['device_id']}), store {printable(args.store)}",
             highlight=False,
+            markup=False,
         )
         outcome = runner.run()
         status.stop()
         where = f"; logs in {runner.logdir}" if runner.logdir.exists() else "; nothing to run"
-        console.print(f"done in {time.monotonic() - started:.1f} s{where}", highlight=False)
+        console.print(
+            f"done in {time.monotonic() - started:.1f} s{printable(where)}", highlight=False, markup=False
+        )
         print(table_text(store, SuiteRef.of(suite), outcome.device_id, args.format))
     if outcome.failed:
-        console.print(f"failed variants: {', '.join(outcome.failed)}", highlight=False)
+        console.print(
+            f"failed variants: {printable(', '.join(outcome.failed))}", highlight=False, markup=False
+        )
         return EXIT_FAILED
     return EXIT_OK

@@ -1,7 +1,7 @@
 """``greenbench table SUITE``: the comparison table of a suite, from the store alone.
 
 SUITE is a suite file or the bare name of a suite in the store. Of a suite file only ``name``,
-``baseline``, the variant order, ``task`` and ``measure.device`` are read (``yaml.safe_load``,
+``baseline``, the variant order, ``task`` and ``measure.device`` are read (``read_manifest``,
 not ``load_suite``): the table needs neither the dataset nor the model files, so it still works
 after the dataset folder was moved away. Rows: per variant name of the suite on the device, the
 newest ``ok`` record, else the newest failed one.
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import reprlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 HELP = "print the comparison table of a suite from the store (a suite file or a stored suite name)"
 
 _DEVICE = re.compile(r"cpu|cuda:\d+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")  # kept off a terminal
 
 
 @dataclass(frozen=True)
@@ -67,23 +70,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="device id (default: this machine)")
 
 
+def _brief(value: object) -> str:
+    """``repr(value)`` cut short: a YAML alias bomb must not be expanded into a message."""
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset = 2, 4, 4, 4, 4
+    r.maxstring = r.maxother = 80
+    text = r.repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _bad(path: Path, key: str, expected: str, got: object) -> SuiteError:
-    return SuiteError(f"{path}: key '{key}': expected {expected}, got {got!r}.")
+    return SuiteError(f"{path}: key '{key}': expected {expected}, got {_brief(got)}.")
 
 
 def read_suite_ref(path: Path) -> SuiteRef:
     """Name, variant order, baseline, task and device of a suite file, without loading the suite."""
-    import yaml
+    from greenbench.manifest import read_manifest
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise SuiteError(f"cannot read the suite file {path}: {e}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = " ".join(str(getattr(e, "problem", None) or e).split())  # one paragraph
-        raise SuiteError(f"{where}: not valid YAML ({problem}).") from None
+    # the same bounded reader as validate: no FIFO hang, no alias bomb, no deep nesting
+    data = read_manifest(path)[1]
     if not isinstance(data, dict):
         raise SuiteError(
             f"{path}:1: the top level is not a mapping; expected a suite with the keys name, "
@@ -179,6 +184,10 @@ def table_text(store: Store, ref: SuiteRef, device_id: str, fmt: str) -> str:
         table = build_table(records, baseline, ref.name, task)
     except ValueError as e:
         raise GreenbenchError(f"suite '{ref.name}': {e}") from None
+    table.notes += store.warnings  # rows skipped as unreadable: said, not silently dropped
+    if fmt == "csv":  # CSV has no notes: say them on stderr
+        for note in store.warnings:
+            print(f"greenbench: warning: {_CONTROL.sub(' ', note)}", file=sys.stderr)
     return render(table, fmt)
 
 

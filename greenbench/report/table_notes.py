@@ -1,7 +1,9 @@
 """The notes under the comparison table: where each figure comes from and what it means.
 
 Facts that can differ between rows (rows from different runs) are said once when every row
-shares them, else once per distinct text naming its rows.
+shares them, else once per distinct text naming its rows. A stored record is not trusted to
+have the shape these notes read: a fact a record holds in a malformed shape is said to be
+unreadable for that row, and the table still prints.
 """
 
 from __future__ import annotations
@@ -12,10 +14,31 @@ from typing import Any
 from greenbench.metrics import METRICS
 from greenbench.store import RunRecord
 
+# what reading a malformed record (a list where a mapping belongs, text for a number) raises
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
+
 
 def as_number(x: object) -> float | None:
     """``x`` as a float if it is a number (stored JSON is not trusted to hold one)."""
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+    if not isinstance(x, int | float) or isinstance(x, bool):
+        return None
+    try:
+        return float(x)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+
+
+def _tolerant(text_of: Callable[[RunRecord], str | None], what: str) -> Callable[[RunRecord], str | None]:
+    """``text_of``, or a note that ``what`` is unreadable when the record's shape is not the one
+    greenbench writes."""
+
+    def text(r: RunRecord) -> str | None:
+        try:
+            return text_of(r)
+        except _MALFORMED:
+            return f"{what}: not shown, the stored record holds it in a malformed shape"
+
+    return text
 
 
 def table_notes(records: Sequence[RunRecord], baseline: str | None, base: RunRecord | None) -> list[str]:
@@ -39,14 +62,23 @@ def table_notes(records: Sequence[RunRecord], baseline: str | None, base: RunRec
     runs = _runs_note(records)
     if runs:
         notes.append(runs)
-    for text_of in (_latency_note, _energy_note, _complexity_note, _idle_of, _carbon_note):
-        notes += _grouped(ok, text_of)
+    for text_of, what in (
+        (_latency_note, "latency_ms"),
+        (_energy_note, "energy per image"),
+        (_complexity_note, "GFLOPs and accuracy split"),
+        (_idle_of, "idle baseline"),
+        (_ignored_note, "dataset samples left out"),
+        (_carbon_note, "CO2 intensity"),
+    ):
+        notes += _grouped(ok, _tolerant(text_of, what))
     flagged = [r.variant for r in ok if any(m.get("invalid_samples") for m in r.metrics.values())]
     if flagged:
         notes.append(
             f"invalid energy counter samples discarded (counter went backwards): {', '.join(flagged)}"
         )
-    notes += [n for r in ok if (n := _codecarbon_note(r)) is not None]
+    for r in ok:
+        note = _tolerant(_codecarbon_note, f"CodeCarbon cross-check of {r.variant}")(r)
+        notes += [note] if note is not None else []
     notes += _flag_notes(ok)
     notes += [f"{r.variant} FAILED: {r.error}" for r in records if r.status == "failed"]
     return notes
@@ -164,6 +196,21 @@ def _complexity_note(r: RunRecord) -> str:
         f"this variant's own stages; E_lineage: every stage from the root model on; "
         f"net = gross − idle power × duration"
     )
+
+
+def _ignored_note(r: RunRecord) -> str | None:
+    """Samples of the user's dataset that were left out (ultralytics would drop them silently)."""
+    data = r.measurement.get("dataset", {})
+    ignored = data.get("ignored") or {}
+    if not isinstance(ignored, dict) or not ignored:
+        return None
+    examples = data.get("ignored_examples") or {}
+    parts = []
+    for reason, count in ignored.items():
+        shown = examples.get(reason, ()) if isinstance(examples, dict) else ()
+        example = f", e.g. {shown[0]}" if shown else ""
+        parts.append(f"{count} {reason}{example}")
+    return f"dataset samples left out (not trained or evaluated on): {'; '.join(parts)}"
 
 
 def _idle_of(r: RunRecord) -> str:

@@ -13,8 +13,13 @@ registry (``greenbench.metrics``); nothing about a metric is hard-coded here.
   cell says); Δ % of an energy figure is left empty when its method or source differs from the
   baseline's, with a note saying so.
 
-Every string from a record (variant names, errors, sources) is untrusted: Markdown cells have
-``|`` escaped and newlines folded; LaTeX cells and notes are escaped.
+Every string from a record (variant names, errors, sources, stage parameters, methods) is
+untrusted, and so is every note and header that quotes one. In all formats control characters
+(newlines, ESC, C1 controls, line separators, bidi overrides) are folded to spaces. Markdown
+escapes everything that could end a cell or start markup: ``\\ | _ * ` ~`` with a backslash
+(``_`` inside a word is inert and stays), ``< >`` as ``&lt; &gt;``, and ``](`` (a link). LaTeX
+escapes ``\\ { } _ % & # ~ ^ $ < > |`` and breaks ``--`` (a dash ligature) into ``-{}-``;
+notes stay ``%`` comments. CSV quoting is the csv module's.
 """
 
 from __future__ import annotations
@@ -271,7 +276,7 @@ def render(table: Table, fmt: str = "md") -> str:
         lines += ["", "Training stages (energy of each stage's window; gross and net of idle):", ""]
         lines.append(_markdown(STAGE_HEADS, stage_rows, STAGE_ALIGN))
     lines.append("")
-    lines += [f"- {_one_line(n)}" for n in table.notes]
+    lines += [f"- {md_escape(n)}" for n in table.notes]
     return "\n".join(lines)
 
 
@@ -291,12 +296,13 @@ def stage_table(table: Table) -> list[list[str]]:
         for st in r.stages if r.status == "ok" else []:
             if "energy_j" not in st:
                 continue
-            params = ", ".join(f"{k}={v}" for k, v in st.get("params", {}).items()) or "—"
+            given = st.get("params")
+            params = ", ".join(f"{k}={v}" for k, v in given.items()) if isinstance(given, dict) else ""
             rows.append(
                 [
                     r.variant,
                     str(st.get("name")),
-                    params,
+                    params or "—",
                     _f1(st.get("duration_s")),
                     _f1(st.get("energy_j")),
                     _f1(st.get("energy_net_j")),
@@ -307,14 +313,37 @@ def stage_table(table: Table) -> list[list[str]]:
     return rows
 
 
+# C0 and C1 controls (ESC included), DEL, line/paragraph separators, bidi embeddings/overrides/isolates,
+# lone surrogates (no encoder takes them: printing one would fail)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]+")
+_MD_SPECIAL = re.compile(r"[\\|<>*`~]|_+")
+# entities, not backslashes: every Markdown flavour (Python-Markdown too) reads "&lt;" as text
+_MD_ENTITY = {"<": "&lt;", ">": "&gt;"}
+
+
+def _md_char(m: re.Match[str]) -> str:
+    """One special character escaped; a run of ``_`` between two letters or digits (``latency_ms``)
+    is left alone: CommonMark never reads such a run as emphasis."""
+    found, text = m.group(), m.string
+    if found in _MD_ENTITY:
+        return _MD_ENTITY[found]
+    if found[0] == "_":
+        before, after = text[m.start() - 1 : m.start()], text[m.end() : m.end() + 1]
+        if before.isalnum() and after.isalnum():
+            return found
+    return "".join("\\" + c for c in found)
+
+
 def _one_line(text: str) -> str:
     """Newlines and other control characters folded to single spaces."""
-    return re.sub(r"[\x00-\x1f\x7f]+", " ", text)
+    return _CONTROL.sub(" ", text)
 
 
-def _md_cell(text: str) -> str:
-    """A Markdown table cell that cannot end its cell or row: ``\\`` and ``|`` escaped."""
-    return _one_line(text).replace("\\", "\\\\").replace("|", "\\|")
+def md_escape(text: str) -> str:
+    """``text`` as literal Markdown on one line: nothing in it can end a table cell or row, or
+    start emphasis, code, HTML or a link."""
+    escaped = _MD_SPECIAL.sub(_md_char, _one_line(text))
+    return escaped.replace("](", "]\\(")  # a link needs "](" adjacent; "[x] (y)" stays as it is
 
 
 def _markdown(heads: list[str], body: list[list[str]], align: list[str] | None = None) -> str:
@@ -323,8 +352,8 @@ def _markdown(heads: list[str], body: list[list[str]], align: list[str] | None =
 
     align = align or ["left"] + ["right"] * (len(heads) - 1)
     return tabulate(
-        [[_md_cell(c) for c in row] for row in body],
-        headers=[_md_cell(h) for h in heads],
+        [[md_escape(c) for c in row] for row in body],
+        headers=[md_escape(h) for h in heads],
         tablefmt="pipe",
         disable_numparse=True,
         colalign=align,
@@ -335,17 +364,18 @@ def latex_escape(text: str) -> str:
     """``text`` with LaTeX's special characters escaped and newlines folded."""
     from tabulate import LATEX_ESCAPE_RULES  # the rules its "latex" format applies to cells
 
-    rules: dict[str, str | int | None] = dict(LATEX_ESCAPE_RULES)
-    return _one_line(text).translate(str.maketrans(rules))
+    rules: dict[str, str | int | None] = {**LATEX_ESCAPE_RULES, "|": "\\textbar{}"}
+    escaped = _one_line(text).translate(str.maketrans(rules))
+    return re.sub("-(?=-)", "-{}", escaped)  # "--" and "---" would print as dashes
 
 
 def _latex(table: Table, heads: list[str], body: list[list[str]]) -> str:
     from tabulate import tabulate
 
     tex = tabulate(
-        [[_one_line(c) for c in row] for row in body],  # tabulate's "latex" format escapes
-        headers=[_one_line(h) for h in heads],
-        tablefmt="latex",
+        [[latex_escape(c) for c in row] for row in body],  # escaped here: "latex_raw" adds nothing
+        headers=[latex_escape(h) for h in heads],
+        tablefmt="latex_raw",
         disable_numparse=True,
         colalign=["left"] + ["right"] * (len(heads) - 1),
     )
@@ -391,7 +421,8 @@ def _csv(table: Table) -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(_csv_head(table))
     for r, cells in table.rows:
-        row: list[object] = [r.variant, r.parent or "", r.status]
+        # text from the record: one line, no control characters (quoting is the csv module's)
+        row: list[object] = [_one_line(r.variant), _one_line(r.parent or ""), r.status]
         for c, (v, d) in zip(table.columns, cells, strict=True):
             m = r.metrics.get(c.name, {}) if v is not None else {}
             row.append(_g(v, c.scale))
@@ -400,7 +431,7 @@ def _csv(table: Table) -> str:
             if c.interval:
                 row += [*_delta_csv(d), _flag(m.get("noisy")), _flag(m.get("rounds_disagree"))]
             if c.energy:
-                row.append((_method(r, c) or "") if v is not None else "")
-        row += [r.schema_version, r.error or "", r.device_id, r.run_id]
+                row.append(_one_line(_method(r, c) or "") if v is not None else "")
+        row += [r.schema_version, *(_one_line(x) for x in (r.error or "", r.device_id, r.run_id))]
         w.writerow(row)
     return out.getvalue()

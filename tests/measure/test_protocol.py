@@ -87,7 +87,7 @@ def test_rotation_is_balanced_for_position_and_carry_over(n: int) -> None:
     assert len(positions) == n * n  # every arm in every position
     follows: dict[tuple[int, int], int] = {}
     for row in rows:
-        for before, after in zip(row, row[1:], strict=False):
+        for before, after in itertools.pairwise(row):
             follows[(before, after)] = follows.get((before, after), 0) + 1
     assert len(follows) == n * (n - 1) and len(set(follows.values())) == 1  # each after each, equally
     assert rotation(1, 5) == [0]

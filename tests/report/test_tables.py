@@ -342,7 +342,7 @@ def test_markdown_survives_pipes_and_newlines_in_strings() -> None:
     rows = md_table(md)
     assert all(len(row) == len(rows[0]) for row in rows)  # no cell split, no row added
     assert rows[2][:2] == ["x\\|y", "failed"]
-    assert "- x|y FAILED: bad | thing second line | more \\|" in md.splitlines()
+    assert "- x\\|y FAILED: bad \\| thing second line \\| more \\\\\\|" in md.splitlines()
     table_lines = md.split("\n\n", 1)[0].splitlines()
     assert len(table_lines) == 4
 
@@ -435,3 +435,16 @@ def test_values_that_are_not_numbers_do_not_crash() -> None:
     assert cell_of(t, "small", "params") == (None, None)
     rows = md_table(render(t))
     assert column(rows, "params_M")[1] == "—" and column(rows, "latency_ms")[1].startswith("10.00 (")
+
+
+def test_samples_left_out_of_the_dataset_are_noted() -> None:
+    r = rec("base", 1e6, 0.02)
+    r.measurement["dataset"] = {
+        "ignored": {"empty image (0 bytes)": 2, "class id out of range": 1},
+        "ignored_examples": {"empty image (0 bytes)": ["data/images/train/a.jpg"]},
+    }
+    notes = build_table([r], "base", "s").notes
+    (note,) = [n for n in notes if n.startswith("dataset samples left out")]
+    assert (
+        "2 empty image (0 bytes), e.g. data/images/train/a.jpg" in note and "1 class id out of range" in note
+    )

@@ -1,0 +1,132 @@
+"""One ``greenbench run`` per work folder: an exclusive ``flock`` on ``<workdir>/.lock``.
+
+Two runs sharing a work folder would train into the same stage folders, stage the same data
+and store two records of one variant. The lock is advisory and held by an open file
+descriptor, so the kernel releases it when the holder exits, however it exits (even SIGKILL):
+a stale ``.lock`` file never blocks a later run. The file is never removed (removing a lock
+file races with a run that is just opening it); it holds the holder's pid, start time and
+suite, so the second run can say who is in the way.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+
+from greenbench.errors import GreenbenchError
+
+LOCK_NAME = ".lock"
+_MAX_INFO_BYTES = 4096  # a hostile or damaged lock file is read no further than this
+
+
+class WorkdirBusy(GreenbenchError):
+    """Another greenbench run holds the work folder's lock."""
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, from the file's contents: ``pid N, started T, suite S``."""
+    try:
+        raw = os.pread(fd, _MAX_INFO_BYTES, 0)
+        info = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError):  # written a moment from now, or damaged: say what is known
+        info = None
+    if not isinstance(info, dict):
+        return "pid unknown"
+    parts = [f"pid {info.get('pid', '?')}"]
+    if info.get("host") not in (None, socket.gethostname()):
+        parts[0] += f" on {info.get('host')}"
+    parts += [f"started {info.get('started', '?')}", f"suite {info.get('suite', '?')}"]
+    return _printable(", ".join(parts))[:300]
+
+
+def _printable(text: str) -> str:
+    """``text`` on one line without control characters (it came from a file anyone can write)."""
+    return " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069\ud800-\udfff]", " ", text).split())
+
+
+class WorkdirLock:
+    """``with WorkdirLock(workdir, suite):`` holds the work folder for one run (non-blocking).
+
+    Entering raises ``WorkdirBusy`` naming the holder when another run has it, and a
+    ``GreenbenchError`` when the folder or its lock file cannot be used.
+    """
+
+    def __init__(self, workdir: Path, suite: str) -> None:
+        self.workdir = Path(workdir)
+        self.path = self.workdir / LOCK_NAME
+        self.suite = suite
+        self._fd: int | None = None
+
+    def _cannot(self, err: OSError) -> GreenbenchError:
+        why = err.strerror or str(err)
+        if err.errno == errno.ELOOP:
+            why = "it is a symbolic link, which greenbench does not follow; remove it"
+        elif err.errno == errno.EISDIR or self.path.is_dir():
+            why = "it is a folder; remove it"
+        elif err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+            why = "this file system does not support file locks; use a work folder on a local disk"
+        return GreenbenchError(
+            f"cannot lock the work folder {self.workdir} through {self.path} ({why}). Pass --workdir "
+            f"with a writable folder on a local disk."
+        )
+
+    def acquire(self) -> None:
+        """Take the lock or raise; write who holds it into the lock file."""
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise GreenbenchError(
+                f"cannot create the work folder {self.workdir} ({e.strerror or e}). Pass --workdir with "
+                f"a writable folder."
+            ) from None
+        try:
+            # O_NOFOLLOW: a planted symlink must not make us truncate some other file
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise self._cannot(e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise WorkdirBusy(
+                f"another greenbench run ({holder}) is using the work folder {self.workdir}; wait for "
+                f"it, or pass --workdir with another folder."
+            ) from None
+        except OSError as e:
+            os.close(fd)
+            raise self._cannot(e) from None
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "suite": self.suite,
+        }
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock holds without its note; the second run says "pid unknown"
+        self._fd = fd
+
+    def release(self) -> None:
+        """Give the lock back (the file stays: see the module docstring)."""
+        if self._fd is not None:
+            os.close(self._fd)  # closing the last descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> WorkdirLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
