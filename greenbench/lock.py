@@ -10,12 +10,14 @@ suite, so the second run can say who is in the way.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import os
 import re
 import socket
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -58,10 +60,14 @@ class WorkdirLock:
     ``GreenbenchError`` when the folder or its lock file cannot be used.
     """
 
-    def __init__(self, workdir: Path, suite: str) -> None:
+    def __init__(
+        self, workdir: Path, suite: str, name: str = LOCK_NAME, what: str = "", fix: str = ""
+    ) -> None:
         self.workdir = Path(workdir)
-        self.path = self.workdir / LOCK_NAME
+        self.path = self.workdir / name
         self.suite = suite
+        self.what = what or f"the work folder {self.workdir}"
+        self.fix = fix or "pass --workdir with another folder"
         self._fd: int | None = None
 
     def _cannot(self, err: OSError) -> GreenbenchError:
@@ -73,8 +79,7 @@ class WorkdirLock:
         elif err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
             why = "this file system does not support file locks; use a work folder on a local disk"
         return GreenbenchError(
-            f"cannot lock the work folder {self.workdir} through {self.path} ({why}). Pass --workdir "
-            f"with a writable folder on a local disk."
+            f"cannot lock {self.what} through {self.path} ({why}); {self.fix}, on a writable local disk."
         )
 
     def acquire(self) -> None:
@@ -97,8 +102,7 @@ class WorkdirLock:
             holder = _holder(fd)
             os.close(fd)
             raise WorkdirBusy(
-                f"another greenbench run ({holder}) is using the work folder {self.workdir}; wait for "
-                f"it, or pass --workdir with another folder."
+                f"another greenbench run ({holder}) is using {self.what}; wait for it, or {self.fix}."
             ) from None
         except OSError as e:
             os.close(fd)
@@ -130,3 +134,83 @@ class WorkdirLock:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def runs_dir() -> Path:
+    """Where every ``greenbench run`` of this user on this machine announces itself."""
+    base = os.environ.get("GREENBENCH_RUNS_DIR") or tempfile.gettempdir()
+    return Path(base) / f"greenbench-runs-{os.getuid()}"
+
+
+class ActiveRun:
+    """``with ActiveRun(suite, workdir):`` announces this run machine-wide (a file in
+    ``runs_dir()`` under a shared ``flock``), so that another run that measures meanwhile can
+    say so in its records (``other_runs``). Runs on other work folders are not refused: they
+    are only disclosed, since two suites may legitimately share a machine."""
+
+    def __init__(self, suite: str, workdir: Path) -> None:
+        self.info = {
+            "pid": os.getpid(),
+            "suite": suite,
+            "workdir": str(Path(workdir).resolve()),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        self._fd: int | None = None
+        self.path: Path | None = None
+
+    def __enter__(self) -> ActiveRun:
+        try:
+            folder = runs_dir()
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.path = folder / f"{os.getpid()}-{os.urandom(4).hex()}.json"
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            os.pwrite(fd, json.dumps(self.info).encode(), 0)
+            self._fd = fd
+        except OSError:
+            self.path = None  # disclosure is best effort: a run is never refused for it
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            if self.path is not None:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+            os.close(self._fd)
+            self._fd = None
+
+
+def other_runs() -> list[dict[str, object]]:
+    """The other ``greenbench run`` processes of this user alive on this machine now: a file in
+    ``runs_dir()`` whose lock cannot be taken exclusively is held by a live run."""
+    found: list[dict[str, object]] = []
+    try:
+        entries = sorted(runs_dir().iterdir())[:1000]
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.name.startswith(f"{os.getpid()}-"):
+            continue
+        try:
+            fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: that run is alive
+            try:
+                info = json.loads(os.pread(fd, _MAX_INFO_BYTES, 0).decode("utf-8"))
+            except (OSError, ValueError):
+                info = {}
+            if isinstance(info, dict):
+                found.append(
+                    {k: _printable(str(info.get(k, "?")))[:200] for k in ("pid", "suite", "workdir")}
+                )
+        except OSError:
+            pass
+        else:  # nobody holds it: a run that died without cleaning up
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        finally:
+            os.close(fd)
+    return found

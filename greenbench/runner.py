@@ -22,9 +22,10 @@ from greenbench import jobs
 from greenbench.dataset_ref import DatasetRef, staged_copy
 from greenbench.datasets import cached_synth
 from greenbench.errors import GreenbenchError, clean_message
-from greenbench.executors.base import Executor, Where
+from greenbench.executors.base import Executor, Outcome, Where
 from greenbench.executors.local import DEFAULT_STALL_S
 from greenbench.identity import dataset_ref, stage_plan, synth_spec, variant_key
+from greenbench.lock import other_runs
 from greenbench.measure.carbon import GridIntensity, grid_intensity
 from greenbench.measure.device import fingerprint, git_commit
 from greenbench.measure.energy.composite import IdleBaseline, measure_idle, select_meters, skipped_idle
@@ -136,6 +137,7 @@ class Runner:
         self.dataset = DatasetRef(Path(), "test", "")
         self._lat_imgsz = suite.measure.latency.imgsz or int(suite.defaults.get("imgsz", 640))
         self._intensity: GridIntensity | None = None
+        self._others: dict[str, dict[str, object]] = {}  # other greenbench runs seen, by pid
         if options.executor is None:
             from greenbench.executors.local import LocalExecutor
 
@@ -150,6 +152,13 @@ class Runner:
         self.executor: Executor = options.executor
 
     # --- jobs -------------------------------------------------------------------------
+    def _run_job(self, job: jobs.Job) -> Outcome:
+        """Run ``job`` on the executor, noting any other greenbench run active on this machine
+        meanwhile (its load would move our figures: the records say so)."""
+        for other in other_runs():
+            self._others.setdefault(f"{other['pid']}", other)
+        return self.executor.run(job)
+
     def _meter_spec(self) -> jobs.MeterSpec:
         e, c = self.suite.measure.energy, self.suite.measure.carbon
         cc = (
@@ -197,7 +206,7 @@ class Runner:
                 stages=tuple(plan),
                 force_keys=forced,
             )
-            done = self.executor.run(job).result
+            done = self._run_job(job).result
             assert isinstance(done, jobs.StagesResult)
             stages = done.stages
             if done.checkpoint:
@@ -217,7 +226,7 @@ class Runner:
             imgsz=self._lat_imgsz,
             out_dir=str(self.workdir / "measure" / f"{name}-{self._key(name)}"),
         )
-        evaluated = self.executor.run(evaluate).result
+        evaluated = self._run_job(evaluate).result
         assert isinstance(evaluated, jobs.EvaluateResult)
         return Prepared(stages, evaluated)
 
@@ -240,7 +249,7 @@ class Runner:
             self.opt.progress(
                 f"interleaved round {r + 1}/{m.protocol.rounds}: {', '.join(a.variant for a in arms)}"
             )
-            outcome = self.executor.run(job)
+            outcome = self._run_job(job)
             result = outcome.result
             assert isinstance(result, jobs.RoundResult)
             out.where = outcome.where
@@ -330,6 +339,7 @@ class Runner:
                 "ignored_examples": {k: list(v) for k, v in self.dataset.ignored_examples.items()},
             },
             "settings": suite.measure.model_dump(),
+            "concurrent_runs": list(self._others.values()),
         }
         return RunRecord(
             **{**self._identity(name, started), "device": where.device, "device_id": where.device_id},

@@ -78,13 +78,20 @@ def _workdir(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Run the suite with progress on stderr, then print its table from the store; exit 1 if
     any variant failed. The work folder is locked first: a second run on it stops at once."""
-    from greenbench.lock import WorkdirLock
+    from greenbench.lock import ActiveRun, WorkdirLock
     from greenbench.suite import load_suite
 
     stall_s = stall_timeout(args.stall_timeout)
     suite = load_suite(Path(args.suite))
     workdir = _workdir(args)
-    with WorkdirLock(workdir, suite.name):  # before the store is opened or anything imported
+    store = Path(args.store)
+    # one run per work folder and per store (two runs must never store two ok records of one
+    # key), taken before the store is opened or anything heavy imported
+    store_lock = WorkdirLock(
+        store.parent, suite.name, name=f".{store.name}.lock", what=f"the results store {store}",
+        fix="pass --store with another file",
+    )  # fmt: skip
+    with WorkdirLock(workdir, suite.name), store_lock, ActiveRun(suite.name, workdir):
         return _run_locked(args, suite, workdir, stall_s)
 
 

@@ -68,6 +68,7 @@ def table_notes(records: Sequence[RunRecord], baseline: str | None, base: RunRec
         (_complexity_note, "GFLOPs and accuracy split"),
         (_idle_of, "idle baseline"),
         (_ignored_note, "dataset samples left out"),
+        (_concurrent_note, "other greenbench runs"),
         (_carbon_note, "CO2 intensity"),
     ):
         notes += _grouped(ok, _tolerant(text_of, what))
@@ -195,6 +196,20 @@ def _complexity_note(r: RunRecord) -> str:
         f"mAP/P on the {r.metrics.get('map50', {}).get('split', 'test')} split; E_train and CO2: "
         f"this variant's own stages; E_lineage: every stage from the root model on; "
         f"net = gross − idle power × duration"
+    )
+
+
+def _concurrent_note(r: RunRecord) -> str | None:
+    """Other greenbench runs that were active on the machine while this one ran its jobs."""
+    others = r.measurement.get("concurrent_runs") or []
+    if not isinstance(others, list) or not others:
+        return None
+    shown = "; ".join(
+        f"pid {o.get('pid', '?')} (suite {o.get('suite', '?')})" for o in others[:5] if isinstance(o, dict)
+    )
+    return (
+        f"measured while other greenbench runs were active on this machine ({shown}): their load "
+        f"moves absolute figures; paired Δ are less affected"
     )
 
 
