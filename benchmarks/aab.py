@@ -11,7 +11,7 @@ a variant with a known slowdown (yolov5s, about 3× the GFLOPs). Each repetition
 Targets: the twin's |Δ| ≤ 2 % with a CI covering 0 every time (new way); the slow variant's Δ
 agreeing within ±3 % over the repetitions.
 
-    python benchmarks/aab.py [--reps 5] [--rounds 3] [--blocks 10] [--block-s 0.5] [--imgsz 128]
+    python benchmarks/aab.py [--reps 5] [--rounds 3] [--blocks 12] [--block-s 0.5] [--imgsz 128]
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--blocks", type=int, default=10)
+    p.add_argument("--blocks", type=int, default=12)
     p.add_argument("--block-s", type=float, default=0.5)
     p.add_argument("--imgsz", type=int, default=128)
     a = p.parse_args()
@@ -99,10 +99,8 @@ def main() -> None:
     base = {"task": "detect", "workdir": str(work / "work"), "device": "cpu"}
 
     def round_job(r: int, members: list[str], rounds: int) -> jobs.RoundJob:
-        shift = r % len(members)
-        ordered = members[shift:] + members[:shift]
         return jobs.RoundJob(
-            **base, label=f"r{r}", round=r, arms=tuple(arms[m] for m in ordered),
+            **base, label=f"r{r}", round=r, arms=tuple(arms[m] for m in members),
             latency=suite.measure.latency, protocol=ProtocolSettings(rounds=rounds, blocks=a.blocks),
             min_window_s=a.block_s, imgsz=a.imgsz, energy=meter,
         )  # fmt: skip

@@ -39,6 +39,9 @@ class Suite(Protocol):
     @property
     def variants(self) -> Mapping[str, Any]: ...
 
+    @property
+    def baseline(self) -> str: ...
+
     def lineage(self, name: str) -> list[str]: ...
 
     def root_model(self, name: str) -> Any: ...
@@ -68,8 +71,13 @@ def config_key(config: dict[str, Any]) -> str:
 
 
 def variant_key(suite: Suite, variant: str, data_key: str) -> str:
-    """The resume key of a variant's result: its config and the data it ran on."""
-    return sha([suite.variant_hash(variant), data_key])
+    """The resume key of a variant's result: its config, the data it ran on and, for a variant
+    other than the baseline, the baseline's config (its Δ is paired with that baseline: editing
+    the baseline re-measures every variant beside it; their trained stages stay cached)."""
+    parts = [suite.variant_hash(variant), data_key]
+    if variant != suite.baseline:
+        parts.append(suite.variant_hash(suite.baseline))
+    return sha(parts)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ import numpy as np
 
 from greenbench.jobs import EvaluateResult, StageDone
 from greenbench.measure.carbon import GridIntensity, co2_g
-from greenbench.measure.compare import hierarchical_median, paired_ratio
+from greenbench.measure.compare import hierarchical_median, paired_ratio, pairs, values_by_round
 from greenbench.measure.energy.composite import IdleBaseline
 from greenbench.measure.energy.meter import DomainEnergy, EnergyReading
+from greenbench.measure.protocol import Block
 from greenbench.measure.stats import NOISY_IQR_RATIO
 from greenbench.metrics import stored
 
@@ -63,51 +64,19 @@ def accuracy_and_complexity(ev: EvaluateResult, imgsz: int) -> Metrics:
     }
 
 
-Value = Callable[[dict[str, Any]], "float | None"]
+def _net_energy(idle: IdleBaseline) -> Callable[[Block], float | None]:
+    """A block's energy per image net of the idle power over its window."""
 
-
-def _latency(b: dict[str, Any]) -> float | None:
-    return float(b["latency_ms"])
-
-
-def _energy(b: dict[str, Any]) -> float | None:
-    e = b.get("energy_per_image_j")
-    return None if e is None else float(e)
-
-
-def _net_energy(idle: IdleBaseline) -> Value:
-    def value(b: dict[str, Any]) -> float | None:
-        if b.get("reading") is None or not b.get("images"):
+    def value(b: Block) -> float | None:
+        if b.reading is None or not b.images:
             return None
-        return float(idle.net(reading_from_dict(b["reading"]))["energy_net_j"]) / b["images"]
+        return float(idle.net(reading_from_dict(b.reading))["energy_net_j"]) / b.images
 
     return value
 
 
-def by_round(blocks: Sequence[dict[str, Any]], arm: str, value: Value) -> list[list[float]]:
-    """``arm``'s block values grouped per round (rounds in order), None values left out."""
-    rounds: dict[int, list[float]] = {}
-    for b in blocks:
-        v = value(b) if b["arm"] == arm else None
-        if v is not None:
-            rounds.setdefault(int(b["round"]), []).append(v)
-    return [rounds[r] for r in sorted(rounds)]
-
-
-def paired_by_round(
-    blocks: Sequence[dict[str, Any]], arm: str, baseline: str, value: Value
-) -> list[list[tuple[float, float]]]:
-    """(arm, baseline) values of the same round and cycle: time-adjacent blocks."""
-    cells: dict[tuple[int, int, str], float] = {}
-    for b in blocks:
-        v = value(b)
-        if v is not None and b["arm"] in (arm, baseline):
-            cells[(int(b["round"]), int(b["cycle"]), b["arm"])] = v
-    rounds: dict[int, list[tuple[float, float]]] = {}
-    for (r, c, who), v in sorted(cells.items()):
-        if who == arm and (r, c, baseline) in cells:
-            rounds.setdefault(r, []).append((v, cells[(r, c, baseline)]))
-    return [rounds[r] for r in sorted(rounds)]
+def _blocks(blocks: Sequence[dict[str, Any]]) -> list[Block]:
+    return [Block.from_dict(b) for b in blocks]
 
 
 def _interval(name: str, values: list[list[float]], stat: str, **extra: Any) -> dict[str, Any]:
@@ -129,11 +98,12 @@ PER_IMAGE = "median over blocks of block energy / images"
 def interleaved(blocks: Sequence[dict[str, Any]], arm: str, ctx: Context, threads: int) -> Metrics:
     """Latency and energy per image of ``arm`` from its blocks in every round."""
     metrics: Metrics = {}
-    lat = by_round(blocks, arm, _latency)
+    typed = _blocks(blocks)
+    lat = values_by_round(typed, arm, "latency_ms")
     if lat:
         metrics["latency_ms"] = _interval("latency_ms", lat, "median of block medians", threads=threads)
     mine = [b for b in blocks if b["arm"] == arm and b.get("reading")]
-    gross = by_round(blocks, arm, _energy)
+    gross = values_by_round(typed, arm, "energy_per_image_j")
     if mine and gross:
         readings = [reading_from_dict(b["reading"]) for b in mine]
         tag = {
@@ -142,7 +112,7 @@ def interleaved(blocks: Sequence[dict[str, Any]], arm: str, ctx: Context, thread
             "invalid_samples": sum(r.invalid_samples for r in readings),
         }
         metrics["energy_per_image_j"] = _interval("energy_per_image_j", gross, PER_IMAGE, **tag)
-        net = by_round(blocks, arm, _net_energy(ctx.idle))
+        net = values_by_round(typed, arm, _net_energy(ctx.idle))
         metrics["energy_per_image_net_j"] = _interval("energy_per_image_net_j", net, PER_IMAGE, **tag)
         per_1k_j = metrics["energy_per_image_j"]["value"] * 1000
         metrics["co2_per_1k_images_g"] = stored(
@@ -160,14 +130,19 @@ def deltas(
     ``pairing``: what identifies the partner in time (baseline name and key, run id).
     """
     out = {}
+    typed = _blocks(blocks)
     for name, value in (
-        ("latency_ms", _latency),
-        ("energy_per_image_j", _energy),
+        ("latency_ms", "latency_ms"),
+        ("energy_per_image_j", "energy_per_image_j"),
         ("energy_per_image_net_j", _net_energy(ctx.idle)),
     ):
-        pairs = paired_by_round(blocks, arm, baseline, value)
-        if sum(len(p) for p in pairs) >= 2:
-            out[name] = {"paired": True, **pairing, **paired_ratio(pairs).to_dict()}
+        found = pairs(typed, arm, baseline, value)
+        if any(v <= 0 or b <= 0 for r in found for v, b in r):
+            # net energy can dip to or below 0 in noise: a ratio of such pairs is meaningless,
+            # and dropping those pairs would bias the rest; no Δ is claimed
+            continue
+        if sum(len(p) for p in found) >= 2:
+            out[name] = {"paired": True, **pairing, **paired_ratio(found).to_dict()}
     return out
 
 

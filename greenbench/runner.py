@@ -79,6 +79,7 @@ class Measured:
     arms: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     where: Where | None = None
+    lost_rounds: list[str] = field(default_factory=list)  # rounds whose process failed, and why
 
 
 def _now() -> str:
@@ -138,10 +139,11 @@ class Runner:
         self._lat_imgsz = suite.measure.latency.imgsz or int(suite.defaults.get("imgsz", 640))
         self._intensity: GridIntensity | None = None
         self._others: dict[str, dict[str, object]] = {}  # other greenbench runs seen, by pid
-        if options.executor is None:
+        executor = options.executor
+        if executor is None:
             from greenbench.executors.local import LocalExecutor
 
-            options.executor = LocalExecutor(
+            executor = LocalExecutor(
                 self.logdir,
                 self.device,
                 self._measure_idle,
@@ -149,7 +151,7 @@ class Runner:
                 cwd=self.workdir,
                 stall_s=options.stall_s,
             )
-        self.executor: Executor = options.executor
+        self.executor: Executor = executor
 
     # --- jobs -------------------------------------------------------------------------
     def _run_job(self, job: jobs.Job) -> Outcome:
@@ -234,12 +236,13 @@ class Runner:
         """The interleaved protocol over ``arms``: one fresh process per round."""
         m = self.suite.measure
         out = Measured()
+        lost: list[str] = []
         for r in range(m.protocol.rounds):
-            shift = r % len(arms)  # each round starts with another arm: no arm always goes first
+            # the order within cycles comes from one design continued over the rounds (worker)
             job = jobs.RoundJob(
                 **self._base(f"round{r + 1}"),
                 round=r,
-                arms=tuple(arms[shift:] + arms[:shift]),
+                arms=tuple(arms),
                 latency=m.latency,
                 protocol=m.protocol,
                 min_window_s=m.energy.min_window_s,
@@ -249,7 +252,11 @@ class Runner:
             self.opt.progress(
                 f"interleaved round {r + 1}/{m.protocol.rounds}: {', '.join(a.variant for a in arms)}"
             )
-            outcome = self._run_job(job)
+            try:
+                outcome = self._run_job(job)
+            except GreenbenchError as e:  # a lost process: the other rounds still count
+                lost.append(f"round {r + 1}: {e}")
+                continue
             result = outcome.result
             assert isinstance(result, jobs.RoundResult)
             out.where = outcome.where
@@ -257,6 +264,9 @@ class Runner:
             out.arms.update(result.arms)
             for variant, error in result.failed.items():
                 out.failed.setdefault(variant, error)
+        if out.where is None:  # no round came back at all
+            raise GreenbenchError("; ".join(lost))
+        out.lost_rounds = lost
         return out
 
     def _groups(self, names: list[str]) -> list[list[str]]:
@@ -320,8 +330,11 @@ class Runner:
                 "min_block_s": suite.measure.energy.min_window_s,
                 "arms": arms_in_round,
                 "paired_with_baseline": bool(found),
+                "lost_rounds": measured.lost_rounds,
             },
             "blocks": [b for b in measured.blocks if b["arm"] == name],
+            # the partner blocks the Δ was computed from: a resumed baseline has no record of them
+            "baseline_blocks": [b for b in measured.blocks if found and b["arm"] == suite.baseline],
             "runtime": arm,
             "artifact": {"kind": prep.evaluated.artifact.kind, "path": prep.evaluated.artifact.path},
             "idle": where.idle.to_dict(),
@@ -402,9 +415,8 @@ class Runner:
         data = dataset_ref(suite)  # walked once: resume keys and staging both use it
         todo = []
         for name in suite.order():
-            done = self.store.latest(
-                suite.name, variant_key(suite, name, data.fingerprint), self.device["device_id"]
-            )
+            key = variant_key(suite, name, data.fingerprint)
+            done = self.store.latest(suite.name, key, self.device["device_id"], variant=name)
             if done is not None and not opt.force:
                 outcome.done[name] = "resumed"
                 opt.progress(f"{name}: already stored ok (run {done.run_id}); skipped")
@@ -431,9 +443,17 @@ class Runner:
         return outcome
 
     def _baseline_arm(self, prepared: dict[str, Prepared]) -> tuple[jobs.ArmSpec | None, str | None]:
-        """The baseline's arm: prepared in this run, or its cached artifact re-evaluated (a
-        stored baseline is not a partner in time: it is measured again beside the variants)."""
+        """The baseline's arm: prepared in this run, or the model file of its stored record (a
+        stored baseline is not a partner in time: it is measured again beside the variants);
+        prepared again only when that file is gone."""
         base = self.suite.baseline
+        device = self.device["device_id"]
+        stored = self.store.latest(self.suite.name, self._key(base), device, variant=base)
+        kept = (stored.measurement.get("artifact") or {}) if stored is not None else {}
+        usable = kept.get("kind") in ("torch", "onnx") and Path(str(kept.get("path"))).is_file()
+        if base not in prepared and usable:
+            artifact = jobs.Artifact(kept["kind"], kept["path"])  # the resumed record's own model file
+            return jobs.ArmSpec(base, artifact, default_runtime(artifact.kind)), None
         if base not in prepared:
             try:
                 prepared_base = self._prepare_variant(base)
@@ -458,6 +478,7 @@ class Runner:
                 artifact = prepared[name].evaluated.artifact
                 arms.append(jobs.ArmSpec(name, artifact, default_runtime(artifact.kind)))
             members = group + ([base] if base in prepared and base not in group else [])
+            prepared_base = prepared.pop(base, None)  # the baseline's record: once, with its first group
             try:
                 measured = self._measure([a for a in arms if a is not None])
             except Exception as e:
@@ -474,7 +495,10 @@ class Runner:
                     error = GreenbenchError(measured.failed.get(name, "no block was measured"))
                     self._finish(outcome, self._failed_record(name, started[name], error))
                 else:
-                    record = self._ok_record(name, started[name], prepared[name], measured, paired)
+                    prep = prepared_base if name == base else prepared[name]
+                    assert prep is not None
+                    try:
+                        record = self._ok_record(name, started[name], prep, measured, paired)
+                    except Exception as e:  # a figure that cannot be computed: this variant fails
+                        record = self._failed_record(name, started[name], e)
                     self._finish(outcome, record)
-            if base in members:
-                prepared.pop(base)  # the baseline's record is written once, with its first group

@@ -424,11 +424,20 @@ class Store:
                     self.warnings.append(note)
 
     def latest(
-        self, suite: str, variant_hash: str, device_id: str, status: Status | None = "ok"
+        self,
+        suite: str,
+        variant_hash: str,
+        device_id: str,
+        status: Status | None = "ok",
+        variant: str | None = None,
     ) -> RunRecord | None:
-        """The newest readable record of this variant config on this device (of ``status``)."""
+        """The newest readable record of this variant config on this device (of ``status``;
+        of the variant named ``variant``, if given: twins with one config are two variants)."""
         sql = "SELECT id, record FROM records WHERE suite=? AND variant_hash=? AND device_id=?"
         args: list[Any] = [suite, variant_hash, device_id]
+        if variant is not None:
+            sql += " AND variant=?"
+            args.append(variant)
         if status is not None:
             sql += " AND status=?"
             args.append(status)
@@ -454,9 +463,9 @@ class Store:
         """Whether this run's record of the variant, or any ok record of its key, is stored."""
         with self._guard("read"):
             row = self._conn.execute(
-                "SELECT 1 FROM records WHERE suite=? AND variant_hash=? AND device_id=? "
+                "SELECT 1 FROM records WHERE suite=? AND variant_hash=? AND device_id=? AND variant=? "
                 "AND (run_id=? OR status='ok') LIMIT 1",
-                (record.suite, record.variant_hash, record.device_id, record.run_id),
+                (record.suite, record.variant_hash, record.device_id, record.variant, record.run_id),
             ).fetchone()
         return row is not None
 
@@ -540,10 +549,10 @@ def store_record(store: Store, record: RunRecord, folder: Path) -> int:
         why = e.strerror or str(e)
     try:
         row = store.add(record)
-    except StoreFull as e:
+    except GreenbenchError as e:  # full, locked past the timeout, damaged: the record is kept
         if kept is None:
-            raise StoreFull(f"{e} The record of {record.variant!r} could not be kept ({why}).") from None
-        raise StoreFull(
+            raise type(e)(f"{e} The record of {record.variant!r} could not be kept ({why}).") from None
+        raise type(e)(
             f"{e} The measured record of {record.variant!r} is kept in {kept}; the next "
             f"'greenbench run' with this work folder stores it without measuring again."
         ) from None

@@ -171,11 +171,15 @@ class LatencySettings(_Manifest):
 class ProtocolSettings(_Manifest):
     """The interleaved measurement: every measured variant is timed in alternating blocks with
     the baseline, in ``rounds`` fresh processes of ``blocks`` blocks per model; a block lasts at
-    least ``measure.energy.min_window_s`` and ``min_calls`` calls. ``group: all`` measures every
-    variant of a run in the same processes; ``pairs``: one process per variant and baseline."""
+    least ``measure.energy.min_window_s`` and ``min_calls`` calls. The order of the models in
+    each cycle follows one Williams design over all ``rounds × blocks`` cycles (balanced when
+    that is a multiple of the number of models, twice it for an odd number: 12 blocks × 3
+    rounds balances 2, 3, 4 and 6 models). ``group: all`` measures every variant of a run in
+    the same processes; ``pairs``: each variant with the baseline in ``rounds`` processes of
+    their own (tighter pairs for large suites, at twice the baseline's time)."""
 
     rounds: int = Field(default=3, ge=1, le=100)
-    blocks: int = Field(default=10, ge=2, le=1000)
+    blocks: int = Field(default=12, ge=2, le=1000)
     min_calls: int = Field(default=3, ge=1, le=10_000)
     group: Literal["all", "pairs"] = "all"
 

@@ -12,7 +12,6 @@ the log, and exit code 1 either way.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import resource
 import sys
@@ -90,8 +89,19 @@ def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
             marker = out_dir / STAGE_MARKER
             cached = None if spec.key in job.force_keys else _cached_stage(marker)
             if cached is not None:
-                known = {f.name for f in dataclasses.fields(jobs.StageDone)}
-                done = jobs.StageDone(**{k: v for k, v in cached.items() if k in known}, cached=True)
+                # what the stage is comes from the plan (a twin or a renamed variant shares the
+                # artifact under another name); only what it produced comes from the marker
+                done = jobs.StageDone(
+                    key=spec.key,
+                    name=spec.name,
+                    variant=spec.variant,
+                    params=spec.params,
+                    checkpoint=cached["checkpoint"],
+                    energy=cached.get("energy", {}),
+                    info=cached.get("info", {}),
+                    meters=tuple(cached.get("meters", ())),
+                    cached=True,
+                )
             else:
                 emit(f"{spec.variant}: {spec.name}")
                 stage = get_stage(spec.name)()
@@ -186,8 +196,14 @@ def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
     for spec in job.arms:
         try:
             predictor = get_runtime(spec.runtime).load(spec.artifact, settings, adapter.module_loader)
+            predictor.call()  # one call now: a model that cannot run fails alone, not the round
+            predictor.sync()
         except GreenbenchError as e:
             failed[spec.variant] = str(e)
+            continue
+        except Exception as e:  # a damaged file, out of memory: this arm only
+            why = f"{type(e).__name__}: {e}"
+            failed[spec.variant] = f"{spec.runtime} could not run {spec.artifact.path}: {why}"
             continue
         arms.append(Arm(spec.variant, predictor.call, predictor.images_per_call, predictor.sync))
         described[spec.variant] = {**predictor.description, "threads": predictor.threads}
@@ -197,7 +213,8 @@ def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
     emit(f"round {job.round + 1}: {len(arms)} models × {p.blocks} blocks")
     threads = set_threads(lat.threads)  # right before timing: ultralytics' imports change it
     with meter:
-        blocks = run_round(arms, config, job.round, meter) if arms else []
+        first = job.round * p.blocks  # the rounds continue one order design
+        blocks = run_round(arms, config, job.round, meter, first_cycle=first) if arms else []
     for info in described.values():
         info["torch_threads"] = threads
     return jobs.RoundResult(

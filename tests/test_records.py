@@ -9,8 +9,10 @@ import pytest
 
 from greenbench.jobs import EvaluateResult, StageDone
 from greenbench.measure.carbon import GridIntensity
+from greenbench.measure.compare import pairs
 from greenbench.measure.energy.composite import IdleBaseline, skipped_idle
-from greenbench.records import Context, build_metrics, codecarbon_check, deltas, paired_by_round
+from greenbench.measure.protocol import Block
+from greenbench.records import Context, build_metrics, codecarbon_check, deltas
 from greenbench.runtimes.base import Artifact
 
 GRID = GridIntensity(400.0, "test", "DEU", None)
@@ -82,9 +84,8 @@ def test_deltas_pair_time_adjacent_blocks_of_the_same_round_and_cycle() -> None:
     assert found["energy_per_image_j"]["delta_pct"] == pytest.approx(0.0)
     assert not found["energy_per_image_j"]["significant"]
     # unpaired blocks (another round or cycle) never pair
-    assert (
-        paired_by_round([block("v", 0, 0, 1.0), block("base", 1, 0, 1.0)], "v", "base", lambda b: 1.0) == []
-    )
+    apart = [Block.from_dict(block("v", 0, 0, 1.0)), Block.from_dict(block("base", 1, 0, 1.0))]
+    assert pairs(apart, "v", "base") == []
 
 
 def test_training_totals_stages_and_co2_from_gross() -> None:

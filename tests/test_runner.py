@@ -136,14 +136,12 @@ def test_resume_skips_ok_variants_and_force_retrains_own_stages(micro_suite: Pat
     assert job.force_keys == tuple(s.key for s in job.stages if s.variant == "child")  # parent stays cached
 
 
-def test_every_round_is_one_job_with_the_baseline_and_the_order_rotates(
-    micro_suite: Path, tmp_path: Path
-) -> None:
+def test_every_round_is_one_job_with_the_baseline(micro_suite: Path, tmp_path: Path) -> None:
     executor = FakeExecutor(slow={"child": 1.25})
     _, records = run(micro_suite, tmp_path, executor)
     rounds = [j for j in executor.jobs if isinstance(j, jobs.RoundJob)]
     assert [j.round for j in rounds] == [0, 1]  # micro suite: 2 rounds
-    assert [[a.variant for a in j.arms] for j in rounds] == [["base", "child"], ["child", "base"]]
+    assert [[a.variant for a in j.arms] for j in rounds] == [["base", "child"]] * 2  # the worker orders
     assert all(j.protocol.blocks == 3 and j.min_window_s == 0.1 for j in rounds)
     base, child = records
     assert base.deltas == {} and base.baseline == "base" and base.runtime == "torch"
@@ -152,17 +150,68 @@ def test_every_round_is_one_job_with_the_baseline_and_the_order_rotates(
     assert lat["delta_pct"] == __import__("pytest").approx(25.0) and lat["significant"]
     assert child.metrics["latency_ms"]["rounds"] == 2 and child.metrics["latency_ms"]["blocks"] == 6
     assert len(child.measurement["blocks"]) == 6 and child.measurement["protocol"]["paired_with_baseline"]
+    assert [b["arm"] for b in child.measurement["baseline_blocks"]] == ["base"] * 6  # the partner blocks
 
 
 def test_a_new_variant_is_paired_with_the_baseline_measured_again(micro_suite: Path, tmp_path: Path) -> None:
     run(micro_suite, tmp_path, FakeExecutor())
     micro_suite.write_text(micro_suite.read_text().replace("lr0: 0.001", "lr0: 0.003"))  # edit the child
+    with Store(tmp_path / "gb.db") as first:
+        kept = Path(first.records()[0].measurement["artifact"]["path"])
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(b"the baseline's model file, still on disk")
     executor = FakeExecutor()
     outcome, records = run(micro_suite, tmp_path, executor)
     assert outcome.done == {"base": "resumed", "child": "ok"}
     rounds = [j for j in executor.jobs if isinstance(j, jobs.RoundJob)]
     assert all({a.variant for a in j.arms} == {"base", "child"} for j in rounds)  # a partner in time
+    assert all(next(a for a in j.arms if a.variant == "base").artifact.path == str(kept) for j in rounds)
+    assert [j.label for j in executor.jobs if not isinstance(j, jobs.RoundJob)] == ["child", "child"]
     assert len(records) == 3 and records[-1].deltas["latency_ms"]["run_id"] == outcome.run_id
+
+
+def test_editing_the_baseline_re_measures_every_variant_beside_it(micro_suite: Path, tmp_path: Path) -> None:
+    run(micro_suite, tmp_path, FakeExecutor())
+    text = micro_suite.read_text()
+    micro_suite.write_text(text.replace("base: {model: yolov5n.yaml,", "base: {model: yolov5s.yaml,"))
+    outcome, _ = run(micro_suite, tmp_path, FakeExecutor())
+    assert outcome.done == {"base": "ok", "child": "ok"}
+
+
+def test_twins_with_one_config_are_two_variants(micro_suite: Path, tmp_path: Path) -> None:
+    text = micro_suite.read_text().replace("  child:\n    from: base\n", "  child:\n    from: twin\n")
+    micro_suite.write_text(text + "  twin: {model: yolov5n.yaml, stages: [train]}\n")
+    first, records = run(micro_suite, tmp_path, FakeExecutor())
+    assert first.done == {"base": "ok", "twin": "ok", "child": "ok"}
+    twin = next(r for r in records if r.variant == "twin")
+    assert twin.metrics["train_energy_j"]["value"] > 0  # the shared stage counts as its own too
+    again, _ = run(micro_suite, tmp_path, FakeExecutor())
+    assert again.done == {"base": "resumed", "twin": "resumed", "child": "resumed"}
+
+
+def test_a_lost_round_leaves_the_others_and_a_lost_group_writes_the_baseline_once(
+    micro_suite: Path, tmp_path: Path
+) -> None:
+    text = micro_suite.read_text().replace("protocol: {rounds: 2,", "protocol: {group: pairs, rounds: 2,")
+    micro_suite.write_text(
+        text + "  other:\n    from: base\n    stages: [{train: {epochs: 1, lr0: 0.002}}]\n"
+    )
+
+    class LosesRounds(FakeExecutor):
+        def run(self, job: jobs.Job) -> Outcome:
+            arms = {a.variant for a in job.arms} if isinstance(job, jobs.RoundJob) else set()
+            if "child" in arms:  # the child's whole group is lost
+                raise GreenbenchError("worker died")
+            if "other" in arms and job.round == 0:  # one round of the other's group is lost
+                raise GreenbenchError("worker died once")
+            return super().run(job)
+
+    outcome, records = run(micro_suite, tmp_path, LosesRounds())
+    assert outcome.done == {"base": "failed", "child": "failed", "other": "ok"}
+    assert [r.variant for r in records].count("base") == 1
+    other = next(r for r in records if r.variant == "other")
+    assert other.metrics["latency_ms"]["rounds"] == 1
+    assert other.measurement["protocol"]["lost_rounds"] == ["round 1: worker died once"]
 
 
 def test_failed_parent_fails_child_without_running_it(micro_suite: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from greenbench.commands.table import SuiteRef, add_store_options, table_text
 from greenbench.errors import GreenbenchError
+from greenbench.executors.local import DEFAULT_STALL_S as DEFAULT_STALL_TIMEOUT_S
 
 if TYPE_CHECKING:
     from greenbench.suite import Suite
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 HELP = "run a suite (resumes: variants stored ok are skipped)"
 
 EXIT_OK, EXIT_FAILED = 0, 1
-DEFAULT_STALL_TIMEOUT_S = 1800.0
 
 # C0/C1 controls (ESC starts terminal escape sequences), line/paragraph separators, bidi overrides,
 # lone surrogates (from undecodable bytes: no encoder takes them)

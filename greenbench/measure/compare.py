@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -51,8 +51,10 @@ class PairedRatio:
     """Variant/baseline ratio from time-adjacent block pairs. delta_pct = (ratio-1)*100.
 
     ratio, ci_low, ci_high: median pair ratio and its hierarchical-bootstrap CI (unitless).
-    significant: the CI excludes 1. p_value: two-sided Wilcoxon signed-rank on the log ratios
-    of all pairs (None under 6 pairs or when all are equal). rounds_disagree: some round's own
+    significant: the CI excludes 1 (the decision; it accounts for rounds). p_value: two-sided
+    Wilcoxon signed-rank on the log ratios of all pairs pooled across rounds, as if independent
+    (so it ignores process-level clustering and is only a supplementary figure; None under 6
+    pairs or when all are equal). rounds_disagree: some round's own
     percentile CI of its median ratio does not overlap another round's. per_round: (median
     ratio, ci_low, ci_high) per round.
     """
@@ -231,8 +233,15 @@ def paired_ratio(
 _NUMERIC_FIELDS = tuple(f.name for f in fields(Block) if f.type in ("float", "float | None"))
 
 
-def _field_value(block: Block, field: str) -> float | None:
-    """``block.<field>`` as a float, or None; an unknown field name is an error with suggestions."""
+Value = str | Callable[[Block], "float | None"]
+
+
+def _field_value(block: Block, field: Value) -> float | None:
+    """``block.<field>`` (or ``field(block)``) as a float, or None; an unknown field name is an
+    error with suggestions."""
+    if callable(field):
+        got = field(block)
+        return None if got is None else float(got)
     if field not in _NUMERIC_FIELDS:
         near = difflib.get_close_matches(field, _NUMERIC_FIELDS, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
@@ -242,11 +251,11 @@ def _field_value(block: Block, field: str) -> float | None:
 
 
 def pairs(
-    blocks: Sequence[Block], arm: str, baseline: str, field: str = "latency_ms"
+    blocks: Sequence[Block], arm: str, baseline: str, field: Value = "latency_ms"
 ) -> list[list[tuple[float, float]]]:
-    """(arm value, baseline value) per cycle where both have a value, one list per round (by round).
-
-    Rounds without a single pair are left out.
+    """(arm value, baseline value) per cycle where both have a value, one list per round (by round):
+    time-adjacent blocks of one process. ``field``: a numeric ``Block`` field, or a function of
+    a block (e.g. its idle-netted energy per image). Rounds without a single pair are left out.
     """
     by_key: dict[tuple[int, int, str], float | None] = {}
     for b in blocks:
@@ -266,7 +275,7 @@ def pairs(
     return [out[r] for r in sorted(out)]
 
 
-def values_by_round(blocks: Sequence[Block], arm: str, field: str = "latency_ms") -> list[list[float]]:
+def values_by_round(blocks: Sequence[Block], arm: str, field: Value = "latency_ms") -> list[list[float]]:
     """``field`` of ``arm``'s blocks (None skipped), one list per round in round order, by cycle."""
     out: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for b in blocks:
@@ -275,15 +284,3 @@ def values_by_round(blocks: Sequence[Block], arm: str, field: str = "latency_ms"
             if value is not None:
                 out[b.round].append((b.cycle, value))
     return [[v for _, v in sorted(out[r])] for r in sorted(out)]
-
-
-def _signed(pct: float) -> str:
-    """``+1.2`` / ``-1.2``; a value that rounds to zero prints ``+0.0``, never ``-0.0``."""
-    text = f"{pct:+.1f}"
-    return "+0.0" if text == "-0.0" else text
-
-
-def format_delta(r: PairedRatio) -> str:
-    """``+12.3 % [+10.1, +14.6]``, or ``+0.4 % (n.s.) [-1.2, +2.0]`` when the CI includes 0 %."""
-    ns = "" if r.significant else " (n.s.)"
-    return f"{_signed(r.delta_pct)} %{ns} [{_signed(r.delta_ci_low_pct)}, {_signed(r.delta_ci_high_pct)}]"

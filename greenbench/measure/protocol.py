@@ -166,11 +166,14 @@ def run_round(
     round_index: int,
     meter: Meter | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    first_cycle: int = 0,
 ) -> list[Block]:
-    """Run one round in this process: ``config.blocks`` rotation cycles of one block per arm.
+    """Run one round in this process: ``config.blocks`` cycles of one block per arm.
 
     ``meter`` must already be open; thread settings are the caller's business. Each arm is warmed
     right before its first block, not all up front, so its warm state is as fresh as the others'.
+    ``first_cycle``: where this round starts in the order design, so that rounds continue one
+    design instead of each restarting it (balance holds over rounds × blocks cycles).
     """
     if not arms:
         raise ValueError("run_round needs at least one arm")
@@ -181,7 +184,7 @@ def run_round(
     blocks: list[Block] = []
     round_start: float | None = None
     for cycle in range(config.blocks):
-        for position, index in enumerate(rotation(len(arms), cycle)):
+        for position, index in enumerate(rotation(len(arms), first_cycle + cycle)):
             arm = arms[index]
             if arm.name not in warmed:
                 _warm(arm, config.warmup)

@@ -1,41 +1,15 @@
-"""Summary statistics of raw samples: median, IQR, percentiles, bootstrap CI of the median."""
+"""Statistics of one sample: the noisy threshold and a seeded bootstrap CI of the median (the
+old way, one process' samples: kept for the A/A/B benchmark's comparison; the interleaved
+figures use ``greenbench.measure.compare``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 
 #: a result whose IQR exceeds this fraction of its median is flagged noisy
 NOISY_IQR_RATIO = 0.10
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Statistics of a sample, in the sample's own unit.
-
-    ci_low/ci_high: percentile-bootstrap 95 % confidence interval of the median.
-    noisy: IQR / median > 10 % (pyperf warns likewise when a result is unstable).
-    """
-
-    n: int
-    median: float
-    mean: float
-    std: float
-    iqr: float
-    p90: float
-    p99: float
-    min: float
-    max: float
-    ci_low: float
-    ci_high: float
-    noisy: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
 
 
 def bootstrap_median_ci(
@@ -59,27 +33,3 @@ def bootstrap_median_ci(
     alpha = (1 - confidence) / 2
     low, high = np.quantile(medians, [alpha, 1 - alpha])
     return float(low), float(high)
-
-
-def summarize(samples: Sequence[float]) -> Summary:
-    """Summary of ``samples`` (at least one)."""
-    x = np.asarray(samples, dtype=float)
-    if x.size == 0:
-        raise ValueError("cannot summarise an empty sample")
-    q1, median, q3, p90, p99 = np.quantile(x, [0.25, 0.5, 0.75, 0.90, 0.99])
-    low, high = bootstrap_median_ci(x.tolist())
-    iqr = float(q3 - q1)
-    return Summary(
-        n=int(x.size),
-        median=float(median),
-        mean=float(x.mean()),
-        std=float(x.std(ddof=1)) if x.size > 1 else 0.0,
-        iqr=iqr,
-        p90=float(p90),
-        p99=float(p99),
-        min=float(x.min()),
-        max=float(x.max()),
-        ci_low=low,
-        ci_high=high,
-        noisy=bool(median > 0 and iqr / median > NOISY_IQR_RATIO),
-    )

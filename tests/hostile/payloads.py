@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-NETGUARD = Path(__file__).parents[1] / "e2e" / "netguard"
+from tests.hostile.hostile_tools import gb
+
 CLI_TIMEOUT_S = 30  # a hang fails the test instead of blocking it; a validate takes ~0.5 s
 
 
@@ -93,24 +93,8 @@ def suite_text(
 
 
 def cli(*args: str, cwd: Path, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-    """``python -m greenbench ARGS`` with HOME in ``cwd`` and every non-local network attempt
-    refused and logged to ``cwd/network-attempts.log`` (tests/e2e/netguard)."""
-    env = {
-        **os.environ,
-        "HOME": str(cwd / "home"),
-        "PYTHONPATH": os.pathsep.join(
-            [str(NETGUARD), str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]
-        ),
-        "GREENBENCH_NETLOG": str(cwd / "network-attempts.log"),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "greenbench", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """``python -m greenbench ARGS`` under the network guard (``tests.hostile.hostile_tools.gb``)."""
+    return gb(*args, cwd=cwd, timeout=timeout)
 
 
 def assert_refused(out: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
