@@ -117,7 +117,10 @@ def _flag_notes(ok: Sequence[RunRecord]) -> list[str]:
         disagree += [f"{r.variant} {', '.join(d)}"] if d else []
     notes = []
     if noisy:
-        notes.append(f"noisy (spread too wide for the median to be trusted): {'; '.join(noisy)}")
+        notes.append(
+            f"noisy (IQR of the blocks over 10 % of the median: the host moved; the CI and the paired "
+            f"Δ include that spread): {'; '.join(noisy)}"
+        )
     if disagree:
         notes.append(
             "rounds disagree (one fresh process' CI does not overlap another's; the host changed "
