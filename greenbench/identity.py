@@ -42,6 +42,8 @@ class Suite(Protocol):
     @property
     def baseline(self) -> str: ...
 
+    def checked_data(self) -> Any: ...
+
     def lineage(self, name: str) -> list[str]: ...
 
     def root_model(self, name: str) -> Any: ...
@@ -134,10 +136,12 @@ def synth_spec(suite: Suite) -> SynthSpec:
 def dataset_ref(suite: Suite) -> DatasetRef:
     """The suite's data, identified without generating anything: the generator spec for
     ``synthetic:`` (its data.yaml is not known yet), the checked user data.yaml otherwise (its
-    content fingerprint: label bytes, image names and sizes; walked once per run)."""
+    content fingerprint: label bytes, image names and sizes), reusing the walk ``load_suite``
+    made when it checked the suite."""
     from greenbench.dataset_ref import DatasetRef, check_dataset
 
     if suite.dataset.synthetic is not None:
         return DatasetRef(Path(), "test", "synth-" + synth_spec(suite).key())
     assert suite.dataset.path is not None
-    return check_dataset(Path(suite.dataset.path))
+    checked = suite.checked_data()  # load_suite walked it already: once per run is enough
+    return checked if checked is not None else check_dataset(Path(suite.dataset.path))

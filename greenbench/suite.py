@@ -294,6 +294,7 @@ class Suite(_Manifest):
     path: Path = Path()
     source_hash: str = ""
     _digests: dict[str, str] = PrivateAttr(default_factory=dict)
+    _checked_data: Any = PrivateAttr(default=None)  # the DatasetRef load_suite checked
 
     @field_validator("task", mode="before")
     @classmethod
@@ -371,6 +372,15 @@ class Suite(_Manifest):
     def variant_hash(self, name: str) -> str:
         """The key of ``variant_config(name)`` (``greenbench.identity.config_key``)."""
         return config_key(self.variant_config(name))
+
+    def checked_data(self) -> Any:
+        """The ``DatasetRef`` of ``dataset.path`` as ``load_suite`` checked it (None if it did
+        not): checking walks every sample, so a run reuses it instead of walking again."""
+        return self._checked_data
+
+    def remember_checked_data(self, ref: Any) -> None:
+        """Keep the ``DatasetRef`` the suite checks produced (see ``checked_data``)."""
+        self._checked_data = ref
 
     def file_ref(self, value: str | None) -> Any:
         """A local file as ``{file, sha256}`` (digested once per suite); anything else as is."""

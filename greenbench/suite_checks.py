@@ -55,7 +55,7 @@ def check(suite: Suite, base: Path) -> list[Problem]:
         suite.dataset.path, problem = _resolve_file(suite.dataset.path, base, where, "dataset")
         problems += [problem] if problem else []
         if problem is None:
-            problems += _check_data_yaml(Path(suite.dataset.path), where)
+            problems += _check_data_yaml(suite, Path(suite.dataset.path), where)
     if not graph_problems:  # lineages are walkable only in a sound graph
         problems += _check_onnx_lineages(suite)
     problems += _check_defaults(suite)
@@ -104,13 +104,13 @@ def _check_urls(suite: Suite) -> tuple[list[Problem], set[Loc]]:
     return problems, owners
 
 
-def _check_data_yaml(path: Path, loc: Loc) -> list[Problem]:
+def _check_data_yaml(suite: Suite, path: Path, loc: Loc) -> list[Problem]:
     """The data.yaml and every sample it names (``dataset_ref.check_dataset``): run would stop
-    there anyway, after the idle baseline."""
+    there anyway, after the idle baseline. The checked ref is kept on the suite for the run."""
     from greenbench.dataset_ref import check_dataset
 
     try:
-        check_dataset(path)
+        suite.remember_checked_data(check_dataset(path))
     except GreenbenchError as e:
         return [Problem(loc, str(e))]
     return []

@@ -113,6 +113,24 @@ def test_dataset_path_is_made_absolute(tmp_path: Path) -> None:
     assert suite.dataset.synthetic is None
 
 
+def test_a_run_reuses_the_dataset_walk_validation_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import greenbench.dataset_ref
+    from greenbench.identity import dataset_ref
+
+    data = synth_detection(tmp_path / "suites" / "data", SynthSpec(classes=2, images=10, imgsz=32))
+    suite = load_suite(
+        write(tmp_path, VALID.replace("synthetic: {classes: 2, images: 20}", f"path: data/{data.name}"))
+    )
+    walks: list[Path] = []
+    real = greenbench.dataset_ref.check_dataset
+    monkeypatch.setattr(greenbench.dataset_ref, "check_dataset", lambda p: walks.append(p) or real(p))
+    ref = dataset_ref(suite)
+    assert ref is suite.checked_data() and walks == []  # one walk per run, not two
+    assert ref.fingerprint == real(Path(suite.dataset.path or "")).fingerprint
+
+
 def test_order_puts_parents_first_and_keeps_file_order(suite: Suite) -> None:
     assert suite.order() == ["base", "small", "local", "pretrained", "smaller"]
 
