@@ -32,6 +32,9 @@ _ANSI = re.compile(
 # C0 and C1 controls but newline, DEL, and the bidi overrides that reorder text on screen
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+#: what must never reach a terminal or a one-line text from a file anyone can write: C0/C1
+#: controls, line/paragraph separators, bidi embeddings and isolates, lone surrogates
+TERMINAL_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
 _BREAKS = str.maketrans({**dict.fromkeys("\r\v\f\x85\u2028\u2029", "\n"), "\t": " "})
 
 

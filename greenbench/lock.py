@@ -15,14 +15,13 @@ import errno
 import fcntl
 import json
 import os
-import re
 import socket
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 
-from greenbench.errors import GreenbenchError
+from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
 
 LOCK_NAME = ".lock"
 _MAX_INFO_BYTES = 4096  # a hostile or damaged lock file is read no further than this
@@ -50,7 +49,7 @@ def _holder(fd: int) -> str:
 
 def _printable(text: str) -> str:
     """``text`` on one line without control characters (it came from a file anyone can write)."""
-    return " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069\ud800-\udfff]", " ", text).split())
+    return " ".join(TERMINAL_UNSAFE.sub(" ", text).split())
 
 
 class WorkdirLock:

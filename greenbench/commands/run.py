@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from greenbench.commands.table import SuiteRef, add_store_options, table_text
-from greenbench.errors import GreenbenchError
+from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
 from greenbench.executors.local import DEFAULT_STALL_S as DEFAULT_STALL_TIMEOUT_S
 
 if TYPE_CHECKING:
@@ -27,7 +26,7 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 # C0/C1 controls (ESC starts terminal escape sequences), line/paragraph separators, bidi overrides,
 # lone surrogates (from undecodable bytes: no encoder takes them)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROL = TERMINAL_UNSAFE
 
 
 class RunUsageError(GreenbenchError):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from greenbench.errors import GreenbenchError, SuiteError
+from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError, SuiteError
 from greenbench.report.tables import FORMATS, build_table, render  # tabulate: imported on render
 from greenbench.store import DEFAULT_STORE
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 HELP = "print the comparison table of a suite from the store (a suite file or a stored suite name)"
 
 _DEVICE = re.compile(r"cpu|cuda:\d+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")  # kept off a terminal
+_CONTROL = TERMINAL_UNSAFE  # kept off a terminal
 
 
 @dataclass(frozen=True)

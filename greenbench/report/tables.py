@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
+from greenbench.errors import TERMINAL_UNSAFE
 from greenbench.metrics import MetricDef, table_metrics
 from greenbench.report.table_notes import as_number as _num
 from greenbench.report.table_notes import table_notes
@@ -315,7 +316,7 @@ def stage_table(table: Table) -> list[list[str]]:
 
 # C0 and C1 controls (ESC included), DEL, line/paragraph separators, bidi embeddings/overrides/isolates,
 # lone surrogates (no encoder takes them: printing one would fail)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]+")
+_CONTROL = re.compile(TERMINAL_UNSAFE.pattern + "+")  # a run of them becomes one space
 _MD_SPECIAL = re.compile(r"[\\|<>*`~]|_+")
 # entities, not backslashes: every Markdown flavour (Python-Markdown too) reads "&lt;" as text
 _MD_ENTITY = {"<": "&lt;", ">": "&gt;"}
