@@ -31,6 +31,7 @@ from greenbench.measure.device import fingerprint, git_commit
 from greenbench.measure.energy.composite import IdleBaseline, measure_idle, select_meters, skipped_idle
 from greenbench.records import Context, build_metrics, deltas
 from greenbench.runtimes import default_runtime
+from greenbench.runtimes.base import SUFFIXES, artifact_kind
 from greenbench.store import RunRecord, Store, store_pending, store_record
 from greenbench.suite import Suite
 
@@ -211,11 +212,9 @@ class Runner:
             done = self._run_job(job).result
             assert isinstance(done, jobs.StagesResult)
             stages = done.stages
-            if done.checkpoint:
-                artifact = jobs.Artifact("torch", done.checkpoint)
-        elif Path(root.model).suffix.lower() in (".onnx", ".pt", ".pth"):
-            from greenbench.runtimes.base import artifact_kind
-
+            if done.checkpoint:  # its kind from the file: an export stage's artifact is ONNX
+                artifact = jobs.Artifact(artifact_kind(done.checkpoint), done.checkpoint)
+        elif Path(root.model).suffix.lower() in SUFFIXES:
             artifact = jobs.Artifact(artifact_kind(root.model), root.model)
         evaluate = jobs.EvaluateJob(
             **self._base(name),

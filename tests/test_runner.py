@@ -265,3 +265,22 @@ def test_a_stored_error_is_one_clean_bounded_line(micro_suite: Path, tmp_path: P
     error = records[0].error or ""
     assert error.startswith("training diverged detail") and "\x1b" not in error and "\n" not in error
     assert len(error) <= 1000 and error.endswith("more characters; see the log)")
+
+
+def test_a_stage_that_writes_onnx_is_measured_by_onnx_runtime(micro_suite: Path, tmp_path: Path) -> None:
+    class ExportsOnnx(FakeExecutor):  # as an export stage will: the last artifact is a .onnx file
+        def run(self, job: jobs.Job) -> Outcome:
+            outcome = super().run(job)
+            if isinstance(job, jobs.StagesJob) and job.label == "child":
+                done = outcome.result
+                assert isinstance(done, jobs.StagesResult)
+                return Outcome(
+                    jobs.StagesResult(done.stages, f"{job.stages[-1].out_dir}/model.onnx"), outcome.where
+                )
+            return outcome
+
+    executor = ExportsOnnx()
+    _, records = run(micro_suite, tmp_path, executor)
+    arms = {a.variant: a for j in executor.jobs if isinstance(j, jobs.RoundJob) for a in j.arms}
+    assert arms["child"].artifact.kind == "onnx" and arms["child"].runtime == "onnxruntime"
+    assert arms["base"].runtime == "torch" and records[1].runtime == "onnxruntime"
