@@ -80,7 +80,9 @@ class SynthSpecError(GreenbenchError, ValueError):
 class SynthSpec:
     """What to generate: ``classes`` shape classes, ``images`` images of ``imgsz`` px square.
 
-    ``seed`` (a non-negative int) fixes every random draw. Invalid values raise
+    ``seed`` (a non-negative int) fixes every random draw. ``names``: the class names written to
+    data.yaml (one per class; empty: the shape names, see ``class_names``), so that a smoke run of a
+    suite trains on its own class names; the shapes drawn are the same. Invalid values raise
     ``SynthSpecError`` (a ``ValueError``) at construction.
     """
 
@@ -88,6 +90,7 @@ class SynthSpec:
     images: int = 60
     imgsz: int = 128
     seed: int = 0
+    names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         limits = {
@@ -107,10 +110,29 @@ class SynthSpec:
                     "classes": f" ({len(SHAPES)} shapes x {MAX_HUE_FAMILIES} hue bands)",
                 }.get(name, "")
                 raise SynthSpecError(f"synthetic dataset: {name} must be {allowed}{why}, got {value}")
+        if self.names and (len(self.names) != self.classes or len(set(self.names)) != len(self.names)):
+            raise SynthSpecError(
+                f"synthetic dataset: names must be {self.classes} distinct class names (one per class), "
+                f"got {len(self.names)} ({len(set(self.names))} distinct)"
+            )
+        if any(not isinstance(n, str) or not n.strip() for n in self.names):
+            raise SynthSpecError("synthetic dataset: every class name must be a non-empty string")
+
+    def as_dict(self) -> dict[str, object]:
+        """The spec's fields; ``names`` only when given (so keys and synth.json of specs written
+        before names existed stay the same)."""
+        d = asdict(self)
+        if not self.names:
+            del d["names"]
+        return d
+
+    def class_names(self) -> dict[int, str]:
+        """Class id -> name: ``names`` if given, else the shape names (``class_names``)."""
+        return dict(enumerate(self.names)) if self.names else class_names(self.classes)
 
     def key(self) -> str:
         """A 12-hex-digit hash of the spec and ``GENERATOR_VERSION``, stable across runs."""
-        ident = {**asdict(self), "generator_version": GENERATOR_VERSION}
+        ident = {**self.as_dict(), "generator_version": GENERATOR_VERSION}
         blob = json.dumps(ident, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -329,7 +351,7 @@ def _write_data_yaml(out: Path, spec: SynthSpec, root: Path) -> Path:
         *(f"{split}: images/{split}" for split in SPLITS),
         f"nc: {spec.classes}",
         "names:",
-        *(f"  {cls}: {name}" for cls, name in class_names(spec.classes).items()),
+        *(f"  {cls}: {_yaml_str(name)}" for cls, name in spec.class_names().items()),
     ]
     target = out / "data.yaml"
     target.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -412,8 +434,8 @@ def _write_dataset(out: Path, spec: SynthSpec, counts: tuple[int, int, int]) -> 
         "schema_version": SCHEMA_VERSION,
         "generator_version": GENERATOR_VERSION,
         "key": spec.key(),
-        "spec": asdict(spec),
-        "names": {str(k): v for k, v in class_names(spec.classes).items()},
+        "spec": spec.as_dict(),
+        "names": {str(k): v for k, v in spec.class_names().items()},
         "image_format": IMAGE_SUFFIX.lstrip("."),
         "imgsz_px": spec.imgsz,
         "splits": {

@@ -130,7 +130,8 @@ def synth_spec(suite: Suite) -> SynthSpec:
 
     s = suite.dataset.synthetic
     assert s is not None
-    return SynthSpec(classes=s.classes, images=s.images, imgsz=s.imgsz, seed=s.seed)
+    names = s.names or suite.dataset.names or ()
+    return SynthSpec(classes=s.classes, images=s.images, imgsz=s.imgsz, seed=s.seed, names=tuple(names))
 
 
 def dataset_ref(suite: Suite) -> DatasetRef:

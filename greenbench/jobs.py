@@ -8,6 +8,8 @@ typed decoding, so no hand-written ``from_dict`` per class).
 
 Format history (bump ``JOB_VERSION`` and describe the change here):
   1 — StagesJob/StagesResult, EvaluateJob/EvaluateResult, RoundJob/RoundResult.
+  2 — ArmSpec.options and EvaluateJob.runtime/runtime_options: the variant's runtime and its
+      options (a worker of format 1 would drop them and measure with the defaults).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from greenbench.identity import PlannedStage
 from greenbench.runtimes.base import Artifact
 from greenbench.suite import LatencySettings, ProtocolSettings
 
-JOB_VERSION = 1
+JOB_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class EvaluateJob(JobBase):
 
     artifact: the model file; None = build ``model`` (with ``weights``) and save it untrained.
     imgsz: the latency image size (complexity is counted there).
+    runtime, runtime_options: the variant's runtime; accuracy is computed by it where it has its
+    own evaluation path (``runtimes.eval_forward``: OpenVINO at its precision hint). "" = default.
     """
 
     artifact: Artifact | None
@@ -108,6 +112,8 @@ class EvaluateJob(JobBase):
     eval_imgsz: int
     imgsz: int
     out_dir: str
+    runtime: str = ""
+    runtime_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -125,11 +131,13 @@ class EvaluateResult:
 
 @dataclass(frozen=True)
 class ArmSpec:
-    """One model of an interleaved round: a variant's artifact and the runtime that runs it."""
+    """One model of an interleaved round: a variant's artifact, the runtime that runs it and the
+    runtime's options (checked by its ``check_options``)."""
 
     variant: str
     artifact: Artifact
     runtime: str
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from greenbench.errors import SuiteError, clean_message
 
 Loc = tuple[str | int, ...]  # a key path into the document, e.g. ("variants", "a", "stages", 0)
 MAX_SHOWN = 5  # problems listed in one error; the rest are counted
-MAX_ROW = 500  # characters of one problem line (a key or value can be a megabyte)
+MAX_ROW = 700  # characters of one problem line (a key or value can be a megabyte)
 MAX_BYTES = 1_000_000  # a suite file larger than this is refused before it is parsed
 MAX_DEPTH = 64  # nesting levels, counted through aliases; a suite needs about six
 MAX_NODES = 20_000  # YAML values once aliases and merges are expanded; a suite has a few hundred

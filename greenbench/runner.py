@@ -31,7 +31,7 @@ from greenbench.measure.device import fingerprint, git_commit
 from greenbench.measure.energy.composite import IdleBaseline, measure_idle, select_meters, skipped_idle
 from greenbench.records import Context, build_metrics, deltas
 from greenbench.runtimes import default_runtime
-from greenbench.runtimes.base import SUFFIXES, artifact_kind
+from greenbench.runtimes.base import SUFFIXES, ArtifactKind, artifact_kind, runtime_label
 from greenbench.store import RunRecord, Store, store_pending, store_record
 from greenbench.suite import Suite
 
@@ -185,6 +185,11 @@ class Runner:
             "device": self.suite.measure.device,
         }
 
+    def _runtime(self, name: str, kind: ArtifactKind) -> tuple[str, dict[str, Any]]:
+        """The variant's runtime and options (suite ``runtime:``), else the default for ``kind``."""
+        spec = self.suite.variants[name].runtime
+        return (spec.name, dict(spec.options)) if spec is not None else (default_runtime(kind), {})
+
     def _key(self, name: str) -> str:
         return variant_key(self.suite, name, self.dataset.fingerprint)
 
@@ -216,6 +221,7 @@ class Runner:
                 artifact = jobs.Artifact(artifact_kind(done.checkpoint), done.checkpoint)
         elif Path(root.model).suffix.lower() in SUFFIXES:
             artifact = jobs.Artifact(artifact_kind(root.model), root.model)
+        runtime, runtime_options = self._runtime(name, artifact.kind if artifact else "torch")
         evaluate = jobs.EvaluateJob(
             **self._base(name),
             artifact=artifact,
@@ -226,10 +232,19 @@ class Runner:
             eval_imgsz=int(suite.defaults.get("imgsz", 640)),
             imgsz=self._lat_imgsz,
             out_dir=str(self.workdir / "measure" / f"{name}-{self._key(name)}"),
+            runtime=runtime,
+            runtime_options=runtime_options,
         )
         evaluated = self._run_job(evaluate).result
         assert isinstance(evaluated, jobs.EvaluateResult)
         return Prepared(stages, evaluated)
+
+    def prepare_artifacts(self, names: list[str]) -> dict[str, jobs.Artifact]:
+        """The model file of each of ``names`` as ``run`` would measure it (cached stages reused, a
+        variant without stages built and saved by its evaluation), for a caller that measures the
+        files itself (``greenbench gate``). Nothing is stored."""
+        self._prepare(dataset_ref(self.suite))
+        return {name: self._prepare_variant(name).evaluated.artifact for name in names}
 
     def _measure(self, arms: list[jobs.ArmSpec]) -> Measured:
         """The interleaved protocol over ``arms``: one fresh process per round."""
@@ -291,6 +306,7 @@ class Runner:
             "versions": {**self.device.get("versions", {}), "suite_git_commit": self.git_commit},
             "task": suite.task,
             "baseline": suite.baseline,
+            "smoke": suite.smoke,
         }
 
     def _failed_record(self, name: str, started: str, error: BaseException) -> RunRecord:
@@ -357,7 +373,7 @@ class Runner:
             **{**self._identity(name, started), "device": where.device, "device_id": where.device_id},
             status="ok",
             finished_at=_now(),
-            runtime=default_runtime(prep.evaluated.artifact.kind),
+            runtime=runtime_label(*self._runtime(name, prep.evaluated.artifact.kind)),
             stages=stages,
             metrics=metrics,
             deltas=found,
@@ -452,7 +468,7 @@ class Runner:
         usable = kept.get("kind") in ("torch", "onnx") and Path(str(kept.get("path"))).is_file()
         if base not in prepared and usable:
             artifact = jobs.Artifact(kept["kind"], kept["path"])  # the resumed record's own model file
-            return jobs.ArmSpec(base, artifact, default_runtime(artifact.kind)), None
+            return jobs.ArmSpec(base, artifact, *self._runtime(base, artifact.kind)), None
         if base not in prepared:
             try:
                 prepared_base = self._prepare_variant(base)
@@ -461,7 +477,7 @@ class Runner:
         else:
             prepared_base = prepared[base]
         artifact = prepared_base.evaluated.artifact
-        return jobs.ArmSpec(base, artifact, default_runtime(artifact.kind)), None
+        return jobs.ArmSpec(base, artifact, *self._runtime(base, artifact.kind)), None
 
     def _measure_all(
         self, prepared: dict[str, Prepared], started: dict[str, str], failed: set[str], outcome: RunOutcome
@@ -475,7 +491,7 @@ class Runner:
             arms = [baseline_arm] if baseline_arm is not None else []
             for name in group:
                 artifact = prepared[name].evaluated.artifact
-                arms.append(jobs.ArmSpec(name, artifact, default_runtime(artifact.kind)))
+                arms.append(jobs.ArmSpec(name, artifact, *self._runtime(name, artifact.kind)))
             members = group + ([base] if base in prepared and base not in group else [])
             prepared_base = prepared.pop(base, None)  # the baseline's record: once, with its first group
             try:

@@ -14,6 +14,9 @@ Schema history (bump ``SCHEMA_VERSION`` and describe the change here):
       with a hierarchical-bootstrap CI; ``measurement.blocks`` keeps every block. Version-1
       records stay readable (``_from_v1``): their latency is one process' samples, unpaired.
       A store is marked version 2 on its first writable open; its rows keep their own version.
+      Later, same version: a ``device_peaks`` table (device id → measured peak GFLOP/s, JSON,
+      rows only added; the newest counts), created on a writable open; a store without it reads
+      as one with no peaks.
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ class RunRecord:
         ``baseline_key`` (the baseline's variant key), ``run_id``. Empty for the baseline.
     stages: per stage: name, params, cached, checkpoint, energy window (gross/net J).
     measurement: raw latency samples, energy windows, idle baseline, meter choices, settings.
+    smoke: for a ``greenbench run --smoke`` record, what the smoke run changed (settings, notes
+        such as pretrained weights replaced by training from scratch); None for a real result.
+        Tables, leaderboards and exports keep smoke records apart from real ones.
     """
 
     run_id: str
@@ -94,6 +100,7 @@ class RunRecord:
     measurement: dict[str, Any] = field(default_factory=dict)
     device: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    smoke: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -174,6 +181,8 @@ def _check_shape(d: dict[str, Any]) -> None:
             raise bad(f"has {key} {_short(value)}, not a string or null")
         if key in _MAPS and not isinstance(value, dict):
             raise bad(f"has {key} of type {type(value).__name__}, not an object")
+    if d.get("smoke") is not None and not isinstance(d["smoke"], dict):
+        raise bad(f"has smoke {_short(d['smoke'])}, not an object or null")
     if d["status"] not in ("ok", "failed"):
         raise bad(f"has status {_short(d['status'])}, not 'ok' or 'failed'")
     if not all(isinstance(m, dict) for m in d.get("metrics", {}).values()):
@@ -201,6 +210,12 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_identity
     ON records (suite, variant_hash, device_id, status);
+CREATE TABLE IF NOT EXISTS device_peaks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    measured_at TEXT NOT NULL,
+    peak TEXT NOT NULL
+);
 """
 
 # "GrnB" in the SQLite header (offset 68) marks a file as a greenbench store.
@@ -468,6 +483,45 @@ class Store:
                 (record.suite, record.variant_hash, record.device_id, record.variant, record.run_id),
             ).fetchone()
         return row is not None
+
+    def save_device_peak(self, device_id: str, peak: dict[str, Any]) -> None:
+        """Add the measured peak of ``device_id`` (``fp32_gflops_per_s``, ``int8_gops_per_s`` or
+        None, ``threads``, ``method``, ``measured_at``, ...); earlier ones are kept, the newest counts."""
+        if self.readonly:
+            raise GreenbenchError(
+                f"the results store {self.path} is open read-only, so the peak of device {device_id} "
+                f"cannot be added; open it without readonly=True."
+            )
+        with self._guard("write to"), self._conn:
+            self._conn.execute(
+                "INSERT INTO device_peaks (device_id, measured_at, peak) VALUES (?, ?, ?)",
+                (device_id, str(peak.get("measured_at", "")), json.dumps(peak, sort_keys=True)),
+            )
+
+    def device_peak(self, device_id: str) -> dict[str, Any] | None:
+        """The newest stored peak of ``device_id``, or None (none stored, a store from before the
+        ``device_peaks`` table, or an unreadable row, which is said in ``warnings``)."""
+        with self._guard("read"):
+            has = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='device_peaks'"
+            ).fetchone()
+            row = (
+                has
+                and self._conn.execute(
+                    "SELECT id, peak FROM device_peaks WHERE device_id=? ORDER BY id DESC LIMIT 1",
+                    (device_id,),
+                ).fetchone()
+            )
+        if not row:
+            return None
+        try:
+            peak = json.loads(row[1])
+        except ValueError:
+            peak = None
+        if not isinstance(peak, dict):
+            self.warnings.append(f"device peak row {row[0]} of {self.path} skipped: not a JSON object")
+            return None
+        return peak
 
 
 # --- records measured but not yet stored ------------------------------------------------------

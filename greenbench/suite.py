@@ -35,6 +35,7 @@ from greenbench.manifest import (
     show,
     unknown_key,
 )
+from greenbench.smoke import Overrides, apply_overrides
 from greenbench.suite_checks import check, kind_of
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -109,9 +110,15 @@ class SyntheticData(_Manifest):
     images: int = Field(default=60, ge=10, le=100_000, description="total images before the split")
     imgsz: int = Field(default=128, ge=32, le=1024, description="image side, pixels")
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    names: list[Word] | None = Field(
+        default=None, max_length=20, description="class names written to data.yaml, one per class"
+    )
 
     @model_validator(mode="after")
     def _bounded(self) -> SyntheticData:
+        names = self.names
+        if names is not None and not len(names) == len(set(names)) == self.classes:
+            raise fail(f"'names' must list {self.classes} distinct class names (one per class)")
         size = self.images * self.imgsz**2 * 3
         if size > MAX_SYNTHETIC_BYTES:
             raise fail(
@@ -122,10 +129,16 @@ class SyntheticData(_Manifest):
 
 
 class DatasetSpec(_Manifest):
-    """Exactly one of ``path`` (a YOLO data.yaml, stored absolute) or ``synthetic``."""
+    """Exactly one of ``path`` (a YOLO data.yaml, stored absolute) or ``synthetic``.
+
+    ``names``: the class names the data must have, in order. A data.yaml with other names is an
+    error (a model trained on the wrong dataset is not a result), and ``greenbench run --smoke``
+    generates its synthetic stand-in with these names.
+    """
 
     path: FilePath | None = None
     synthetic: SyntheticData | None = None
+    names: list[Word] | None = Field(default=None, min_length=1, max_length=1000)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> DatasetSpec:
@@ -134,6 +147,11 @@ class DatasetSpec(_Manifest):
                 "expected exactly one of 'path' (a YOLO data.yaml) or 'synthetic' "
                 "(e.g. 'synthetic: {classes: 3, images: 60}')"
             )
+        if self.names is not None and len(set(self.names)) != len(self.names):
+            raise fail("'names' lists a class name twice; each class needs its own name")
+        synth = self.synthetic
+        if self.names is not None and synth is not None and len(self.names) != synth.classes:
+            raise fail(f"'names' lists {len(self.names)} classes but 'synthetic.classes' is {synth.classes}")
         return self
 
 
@@ -266,19 +284,46 @@ class StageSpec(_Manifest):
         )
 
 
+class RuntimeSpec(_Manifest):
+    """The runtime that measures a variant and its options: YAML ``runtime: openvino`` or
+    ``runtime: {name: openvino, precision: bf16, streams: 1}`` becomes name + options. The name
+    and options are checked by ``greenbench.artifact_checks`` (each runtime's ``check_options``);
+    the checked options, defaults filled in, are stored back."""
+
+    name: Word
+    options: dict[str, Any] = Field(default_factory=dict, max_length=20)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            return {"name": data["name"], "options": {k: v for k, v in data.items() if k != "name"}}
+        raise fail(
+            "expected a runtime name ('runtime: openvino') or a mapping with 'name' and its options "
+            f"('runtime: {{name: openvino, precision: bf16}}'), got {show(data)}"
+        )
+
+
 class VariantSpec(_Manifest):
-    """A model variant: a root (``model``, optional ``weights``) or ``from`` another variant."""
+    """A model variant: a root (``model``, optional ``weights``) or ``from`` another variant.
+    ``runtime``: what measures it (None: the default for its model file's kind; not inherited)."""
 
     model: FilePath | None = None
     weights: FilePath | None = None
     from_: Word | None = Field(default=None, alias="from")
     stages: list[StageSpec] = Field(default_factory=list, max_length=100)
     description: Text | None = None
+    table: Name | None = Field(
+        default=None, description="the comparison table this variant is shown in (e.g. pruning, backbones)"
+    )
     allow_pickle: bool = Field(
         default=False,
         description="load a .pt from outside greenbench: ultralytics checkpoints are pickles, "
         "and unpickling runs code from the file, so it needs this explicit opt-in",
     )
+    runtime: RuntimeSpec | None = None
 
 
 class Suite(_Manifest):
@@ -295,6 +340,7 @@ class Suite(_Manifest):
     source_hash: str = ""
     _digests: dict[str, str] = PrivateAttr(default_factory=dict)
     _checked_data: Any = PrivateAttr(default=None)  # the DatasetRef load_suite checked
+    _smoke: dict[str, Any] | None = PrivateAttr(default=None)  # what --smoke changed, if it ran
 
     @field_validator("task", mode="before")
     @classmethod
@@ -361,13 +407,24 @@ class Suite(_Manifest):
             )
         dataset = self.dataset.model_dump(mode="json")
         dataset["path"] = self.file_ref(self.dataset.path)
-        return {
+        config: dict[str, Any] = {
             "task": self.task,
             "dataset": dataset,
             "defaults": self.defaults,
             "measure": self.measure.model_dump(mode="json"),
             "lineage": lineage,
         }
+        if self._smoke is not None:  # never the key of a real result, even if the sizes match
+            config["smoke"] = True
+        runtime = self.variants[name].runtime
+        if runtime is not None:  # the variant's own (not inherited); absent: the default, as before
+            config["runtime"] = runtime.model_dump(mode="json")
+        return config
+
+    @property
+    def smoke(self) -> dict[str, Any] | None:
+        """What ``--smoke`` changed (settings and notes), or None for a real run."""
+        return self._smoke
 
     def variant_hash(self, name: str) -> str:
         """The key of ``variant_config(name)`` (``greenbench.identity.config_key``)."""
@@ -393,9 +450,14 @@ class Suite(_Manifest):
         return {"file": path.name, "sha256": self._digests[key]}
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read, validate and resolve a suite manifest; any problem raises one ``SuiteError``."""
+def load_suite(path: str | Path, overrides: Overrides | None = None) -> Suite:
+    """Read, validate and resolve a suite manifest; any problem raises one ``SuiteError``.
+
+    ``overrides`` (``--data``, ``--weights``, ``--smoke``) rewrite the manifest before validation
+    (``greenbench.smoke``), so the changed suite passes the same checks."""
     raw, data, report, problems = read_manifest(path)
+    applied = apply_overrides(data, overrides or Overrides(), Path(path).resolve().parent)
+    data = applied.data
     if not isinstance(data, dict):
         kind = "null" if data is None else f"a {kind_of(data)}"
         message = (
@@ -418,4 +480,5 @@ def load_suite(path: str | Path) -> Suite:
     problems += check(suite, file.parent)
     if problems:
         raise report.error(problems)
+    suite._smoke = applied.smoke
     return suite

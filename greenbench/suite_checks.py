@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from greenbench.adapters.ultra_args import PICKLE_ARGS, builtin_model_cfg, builtin_model_names, pickle_arg
+from greenbench.artifact_checks import check_artifacts
 from greenbench.errors import GreenbenchError
 from greenbench.manifest import Loc, Problem, from_pydantic, one_line, suggest
 from greenbench.offline import is_url
@@ -52,12 +53,14 @@ def check(suite: Suite, base: Path) -> list[Problem]:
         problems += _check_stages(spec, loc)
     if suite.dataset.path is not None and ("dataset", "path") not in urls:
         where = ("dataset", "path")
-        suite.dataset.path, problem = _resolve_file(suite.dataset.path, base, where, "dataset")
+        suite.dataset.path, problem = _resolve_file(
+            suite.dataset.path, base, where, "dataset", _dataset_fix(suite)
+        )
         problems += [problem] if problem else []
         if problem is None:
             problems += _check_data_yaml(suite, Path(suite.dataset.path), where)
-    if not graph_problems:  # lineages are walkable only in a sound graph
-        problems += _check_onnx_lineages(suite)
+    # stage input/output kinds and runtimes (lineages are walkable only in a sound graph)
+    problems += check_artifacts(suite, graph_ok=not graph_problems)
     problems += _check_defaults(suite)
     problems += _check_pickle_args(suite, base, urls)  # after _check_stages: params are cleaned
     problems += _check_carbon(suite.measure.carbon)
@@ -110,9 +113,21 @@ def _check_data_yaml(suite: Suite, path: Path, loc: Loc) -> list[Problem]:
     from greenbench.dataset_ref import check_dataset
 
     try:
-        suite.remember_checked_data(check_dataset(path))
+        ref = check_dataset(path)
     except GreenbenchError as e:
         return [Problem(loc, str(e))]
+    suite.remember_checked_data(ref)
+    expected = suite.dataset.names
+    found = list(ref.contents.names.values()) if ref.contents is not None else None
+    if expected is not None and found is not None and found != list(expected):
+        return [
+            Problem(
+                ("dataset", "names"),
+                f"the suite expects the classes {', '.join(expected)[:300]} but {path} names "
+                f"{', '.join(found)[:300]}; point dataset.path (or --data) at the right dataset, or "
+                "correct 'names'",
+            )
+        ]
     return []
 
 
@@ -216,16 +231,40 @@ def _find_local(value: str, base: Path) -> Path | None:
     return next((c.resolve() for c in candidates if _is_file(c)), None)
 
 
-def _resolve_file(value: str, base: Path, loc: Loc, what: str) -> tuple[str, Problem | None]:
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working folder where it lies below it (as a user would type it)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _dataset_fix(suite: Suite) -> str:
+    """What to do about a missing dataset: where it goes, in which format, and the smoke run."""
+    names = suite.dataset.names
+    if not names:
+        return "expected a YOLO data.yaml relative to the suite's folder, or 'synthetic: {}'."
+    shown = ", ".join(names[:20]) + (f", … ({len(names)} in all)" if len(names) > 20 else "")
+    return (
+        f"put the dataset there in YOLO format (a data.yaml naming train/val/test image folders, "
+        f"labels/*.txt beside images/) with the {len(names)} classes in this order: {shown}; or "
+        f"pass its data.yaml with --data PATH. To try the suite without it: greenbench run "
+        f"{_shown_path(suite.path)} --smoke (synthetic data with these class names, tiny epochs)."
+    )
+
+
+def _resolve_file(
+    value: str, base: Path, loc: Loc, what: str, fix: str | None = None
+) -> tuple[str, Problem | None]:
     """A weights file or data.yaml that must exist; returns its absolute path or a problem."""
     found = _find_local(value, base)
     if found is not None:
         return str(found), None
     target = _expand(value)
     target = target if target.is_absolute() else base / target
-    if what == "dataset":
+    if fix is None and what == "dataset":
         fix = "expected a YOLO data.yaml relative to the suite's folder, or 'synthetic: {}'."
-    else:
+    elif fix is None:
         fix = "greenbench never downloads weights. Put the file at that path."
     shown = value if len(value) <= 200 else value[:200] + "..."
     return value, Problem(loc, f"{what} file {shown!r} not found (looked for {str(target)[:300]}); {fix}")
@@ -277,24 +316,6 @@ def _check_stages(spec: VariantSpec, loc: Loc) -> list[Problem]:
             named = [key for key in re.findall(r"'([^']+)'", message) if key in stage.params]
             param_loc = (*where, stage.name, named[0]) if named else where
             problems.append(Problem(param_loc, f"{message}."))
-    return problems
-
-
-def _check_onnx_lineages(suite: Suite) -> list[Problem]:
-    """An ``.onnx`` model is measured as it is: no registered stage takes ONNX input yet."""
-    problems = []
-    for name in suite.variants:
-        model = suite.root_model(name).model
-        if model is None or Path(model).suffix.lower() != ".onnx" or not suite.variants[name].stages:
-            continue
-        problems.append(
-            Problem(
-                ("variants", name, "stages"),
-                f"the variant starts from the ONNX model {Path(model).name!r}, and no stage takes "
-                f"an ONNX model as input; remove the stages (an ONNX model is measured as it is), "
-                f"or start from a .pt checkpoint or a model config.",
-            )
-        )
     return problems
 
 

@@ -12,6 +12,7 @@ the log, and exit code 1 either way.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import sys
@@ -116,6 +117,7 @@ def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
                     out_dir=out_dir,
                     meter=meter,
                     emit=_prefixed(emit, spec.variant),
+                    variant=spec.variant,
                 )
                 out = stage.run(ctx)
                 done = jobs.StageDone(
@@ -148,6 +150,29 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # KiB on Linux → MB
 
 
+def _accuracy(adapter: TaskAdapter, job: jobs.EvaluateJob, artifact: Artifact) -> dict[str, Any]:
+    """The task's accuracy metrics, computed by the variant's runtime where that runtime has its
+    own evaluation path (OpenVINO at its precision hint: bf16 and int8 change the numbers); a
+    fixed-shape ONNX model is evaluated at its own size only, never silently resized."""
+    from greenbench.runtimes import eval_forward
+
+    path, data, out = Path(artifact.path), Path(job.data_yaml), Path(job.out_dir) / "val"
+    if artifact.kind != "onnx":
+        return adapter.evaluate(adapter.load(path), data, job.eval_imgsz, out, job.eval_split)
+    from greenbench.pipeline.export import check_eval_imgsz
+
+    check_eval_imgsz(path, job.eval_imgsz, job.label)
+    forward = eval_forward(job.runtime, artifact, job.runtime_options) if job.runtime else None
+    if forward is None:  # ultralytics' own ONNX path: onnxruntime
+        return adapter.evaluate(adapter.load(path), data, job.eval_imgsz, out, job.eval_split)
+    evaluate_with = getattr(adapter, "evaluate_onnx_with", None)
+    if evaluate_with is None:
+        why = f"task {job.task!r} cannot evaluate an ONNX model through runtime {job.runtime!r}"
+        raise GreenbenchError(why)
+    result: dict[str, Any] = evaluate_with(path, forward, data, job.eval_imgsz, out, job.eval_split)
+    return result
+
+
 def run_evaluate(job: jobs.EvaluateJob, emit: Events) -> jobs.EvaluateResult:
     """Complexity and accuracy of one model: deterministic, so measured once per variant."""
     from greenbench.measure.complexity import count_macs, count_params, file_size_mb, onnx_counts
@@ -167,9 +192,7 @@ def run_evaluate(job: jobs.EvaluateJob, emit: Events) -> jobs.EvaluateResult:
         params, macs = count_params(module), count_macs(module, job.imgsz)
         counted_by = "forward hooks on the fused torch model (Conv/ConvTranspose/Linear)"
     emit(f"{job.label}: accuracy")
-    accuracy: dict[str, Any] = adapter.evaluate(
-        adapter.load(path), Path(job.data_yaml), job.eval_imgsz, Path(job.out_dir) / "val", job.eval_split
-    )
+    accuracy: dict[str, Any] = _accuracy(adapter, job, artifact)
     accuracy["split"] = job.eval_split
     return jobs.EvaluateResult(
         artifact=artifact,
@@ -195,7 +218,8 @@ def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
     arms, described, failed = [], {}, {}
     for spec in job.arms:
         try:
-            predictor = get_runtime(spec.runtime).load(spec.artifact, settings, adapter.module_loader)
+            arm_settings = dataclasses.replace(settings, options=spec.options)
+            predictor = get_runtime(spec.runtime).load(spec.artifact, arm_settings, adapter.module_loader)
             predictor.call()  # one call now: a model that cannot run fails alone, not the round
             predictor.sync()
         except GreenbenchError as e:

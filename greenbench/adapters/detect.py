@@ -92,6 +92,9 @@ class DetectAdapter:
         self.workdir = Path(workdir).resolve()
         prepare_ultralytics(self.workdir)
         refuse_downloads()
+        from greenbench.adapters.ultra_modules import register
+
+        register()  # custom YAML layers (TimmBackbone: GhostNet) before any model YAML is parsed
         self.device = device
 
     # --- models -------------------------------------------------------------------------
@@ -135,12 +138,19 @@ class DetectAdapter:
         out_dir: Path,
         args: dict[str, Any],
         on_epoch: Callable[[int, int], None] | None = None,
+        trainer: type[Any] | None = None,
     ) -> Path:
-        """Train ``yolo`` on ``data_yaml`` into ``out_dir``; return the best (else last) weights."""
+        """Train ``yolo`` on ``data_yaml`` into ``out_dir``; return the best (else last) weights.
+
+        ``trainer``: a ``DetectionTrainer`` subclass to train with (``greenbench.adapters.ultra_slim``:
+        sparse training, training a pruned module); None for ultralytics' own."""
         import torch
 
         if on_epoch is not None:
             yolo.add_callback("on_train_epoch_end", lambda tr: on_epoch(int(tr.epoch) + 1, int(tr.epochs)))
+        from greenbench.adapters.ultra_slim import add_fp32_copy
+
+        add_fp32_copy(yolo)  # best_fp32.pt beside best.pt: pruning needs fp32 γ (fp16 ties over-prune)
         out_dir = out_dir.resolve()
         advice = "Lower 'lr0' or raise 'warmup_epochs' in the suite's defaults or stage params."
         args = dict(args)
@@ -162,6 +172,7 @@ class DetectAdapter:
                 project=str(out_dir.parent),  # absolute: a relative project lands in runs_dir
                 name=out_dir.name,
                 device=self.device,
+                trainer=trainer,
                 **{**args, **FORCED_TRAIN_ARGS},
             )
         except RuntimeError as e:
@@ -218,3 +229,53 @@ class DetectAdapter:
             p.requires_grad_(False)
         model = model.fuse() if hasattr(model, "fuse") else model
         return model.eval().to(torch.device(self.device))
+
+    # --- ONNX ---------------------------------------------------------------------------
+    def export_onnx(
+        self, checkpoint: Path, imgsz: int, dynamic: bool, simplify: bool, opset: int | None
+    ) -> Path:
+        """Export ``checkpoint`` to ONNX beside it (batch 1, fp32, one output: the decoded
+        (1, 4 + classes, anchors) Detect tensor) with ultralytics' exporter, on the CPU."""
+        args: dict[str, Any] = {"imgsz": imgsz, "dynamic": dynamic, "simplify": simplify, "batch": 1}
+        if opset is not None:
+            args["opset"] = opset
+        out = self.load(checkpoint).export(format="onnx", device="cpu", half=False, nms=False, **args)
+        return Path(out)
+
+    def evaluate_onnx_with(
+        self,
+        onnx: Path,
+        forward: Callable[[Any], list[Any]],
+        data_yaml: Path,
+        imgsz: int,
+        out_dir: Path,
+        split: str = "test",
+    ) -> dict[str, float]:
+        """``evaluate`` of an ONNX file whose outputs ``forward`` computes (another runtime, e.g.
+        OpenVINO at a precision hint) instead of ultralytics' onnxruntime session. Everything
+        else (letterbox, batch, NMS, metrics, the export's metadata) is ultralytics' ONNX path,
+        so two runtimes of one file differ only in what they compute."""
+        from unittest import mock
+
+        import torch
+        from ultralytics.nn.autobackend import AutoBackend
+        from ultralytics.nn.backends.onnx import ONNXBackend
+
+        class _Backend(ONNXBackend):  # type: ignore[misc]
+            def load_model(self, weight: Any) -> None:
+                import onnx as onnx_lib
+
+                self.device = torch.device("cpu")
+                self.apply_metadata(self.read_metadata(weight))
+                graph = onnx_lib.load(str(weight), load_external_data=False).graph
+                self.output_names = [o.name for o in graph.output]
+                dims = graph.input[0].type.tensor_type.shape.dim
+                self.dynamic = not all(d.HasField("dim_value") for d in dims)
+                self.fp16, self.use_io_binding = False, False
+
+            def forward(self, im: Any) -> list[Any]:
+                return forward(im.cpu().numpy())
+
+        # the registry is a class attribute: swapped for this one validation, in this process only
+        with mock.patch.dict(AutoBackend._BACKEND_MAP, {"onnx": _Backend}):
+            return self.evaluate(self.load(onnx), data_yaml, imgsz, out_dir, split)

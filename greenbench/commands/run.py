@@ -18,6 +18,7 @@ from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
 from greenbench.executors.local import DEFAULT_STALL_S as DEFAULT_STALL_TIMEOUT_S
 
 if TYPE_CHECKING:
+    from greenbench.smoke import Overrides
     from greenbench.suite import Suite
 
 HELP = "run a suite (resumes: variants stored ok are skipped)"
@@ -47,12 +48,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", help="artifacts, logs, datasets (default: work/ beside the store)")
     parser.add_argument("--force", action="store_true", help="redo variants already stored ok")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle-power baseline (recorded)")
+    add_override_options(parser)
     parser.add_argument(
         "--stall-timeout",
         default=str(DEFAULT_STALL_TIMEOUT_S),
         metavar="S",
         help="stop a worker whose log and progress stay unchanged for S seconds and record its "
         "variant as failed (default %(default)s; 0 turns the check off)",
+    )
+
+
+def add_override_options(parser: argparse.ArgumentParser) -> None:
+    """``--data``, ``--weights`` and ``--smoke`` (shared by run and validate)."""
+    parser.add_argument("--data", metavar="DATA_YAML", help="the dataset's data.yaml (replaces dataset.path)")
+    parser.add_argument(
+        "--weights", metavar="PT", help="pretrained weights replacing every variant's 'weights:' entry"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="check the whole suite in minutes: every stage on a small synthetic dataset with the suite's "
+        "class names, one epoch, tiny images; records are marked smoke and kept out of real tables",
+    )
+
+
+def overrides(args: argparse.Namespace) -> Overrides:
+    """The suite changes the options ask for; ``--smoke`` with ``--data`` is a usage error."""
+    from greenbench.smoke import Overrides
+
+    if args.smoke and args.data:
+        raise RunUsageError(
+            "--smoke generates its own synthetic dataset; drop --data (or --smoke to use that data)."
+        )
+    return Overrides(
+        data=Path(args.data) if args.data else None,
+        weights=Path(args.weights) if args.weights else None,
+        smoke=args.smoke,
     )
 
 
@@ -81,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from greenbench.suite import load_suite
 
     stall_s = stall_timeout(args.stall_timeout)
-    suite = load_suite(Path(args.suite))
+    suite = load_suite(Path(args.suite), overrides(args))
     workdir = _workdir(args)
     store = Path(args.store)
     # one run per work folder and per store (two runs must never store two ok records of one
@@ -96,23 +127,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_locked(args: argparse.Namespace, suite: Suite, workdir: Path, stall_s: float | None) -> int:
     from rich.console import Console
-    from rich.markup import escape
 
+    from greenbench.progress import RunProgress
     from greenbench.runner import Runner, RunOptions
     from greenbench.store import Store
 
     console = Console(stderr=True, soft_wrap=True)
     started = time.monotonic()
-    with Store(Path(args.store)) as store, console.status("starting…") as status:
-
-        def progress(msg: str) -> None:
-            elapsed = time.monotonic() - started
-            msg = printable(msg)
-            shown = msg.endswith((": ok", "skipped")) or ": FAILED" in msg or " kept from run " in msg
-            if shown or msg.startswith("idle"):
-                console.print(f"[{elapsed:6.1f} s] {msg}", highlight=False, markup=False)
-            status.update(escape(f"{printable(suite.name)} · {msg} · {elapsed:.0f} s"))
-
+    with Store(Path(args.store)) as store, RunProgress(suite, console) as progress:
         options = RunOptions(
             workdir=workdir,
             force=args.force,
@@ -127,8 +149,15 @@ def _run_locked(args: argparse.Namespace, suite: Suite, workdir: Path, stall_s: 
             highlight=False,
             markup=False,
         )
+        if suite.smoke is not None:
+            console.print(
+                "SMOKE RUN: " + "; ".join(suite.smoke["notes"]) + ". Records are marked smoke; "
+                "'greenbench table --smoke' shows them, real tables never do.",
+                highlight=False,
+                markup=False,
+            )
         outcome = runner.run()
-        status.stop()
+        progress.close()
         where = f"; logs in {runner.logdir}" if runner.logdir.exists() else "; nothing to run"
         console.print(
             f"done in {time.monotonic() - started:.1f} s{printable(where)}", highlight=False, markup=False

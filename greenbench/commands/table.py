@@ -10,6 +10,7 @@ newest ``ok`` record, else the newest failed one.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import reprlib
 import sys
@@ -18,7 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError, SuiteError
-from greenbench.report.tables import FORMATS, build_table, render  # tabulate: imported on render
+from greenbench.report.tables import (  # tabulate: imported on render
+    FORMATS,
+    build_table,
+    latex_escape,
+    md_escape,
+    render,
+)
 from greenbench.store import DEFAULT_STORE
 
 if TYPE_CHECKING:
@@ -38,6 +45,9 @@ class SuiteRef:
     variants: variant names in file order; empty for a bare name (every stored variant, in store
     order). baseline, task: from the suite file; None for a bare name (the newest record says).
     device: the suite's ``measure.device``; None for a bare name. path: the suite file, if any.
+    smoke: show the records of ``greenbench run --smoke`` instead of real ones (never both).
+    tables: the variants' ``table:`` groups, (table name, variant names) in file order; empty:
+    one table. The baseline is the first row of every table.
     """
 
     name: str
@@ -46,12 +56,21 @@ class SuiteRef:
     task: str | None = None
     device: str | None = None
     path: Path | None = None
+    smoke: bool = False
+    tables: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
     def of(cls, suite: Suite) -> SuiteRef:
         """The reference of a loaded suite."""
         return cls(
-            suite.name, tuple(suite.variants), suite.baseline, suite.task, suite.measure.device, suite.path
+            suite.name,
+            tuple(suite.variants),
+            suite.baseline,
+            suite.task,
+            suite.measure.device,
+            suite.path,
+            suite.smoke is not None,
+            _groups({name: spec.table for name, spec in suite.variants.items()}),
         )
 
 
@@ -68,6 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", help="a suite file, or the name of a suite in the store")
     add_store_options(parser)
     parser.add_argument("--device", help="device id (default: this machine)")
+    parser.add_argument("--smoke", action="store_true", help="the records of 'greenbench run --smoke'")
 
 
 def _brief(value: object) -> str:
@@ -108,7 +128,21 @@ def read_suite_ref(path: Path) -> SuiteRef:
         raise _bad(path, "task", "a task name such as 'detect'", task)
     if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise _bad(path, "measure.device", "'cpu' or 'cuda:N'", device)
-    return SuiteRef(name, tuple(str(v) for v in variants), baseline, task, device, path)
+    tables = {str(k): v.get("table") if isinstance(v, dict) else None for k, v in variants.items()}
+    return SuiteRef(
+        name, tuple(str(v) for v in variants), baseline, task, device, path, tables=_groups(tables)
+    )
+
+
+def _groups(tables: dict[str, object]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(table, variants) in file order; the variants without ``table:`` form a table ``other``
+    (when some have one). No ``table:`` anywhere: one table, ``()``."""
+    if not any(isinstance(t, str) for t in tables.values()):
+        return ()
+    groups: dict[str, list[str]] = {}
+    for variant, table in tables.items():
+        groups.setdefault(table if isinstance(table, str) else "other", []).append(variant)
+    return tuple((t, tuple(v)) for t, v in groups.items())
 
 
 def suite_ref(text: str) -> SuiteRef:
@@ -151,6 +185,8 @@ def current_records(store: Store, ref: SuiteRef, device_id: str) -> tuple[list[R
     newest: dict[str, RunRecord] = {}
     last = None
     for r in store.records(suite=ref.name, device_id=device_id):  # oldest first
+        if (r.smoke is not None) != ref.smoke:  # smoke and real results never share a table
+            continue
         newest[r.variant] = r  # keeps the order of first appearance
         if r.status == "ok":
             newest_ok[r.variant] = r
@@ -163,27 +199,74 @@ def _none_found(store: Store, ref: SuiteRef, device_id: str) -> GreenbenchError:
     others = sorted({r.device_id for r in store.records(suite=ref.name)} - {device_id})
     if others:
         hint = f"it holds records of this suite from device(s) {', '.join(others)}: pass --device"
+    elif not ref.smoke and any(r.smoke is not None for r in store.records(suite=ref.name)):
+        hint = "it holds only smoke-run records of it: pass --smoke to see them"
     else:
         suites = sorted({r.suite for r in store.records()})
         hint = f"suites in the store: {', '.join(suites) or 'none'}"
         hint += f"; run 'greenbench run {ref.path}' first" if ref.path is not None else ""
     which = " of its variants" if ref.variants else ""
+    if ref.smoke:
+        which = " from a smoke run" + (" of its variants" if ref.variants else "")
     return GreenbenchError(
         f"the store {store.path} holds no record{which} of suite '{ref.name}' on device {device_id}; {hint}."
     )
 
 
 def table_text(store: Store, ref: SuiteRef, device_id: str, fmt: str) -> str:
-    """The suite's comparison table from the store, rendered as ``fmt``."""
+    """The suite's comparison table(s) from the store, rendered as ``fmt``: one per ``table:``
+    group, each with the baseline first (CSV: one file with a ``table`` column)."""
     records, newest = current_records(store, ref, device_id)
     if not records or newest is None:
         raise _none_found(store, ref, device_id)
+    baseline = ref.baseline if ref.path is not None else newest.baseline
+    if not ref.tables:
+        return _one_table(store, ref, records, newest, fmt)
+    if fmt == "csv":  # one file, one header: every row, with the table it belongs to
+        table_of = {v: name for name, variants in ref.tables for v in variants}
+        return _with_table_column(_one_table(store, ref, records, newest, fmt), table_of)
+    texts: list[str] = []
+    for name, variants in ref.tables:
+        wanted = {*variants, baseline}
+        group = [r for r in records if r.variant in wanted]
+        group.sort(key=lambda r: r.variant != baseline)  # stable: the baseline first
+        if not any(r.variant != baseline for r in group):
+            continue
+        text = _one_table(store, ref, group, newest, fmt)
+        if fmt == "latex":
+            texts.append(f"% table: {latex_escape(name)}\n{text}")
+        else:
+            texts.append(f"### Table: {md_escape(name)}\n\n{text}")
+    return "\n\n".join(texts)
+
+
+def _with_table_column(text: str, table_of: dict[str, str]) -> str:
+    """CSV ``text`` with a first column ``table``: the ``table:`` group of the row's variant."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(text)))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for i, row in enumerate(rows):
+        writer.writerow(["table" if i == 0 else table_of.get(row[0], ""), *row])
+    return out.getvalue()
+
+
+def _one_table(store: Store, ref: SuiteRef, records: list[RunRecord], newest: RunRecord, fmt: str) -> str:
     baseline = ref.baseline if ref.path is not None else newest.baseline
     task = ref.task or newest.task
     try:
         table = build_table(records, baseline, ref.name, task)
     except ValueError as e:
         raise GreenbenchError(f"suite '{ref.name}': {e}") from None
+    if ref.smoke:
+        smoke_notes = dict.fromkeys(n for r in records for n in (r.smoke or {}).get("notes", []))
+        table.notes[:0] = [
+            "SMOKE RUN: synthetic data, one epoch per training stage, tiny images, a short protocol; "
+            "these figures only show that every stage runs, they are not results.",
+            *(str(n) for n in smoke_notes),
+        ]
     table.notes += store.warnings  # rows skipped as unreadable: said, not silently dropped
     if fmt == "csv":  # CSV has no notes: say them on stderr
         for note in store.warnings:
@@ -195,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the table; read the store only (it is opened read-only)."""
     from greenbench.store import Store
 
-    ref = suite_ref(args.suite)
+    ref = dataclasses.replace(suite_ref(args.suite), smoke=args.smoke)
     if not Path(args.store).exists():
         raise GreenbenchError(f"no results store at {args.store}; run the suite first or pass --store.")
     with Store(Path(args.store), readonly=True) as store:

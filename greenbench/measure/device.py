@@ -11,7 +11,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-LIBRARIES = ("torch", "torchvision", "ultralytics", "numpy", "onnxruntime", "codecarbon")
+LIBRARIES = ("torch", "torchvision", "ultralytics", "numpy", "onnxruntime", "openvino", "codecarbon")
+#: CPU instruction-set extensions that decide what int8 and bf16 inference can gain (x86 and Arm
+#: names as /proc/cpuinfo spells them): VNNI speeds up int8 dot products, AMX tiles int8 and
+#: bf16 matrix products, AVX512_BF16 converts and multiplies bf16
+ISA_FLAGS = (
+    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+    "avx512_bf16", "avx512_fp16", "avx_vnni", "avx_vnni_int8", "amx_tile", "amx_int8", "amx_bf16",
+    "amx_fp16", "asimd", "asimddp", "asimdhp", "sve", "sve2", "i8mm", "bf16",
+)  # fmt: skip
 
 
 def _cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -22,6 +30,20 @@ def _cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_isa(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """The ``ISA_FLAGS`` this CPU has, in that order, from the first ``flags`` (x86) or
+    ``Features`` (Arm) line of ``cpuinfo``; empty where it cannot be read."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):
+                have = set(value.split())
+                return [flag for flag in ISA_FLAGS if flag in have]
+    except OSError:
+        pass
+    return []
 
 
 def _ram_gib(meminfo: Path = Path("/proc/meminfo")) -> float:
@@ -97,6 +119,7 @@ def fingerprint(device: str = "cpu", threads: int | None = None) -> dict[str, An
         "device_id": f"{platform.machine()}-{digest}",
         **hw,
         "device": device,
+        "isa": cpu_isa(),  # not in device_id: the CPU model already names it
         "threads_used": threads,
         "hostname": socket.gethostname(),
         "os": f"{platform.system()} {platform.release()}",

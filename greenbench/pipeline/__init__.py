@@ -17,6 +17,20 @@ if TYPE_CHECKING:
 #: stage name -> "module:Class"
 STAGES: dict[str, str] = {
     "train": "greenbench.pipeline.train:TrainStage",
+    "sparse_train": "greenbench.pipeline.sparse_train:SparseTrainStage",
+    "prune": "greenbench.pipeline.prune:PruneStage",
+    "finetune": "greenbench.pipeline.finetune:FinetuneStage",
+    "export": "greenbench.pipeline.export:ExportStage",
+    "quantize": "greenbench.pipeline.quantize:QuantizeStage",
+}
+
+
+#: stage parameters the comparison table shows as columns (stage -> param -> header): the
+#: study's "sparsity" and "prune ratio" columns come from the stages that set them
+TABLE_PARAMS: dict[str, dict[str, str]] = {
+    "sparse_train": {"lambda": "sparsity_λ"},
+    "prune": {"ratio": "prune_ratio"},
+    "quantize": {"mode": "quantized"},
 }
 
 

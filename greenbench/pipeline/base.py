@@ -25,6 +25,7 @@ class StageContext:
     out_dir: Path
     meter: Meter
     emit: Callable[[str], None] = field(default=lambda _msg: None)
+    variant: str = ""  # the variant whose lineage runs this stage (for messages)
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,34 @@ def table_notes(records: Sequence[RunRecord], baseline: str | None, base: RunRec
         note = _tolerant(_codecarbon_note, f"CodeCarbon cross-check of {r.variant}")(r)
         notes += [note] if note is not None else []
     notes += _flag_notes(ok)
+    cost = _study_cost_note(ok)
+    notes += [cost] if cost is not None else []
     notes += [f"{r.variant} FAILED: {r.error}" for r in records if r.status == "failed"]
     return notes
+
+
+def _study_cost_note(records: Sequence[RunRecord]) -> str | None:
+    """What the rows' training cost with shared prefixes run once, against every row from scratch.
+
+    A record's ``train_energy_j`` covers its own stages, each made once (a stage reused from the
+    cache keeps the energy it cost when it was made); ``train_energy_lineage_j`` covers every stage
+    from the root model on, which is what re-running that row from scratch costs."""
+    own = [as_number(r.value("train_energy_j")) for r in records]
+    lineage = [as_number(r.value("train_energy_lineage_j")) for r in records]
+    if sum(x is not None for x in own) < 2 or None in lineage:
+        return None
+    made = sum(x for x in own if x is not None)
+    scratch = sum(x for x in lineage if x is not None)
+    reused = sum(bool(st.get("cached")) for r in records for st in r.stages)
+    methods = {str(r.metrics.get("train_energy_j", {}).get("method")) for r in records} - {"None"}
+    if made <= 0:
+        return None
+    reuse = f"; {reused} stage(s) reused from the cache" if reused else ""
+    return (
+        f"cost of the study: {made / 1e3:.3f} kJ of training energy ({'/'.join(sorted(methods))}), "
+        f"each shared stage made once; re-running every row from scratch would cost "
+        f"{scratch / 1e3:.3f} kJ ({scratch / made:.1f}×){reuse}"
+    )
 
 
 def _codecarbon_note(r: RunRecord) -> str | None:

@@ -33,6 +33,7 @@ from typing import Literal, NamedTuple
 
 from greenbench.errors import TERMINAL_UNSAFE
 from greenbench.metrics import MetricDef, table_metrics
+from greenbench.report.recipe import recipe_columns
 from greenbench.report.table_notes import as_number as _num
 from greenbench.report.table_notes import table_notes
 from greenbench.store import RunRecord
@@ -246,10 +247,11 @@ def format_delta(delta: Delta | None) -> str:
 
 def _display(table: Table) -> tuple[list[str], list[list[str]]]:
     """Headers and cell texts shared by Markdown and LaTeX (not yet escaped)."""
-    heads = ["variant"] + [table.header(c) for c in table.columns]
+    recipe_heads, recipes = recipe_columns([r for r, _ in table.rows])
+    heads = ["variant", *recipe_heads] + [table.header(c) for c in table.columns]
     body = []
-    for r, cells in table.rows:
-        row = [r.variant + (" (baseline)" if r.variant == table.baseline else "")]
+    for (r, cells), recipe in zip(table.rows, recipes, strict=True):
+        row = [r.variant + (" (baseline)" if r.variant == table.baseline else ""), *recipe]
         for c, (v, d) in zip(table.columns, cells, strict=True):
             cell = format_value(c, v, r)
             if v is not None and c.energy and table.methods[c.name] == "mixed":
@@ -308,7 +310,7 @@ def stage_table(table: Table) -> list[list[str]]:
                     _f1(st.get("energy_j")),
                     _f1(st.get("energy_net_j")),
                     str(st.get("method")),
-                    "reused from cache" if st.get("cached") else "trained in this run",
+                    "reused from cache" if st.get("cached") else "made in this run",
                 ]
             )
     return rows
@@ -404,7 +406,7 @@ def _delta_csv(d: Delta | None) -> list[str]:
 
 def _csv_head(table: Table) -> list[str]:
     """Fixed column names: never dependent on the data (methods go in their own columns)."""
-    head = ["variant", "parent", "status"]
+    head = ["variant", "parent", "status", *recipe_columns([r for r, _ in table.rows])[0]]
     for c in table.columns:
         h = c.header
         head.append(h)
@@ -421,9 +423,11 @@ def _csv(table: Table) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(_csv_head(table))
-    for r, cells in table.rows:
+    recipes = recipe_columns([r for r, _ in table.rows])[1]
+    for (r, cells), recipe in zip(table.rows, recipes, strict=True):
         # text from the record: one line, no control characters (quoting is the csv module's)
         row: list[object] = [_one_line(r.variant), _one_line(r.parent or ""), r.status]
+        row += [_one_line(x) for x in recipe]
         for c, (v, d) in zip(table.columns, cells, strict=True):
             m = r.metrics.get(c.name, {}) if v is not None else {}
             row.append(_g(v, c.scale))

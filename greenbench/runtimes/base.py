@@ -9,8 +9,8 @@ which is stored with the measurement.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -48,7 +48,9 @@ class RuntimeSettings:
 
     device: ``cpu`` or ``cuda:N``. threads: intra-op CPU threads. batch: images per call.
     imgsz: square input side in pixels. ort_spinning: let onnxruntime's idle intra-op threads spin
-    (lower latency, but they burn CPU energy while waiting; off by default).
+    (lower latency, but they burn CPU energy while waiting; off by default). options: the
+    variant's runtime options (``runtime: {name: ..., ...}`` in a suite), checked by the runtime's
+    ``check_options``.
     """
 
     device: str = "cpu"
@@ -56,6 +58,7 @@ class RuntimeSettings:
     batch: int = 1
     imgsz: int = 640
     ort_spinning: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _DEVICE.fullmatch(self.device):
@@ -97,12 +100,41 @@ class Runtime(Protocol):
     name: ClassVar[str]
     kinds: ClassVar[tuple[ArtifactKind, ...]]
 
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options with defaults filled in; ``ValueError`` naming an unknown or bad key.
+        Must not import the runtime's library: suites are validated without it."""
+        ...
+
     def load(
         self,
         artifact: Artifact,
         settings: RuntimeSettings,
         module_loader: Callable[[Path], Any] | None = None,
     ) -> Predictor: ...
+
+
+def no_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``check_options`` of a runtime that takes none: any key is an error naming it."""
+    if options:
+        key = sorted(options)[0]
+        raise ValueError(f"unknown option {key!r} for runtime {name!r}; it takes no options")
+    return {}
+
+
+def checked_options(runtime: Runtime, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``runtime.check_options(options)`` with a bad option as a ``GreenbenchError``."""
+    try:
+        return runtime.check_options(options)
+    except ValueError as e:
+        raise GreenbenchError(f"runtime {runtime.name!r}: {e}") from None
+
+
+def runtime_label(name: str, options: Mapping[str, Any]) -> str:
+    """How a record names its runtime: ``openvino(precision=bf16, streams=1)``, or the bare name."""
+    if not options:
+        return name
+    return f"{name}({', '.join(f'{k}={options[k]}' for k in sorted(options))})"
 
 
 def check_kind(runtime: Runtime, artifact: Artifact) -> None:

@@ -6,12 +6,20 @@ onnxruntime's defaults (which use all cores and spin idle threads), and recorded
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from greenbench.errors import GreenbenchError
-from greenbench.runtimes.base import Artifact, ArtifactKind, Predictor, RuntimeSettings, check_kind
+from greenbench.runtimes.base import (
+    Artifact,
+    ArtifactKind,
+    Predictor,
+    RuntimeSettings,
+    check_kind,
+    checked_options,
+    no_options,
+)
 
 _INPUT_DTYPES = {"tensor(float)": ("float32", "fp32"), "tensor(float16)": ("float16", "fp16")}
 _SPIN_KEYS = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
@@ -86,6 +94,11 @@ class OnnxRuntime:
     name: ClassVar[str] = "onnxruntime"
     kinds: ClassVar[tuple[ArtifactKind, ...]] = ("onnx",)
 
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """No options (threads, batch and spinning come from ``measure.latency``)."""
+        return no_options(cls.name, options)
+
     def load(
         self,
         artifact: Artifact,
@@ -97,6 +110,7 @@ class OnnxRuntime:
         import onnxruntime as ort
 
         check_kind(self, artifact)
+        checked_options(self, settings.options)
         path = str(artifact.path)
         if not Path(path).is_file():
             raise GreenbenchError(f"ONNX model {path} does not exist")

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from greenbench.errors import GreenbenchError
 from greenbench.measure.latency import cuda_sync
-from greenbench.runtimes.base import Artifact, ArtifactKind, Predictor, RuntimeSettings, check_kind
+from greenbench.runtimes.base import (
+    Artifact,
+    ArtifactKind,
+    Predictor,
+    RuntimeSettings,
+    check_kind,
+    checked_options,
+    no_options,
+)
 
 _PRECISION = {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}
 
@@ -37,6 +45,11 @@ class TorchEager:
     name: ClassVar[str] = "torch"
     kinds: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
 
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """No options (threads, batch and spinning come from ``measure.latency``)."""
+        return no_options(cls.name, options)
+
     def load(
         self,
         artifact: Artifact,
@@ -47,6 +60,7 @@ class TorchEager:
         import torch
 
         check_kind(self, artifact)
+        checked_options(self, settings.options)
         if module_loader is None:
             # A checkpoint's layout belongs to its task (ultralytics pickles a YOLO model that
             # must be fused and put in eval mode): only the task adapter knows how to load it.

@@ -358,7 +358,7 @@ def test_markdown_lists_each_training_stage_with_method() -> None:
     md = render(build_table([r], "base", "s"), "md")
     stages = md_table(md.split("Training stages", 1)[1].split("\n\n", 1)[1])
     assert stages[0] == ["variant", "stage", "params", "duration_s", "E_J", "E_net_J", "method", "artifact"]
-    assert stages[1] == ["base", "train", "—", "10.0", "40.0", "30.0", "measured", "trained in this run"]
+    assert stages[1] == ["base", "train", "—", "10.0", "40.0", "30.0", "measured", "made in this run"]
     assert stages[2] == [
         "base",
         "train",

@@ -1,0 +1,94 @@
+"""Stage ``finetune``: train the pruned module itself (network slimming, step 3).
+
+``yolo.train()`` on a loaded pruned model rebuilds the full model from its YAML and copies the
+weights that fit: the result is silently unpruned. This stage trains the module it was given
+(``ultra_slim.module_trainer``), starts from the parent's fp32 copy when there is one, and fails
+if the trained model has more parameters than the one it started from.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from greenbench.errors import GreenbenchError
+from greenbench.pipeline.base import StageContext, StageResult
+from greenbench.pipeline.sparse_train import check_training
+
+#: the study lowers lr0 from 0.01 to 0.001 for fine-tuning
+DEFAULT_LR0 = 0.001
+
+
+def _check_classes(model: Any, ctx: StageContext) -> None:
+    """The module is trained as it is: its head must already have the data's class count."""
+    import yaml
+
+    from greenbench.adapters.ultra_slim import detect_heads
+
+    names = (yaml.safe_load(ctx.data_yaml.read_text(encoding="utf-8")) or {}).get("names") or {}
+    heads = detect_heads(model)
+    if heads and names and heads[0].nc != len(names):
+        raise GreenbenchError(
+            f"stage finetune{f' of variant {ctx.variant!r}' if ctx.variant else ''}: the model's head "
+            f"predicts {heads[0].nc} classes and {ctx.data_yaml} has {len(names)}. finetune trains the "
+            f"(pruned) module as it is; train, sparse_train or prune from a model trained on this data."
+        )
+
+
+class FinetuneStage:
+    """Train the parent's (pruned) module on; ``lr0`` defaults to 0.001.
+
+    Params: any ultralytics training argument (``epochs``, ``lr0``, ...), overriding the suite's
+    ``defaults``.
+    """
+
+    name: ClassVar[str] = "finetune"
+
+    @classmethod
+    def validate_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Ultralytics training arguments; ``lr0`` filled in (0.001) so the cache key says it."""
+        out = {"lr0": DEFAULT_LR0, **params}
+        check_training(out)
+        return out
+
+    def run(self, ctx: StageContext) -> StageResult:
+        """Fine-tune; raise ``GreenbenchError`` if the parameter count grew."""
+        from greenbench.adapters.ultra_slim import load_fp32_copy, module_trainer
+        from greenbench.measure.complexity import count_params
+
+        params = self.validate_params(ctx.params)
+        adapter = ctx.adapter
+        yolo = adapter.load(ctx.input) if ctx.input else adapter.build(ctx.model, ctx.weights)
+        fp32 = load_fp32_copy(yolo.model, ctx.input) if ctx.input else None
+        _check_classes(yolo.model, ctx)
+        params_before = count_params(yolo.model)
+        args = {**ctx.defaults, **params}
+        window = ctx.meter.begin()
+        checkpoint = adapter.train(
+            yolo,
+            ctx.data_yaml,
+            ctx.out_dir,
+            args,
+            on_epoch=lambda epoch, epochs: ctx.emit(f"finetune epoch {epoch}/{epochs}"),
+            trainer=module_trainer(yolo.model),
+        )
+        energy = ctx.meter.end(window)
+        params_after = count_params(adapter.load(checkpoint).model)
+        if params_after > params_before:
+            where = (
+                f"variant {ctx.variant!r}, stage finetune"
+                if ctx.variant
+                else f"stage finetune ({ctx.out_dir})"
+            )
+            raise GreenbenchError(
+                f"{where}: the fine-tuned model has {params_after:,} parameters, more than the "
+                f"{params_before:,} it started from, so training rebuilt the unpruned model from "
+                f"its YAML instead of training the pruned module. Its output {checkpoint} is not a "
+                f"fine-tuned pruned model; report this as a greenbench bug."
+            )
+        info = {
+            "train_args": args,
+            "params_before": params_before,
+            "params_after": params_after,
+            "weights_from": f"fp32 copy {fp32}" if fp32 else "checkpoint as stored",
+        }
+        return StageResult(checkpoint, energy, info)

@@ -1,0 +1,234 @@
+"""Stage ``prune``: structural channel pruning with torch-pruning's dependency graph.
+
+The channels of every coupled group (a conv, its BN, the convs that read it, the residual adds
+and concats that tie channels together) are ranked by an importance and the lowest fraction
+``ratio`` is removed from the network for real (smaller tensors, not masks). ``bn_scale`` ranks
+by |γ| with one raw threshold over the whole network (``global: true``, network slimming);
+``l1``/``l2`` by the weights' norms; ``random`` is the control. The Detect head is never a
+pruning root: its outputs (boxes, classes) keep their shape.
+
+Ties: ultralytics stores weights in fp16, where γ takes a few hundred distinct values, and
+torch-pruning's global threshold removes *every* channel at the threshold, so ties over-prune
+(0.3 asked removed 36.7 %). The stage prunes from the parent's fp32 copy when it has one
+(``ultra_slim.add_fp32_copy``) and always breaks exact ties (``TieBreak``), so the ratio
+achieved stays within ``RATIO_TOLERANCE`` of the ratio asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from greenbench.adapters.ultra_args import check_train_value
+from greenbench.errors import GreenbenchError
+from greenbench.pipeline.base import StageContext, StageResult
+
+IMPORTANCES = ("bn_scale", "l1", "l2", "random")
+#: torch-pruning may take at most this fraction of any one layer's channels
+MAX_PRUNING_RATIO = 0.9
+#: |ratio achieved - ratio asked| the stage guarantees on the group-channel basis (integer
+#: rounding, and groups torch-pruning skips because they would lose every channel, or hit
+#: MAX_PRUNING_RATIO, cost a few channels of ~4,000 in yolov5n)
+RATIO_TOLERANCE = 0.02
+#: relative size of the tie-breaking jitter: below fp32's resolution (6e-8), so it only orders
+#: importances that are exactly equal
+TIE_JITTER = 1e-9
+DEFAULT_IMGSZ = 640
+PARAMS = ("ratio", "importance", "global", "imgsz")
+
+
+def _importance(kind: str) -> tuple[Any, dict[str, Any]]:
+    """The torch-pruning importance for ``kind`` and how it is configured (for the record)."""
+    import torch_pruning as tp
+
+    if kind == "bn_scale":  # normalizer=None: one raw |γ| threshold (the default normalises per group)
+        return tp.importance.BNScaleImportance(normalizer=None), {"normalizer": None, "reduction": "mean"}
+    if kind in ("l1", "l2"):
+        p = 1 if kind == "l1" else 2
+        return tp.importance.MagnitudeImportance(p=p), {"p": p, "normalizer": "mean", "reduction": "mean"}
+    return tp.importance.RandomImportance(), {}
+
+
+class TieBreak:
+    """Wraps a torch-pruning importance: importances that are exactly equal get a seeded,
+    relative jitter of ``TIE_JITTER`` in float64, so a global threshold removes the number of
+    channels asked for instead of every channel that ties at the threshold. Distinct float32
+    (and fp16) values are never reordered: they differ by more than the jitter."""
+
+    def __init__(self, base: Any, seed: int = 0) -> None:
+        import torch
+
+        self.base = base
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, group: Any) -> Any:
+        """The base importance of ``group`` in float64, ties broken."""
+        import torch
+
+        imp = self.base(group)
+        if imp is None:
+            return None
+        imp = imp.detach().double()
+        u = torch.rand(imp.shape, generator=self.generator, dtype=torch.float64)
+        return imp + (imp.abs() * TIE_JITTER + 1e-40) * u
+
+
+def group_channels(pruner: Any) -> int:
+    """Channels in the prunable groups of ``pruner``'s graph, each coupled channel once: the
+    quantity torch-pruning's ``pruning_ratio`` is a fraction of."""
+    dg = pruner.DG
+    total = 0
+    for group in dg.get_all_groups(
+        ignored_layers=pruner.ignored_layers, root_module_types=pruner.root_module_types
+    ):
+        module, handler = group[0].dep.target.module, group[0].dep.handler
+        count = (
+            dg.get_out_channels(module)
+            if dg.is_out_channel_pruning_fn(handler)
+            else dg.get_in_channels(module)
+        )
+        total += int(count or 0)
+    return total
+
+
+def head_shapes(model: Any) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, out-channel shape) of every conv in the Detect head: pruning must leave them."""
+    from torch import nn
+
+    from greenbench.adapters.ultra_slim import detect_heads
+
+    return [
+        (f"{i}.{name}", (m.out_channels,))
+        for i, head in enumerate(detect_heads(model))
+        for name, m in head.named_modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+
+
+def _counts(model: Any, imgsz: int) -> dict[str, float]:
+    """Params, GMACs, GFLOPs (= 2 × GMACs) and BN channels; counted on a copy, since the
+    counting forward runs in inference mode and the Detect head caches its anchors."""
+    import copy
+
+    from greenbench.adapters.ultra_slim import bn_channels
+    from greenbench.measure.complexity import count_macs, count_params
+
+    macs = count_macs(copy.deepcopy(model), imgsz)
+    return {
+        "params": count_params(model),
+        "gmacs": macs / 1e9,
+        "gflops": 2 * macs / 1e9,
+        "bn": bn_channels(model),
+    }
+
+
+class PruneStage:
+    """Remove the least important fraction ``ratio`` of channels (torch-pruning, Detect kept).
+
+    Params: ``ratio`` (required, 0 < r < 1), ``importance`` (``bn_scale`` default, ``l1``,
+    ``l2``, ``random``), ``global`` (default true: one threshold over the network; false:
+    ``ratio`` in each layer), ``imgsz`` (the example input's size; default the suite's).
+    """
+
+    name: ClassVar[str] = "prune"
+
+    @classmethod
+    def validate_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Check every key; fill in the defaults (so equal prunings share one cache key)."""
+        for key in params:
+            if key not in PARAMS:
+                raise ValueError(f"unknown prune parameter {key!r}; expected one of {', '.join(PARAMS)}")
+        ratio = params.get("ratio")
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+            raise ValueError(f"prune parameter 'ratio' must be a number with 0 < ratio < 1, got {ratio!r}")
+        importance = params.get("importance", "bn_scale")
+        if importance not in IMPORTANCES:
+            raise ValueError(
+                f"prune parameter 'importance' must be one of {', '.join(IMPORTANCES)}, got {importance!r}"
+            )
+        glob = params.get("global", True)
+        if not isinstance(glob, bool):
+            raise ValueError(f"prune parameter 'global' must be true or false, got {glob!r}")
+        out = {"ratio": float(ratio), "importance": importance, "global": glob}
+        if "imgsz" in params:
+            why = check_train_value("imgsz", params["imgsz"])
+            if why:
+                raise ValueError(f"prune parameter 'imgsz': {why}")
+            out["imgsz"] = params["imgsz"]
+        return out
+
+    def run(self, ctx: StageContext) -> StageResult:
+        """Prune the parent (from its fp32 copy when it has one) and save the pruned module."""
+        import torch
+        import torch_pruning as tp
+
+        from greenbench.adapters.ultra_slim import detect_heads, load_fp32_copy, save_module
+
+        params = self.validate_params(ctx.params)
+        imgsz = int(params.get("imgsz", ctx.defaults.get("imgsz", DEFAULT_IMGSZ)))
+        adapter = ctx.adapter
+        yolo = adapter.load(ctx.input) if ctx.input else adapter.build(ctx.model, ctx.weights)
+        model = yolo.model.float().cpu()
+        fp32 = load_fp32_copy(model, ctx.input) if ctx.input else None
+        heads = detect_heads(model)
+        if not heads:
+            raise GreenbenchError(
+                f"prune ({ctx.variant or ctx.out_dir}): the model has no Detect head; this stage "
+                f"prunes ultralytics detection models."
+            )
+        for p in model.parameters():  # loaded checkpoints have requires_grad off: tracing needs it
+            p.requires_grad_(True)
+        model.eval()  # the example forward must not move BN running statistics
+        window = ctx.meter.begin()
+        ctx.emit(f"prune {params['importance']} ratio {params['ratio']}")
+        before = _counts(model, imgsz)
+        heads_before = head_shapes(model)
+        base, importance_cfg = _importance(params["importance"])
+        pruner_class = tp.pruner.BNScalePruner if params["importance"] == "bn_scale" else tp.pruner.MetaPruner
+        pruner = pruner_class(
+            model,
+            torch.zeros(1, 3, imgsz, imgsz),
+            importance=TieBreak(base),
+            global_pruning=params["global"],
+            pruning_ratio=params["ratio"],
+            max_pruning_ratio=MAX_PRUNING_RATIO,
+            ignored_layers=heads,
+        )
+        channels_before = group_channels(pruner)
+        pruner.step()
+        channels_after = group_channels(pruner)
+        after = _counts(model, imgsz)  # also proves the pruned graph still runs
+        if head_shapes(model) != heads_before:
+            raise GreenbenchError(f"prune ({ctx.variant or ctx.out_dir}): the Detect head's outputs changed")
+        train_args = yolo.model.args if isinstance(getattr(yolo.model, "args", None), dict) else {}
+        checkpoint = save_module(model, ctx.out_dir / "weights" / "pruned.pt", train_args)
+        energy = ctx.meter.end(window)
+        achieved = 1 - channels_after / channels_before if channels_before else 0.0
+        info = {
+            "ratio_asked": params["ratio"],
+            "ratio_achieved": achieved,
+            "ratio_basis": "channels of torch-pruning's prunable groups, coupled channels counted once",
+            "ratio_tolerance": RATIO_TOLERANCE,
+            "ratio_within_tolerance": abs(achieved - params["ratio"]) <= RATIO_TOLERANCE,
+            "importance": params["importance"],
+            "importance_config": importance_cfg,
+            "global": params["global"],
+            "max_pruning_ratio": MAX_PRUNING_RATIO,
+            "tie_break": f"seeded relative jitter {TIE_JITTER:g} (orders exactly equal importances only)",
+            "ignored": "Detect head (its output convs keep their shape; its input channels follow the neck)",
+            "imgsz": imgsz,
+            "weights_from": f"fp32 copy {fp32}"
+            if fp32
+            else "checkpoint as stored (fp16 for ultralytics files)",
+            "channels_before": channels_before,
+            "channels_after": channels_after,
+            "bn_channels_before": before["bn"],
+            "bn_channels_after": after["bn"],
+            "params_before": before["params"],
+            "params_after": after["params"],
+            "gmacs_before": before["gmacs"],
+            "gmacs_after": after["gmacs"],
+            "gflops_before": before["gflops"],
+            "gflops_after": after["gflops"],
+            "saved_precision": "fp16 module (like ultralytics checkpoints) + fp32 state_dict beside it",
+        }
+        return StageResult(checkpoint, energy, info)

@@ -1,0 +1,271 @@
+"""The YOLOv5s backbone-replacement model YAMLs in models/: they build offline through greenbench's
+DetectAdapter, tap strides 8/16/32, match the complexity their header comment states, and the
+GhostNet one is a real timm GhostNet that survives a checkpoint round trip and a training epoch."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from greenbench.adapters.detect import DetectAdapter
+from greenbench.errors import GreenbenchError
+
+ROOT = Path(__file__).parents[2]
+MODELS = ROOT / "models"
+BACKBONES = ("mobilenetv2", "mobilenetv3s", "mobilenetv3l", "shufflenetv2", "ghostnet")
+NC = 14  # the study's class count, written in every file
+TOLERANCE = 0.02  # the header figures are rounded to 0.01 GFLOPs; 2 % also absorbs library drift
+# "#   <counter> ...: 7,094,842 params, 18.59 GFLOPs"
+FIGURES = re.compile(r"^#\s+(ultralytics|greenbench) .*?: ([\d,]+) params, ([\d.]+) GFLOPs$", re.M)
+GHOST_ROW = "[160, ghostnet_100, [blocks.4, blocks.6, blocks.8]]"
+
+
+def yaml_path(backbone: str) -> Path:
+    return MODELS / f"yolov5s-{backbone}.yaml"
+
+
+def header_figures(path: Path) -> dict[str, tuple[int, float]]:
+    """{'ultralytics' | 'greenbench': (params, GFLOPs)} from the file's header comment."""
+    found = {m[1]: (int(m[2].replace(",", "")), float(m[3])) for m in FIGURES.finditer(path.read_text())}
+    assert set(found) == {"ultralytics", "greenbench"}, (
+        f"{path.name}: complexity lines missing from the header"
+    )
+    return found
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse any non-local name lookup or connection in this process (timm, torch hub, ultralytics)."""
+    local = {"localhost", "127.0.0.1", "::1", "", None}
+    lookup, connect = socket.getaddrinfo, socket.socket.connect
+
+    def guarded_lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in local:
+            raise OSError(f"network access refused in this test: getaddrinfo {host}")
+        return lookup(host, *args, **kwargs)
+
+    def guarded_connect(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in local:
+            raise OSError(f"network access refused in this test: connect {address}")
+        return connect(self, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_lookup)
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+
+
+@pytest.fixture
+def adapter(tmp_path: Path, clean_ultralytics_env: None, no_network: None) -> DetectAdapter:
+    return DetectAdapter(tmp_path / "work")
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_builds_offline_taps_strides_8_16_32_and_detects(adapter: DetectAdapter, backbone: str) -> None:
+    yolo = adapter.build(str(yaml_path(backbone)))
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # timm would look pretrained weights up on the hub
+    model = yolo.model.eval()
+    assert model.yaml["nc"] == NC and model.model[-1].nc == NC
+    assert model.stride.tolist() == [8.0, 16.0, 32.0]
+    taps: dict[int, torch.Tensor] = {}
+    handles = [
+        model.model[i].register_forward_hook(lambda m, _i, out: taps.update({m.i: out})) for i in (1, 2, 3)
+    ]
+    imgsz = 96
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, imgsz, imgsz))
+    finally:
+        for h in handles:
+            h.remove()
+    for i, stride in zip((1, 2, 3), (8, 16, 32), strict=True):
+        index_layer = model.model[i]
+        declared = model.yaml["backbone"][i][3][
+            0
+        ]  # Index [channels, n]: channels are not checked by ultralytics
+        assert type(index_layer).__name__ == "Index"
+        assert tuple(taps[i].shape[1:]) == (declared, imgsz // stride, imgsz // stride), (backbone, i)
+    preds = out[0] if isinstance(out, (tuple, list)) else out
+    cells = sum((imgsz // s) ** 2 for s in (8, 16, 32))
+    assert tuple(preds.shape) == (1, 4 + NC, cells)  # decoded boxes + class scores per anchor point
+    assert type(model.model[-1]).__name__ == "Detect"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", [*BACKBONES, "baseline"])
+def test_complexity_at_640_matches_the_header(adapter: DetectAdapter, backbone: str) -> None:
+    from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+    from greenbench.measure.complexity import count_macs, count_params
+
+    if backbone == "baseline":  # ultralytics' own yolov5s.yaml: the figures cited in every header
+        text = yaml_path("mobilenetv2").read_text()
+        cited = re.search(r"yolov5s\.yaml here is ([\d,]+) params / ([\d.]+) GFLOPs", text)
+        assert cited is not None
+        from ultralytics.nn.tasks import DetectionModel
+
+        model = DetectionModel("yolov5s.yaml", nc=NC, verbose=False)
+        assert get_num_params(model) == pytest.approx(int(cited[1].replace(",", "")), rel=TOLERANCE)
+        assert get_flops(model, 640) == pytest.approx(float(cited[2]), rel=TOLERANCE)
+        return
+    figures = header_figures(yaml_path(backbone))
+    yolo = adapter.build(str(yaml_path(backbone)))
+    ul_gflops = get_flops(yolo.model, 640)
+    assert ul_gflops > 0, "get_flops returned 0.0: it swallows every error"
+    assert get_num_params(yolo.model) == pytest.approx(figures["ultralytics"][0], rel=TOLERANCE)
+    assert ul_gflops == pytest.approx(figures["ultralytics"][1], rel=TOLERANCE)
+    fused = adapter.inference_module(yolo)  # what a greenbench record counts
+    gb_gflops = 2 * count_macs(fused, 640) / 1e9
+    assert count_params(fused) == pytest.approx(figures["greenbench"][0], rel=TOLERANCE)
+    assert gb_gflops == pytest.approx(figures["greenbench"][1], rel=TOLERANCE)
+    # thop also counts BatchNorm/activation/pooling ops that greenbench's Conv/Linear count leaves out
+    assert 0.85 * ul_gflops < gb_gflops <= ul_gflops
+
+
+def test_ghostnet_is_a_real_timm_ghostnet(adapter: DetectAdapter) -> None:
+    from timm.models.ghostnet import GhostBottleneck
+    from ultralytics.nn.modules import GhostBottleneck as UltraGhostBottleneck
+    from ultralytics.nn.modules import GhostConv
+
+    from greenbench.adapters.ultra_modules import TimmBackbone
+
+    model = adapter.build(str(yaml_path("ghostnet"))).model
+    assert isinstance(model.model[0], TimmBackbone)
+    modules = list(model.modules())
+    assert sum(isinstance(m, GhostBottleneck) for m in modules) == 16  # all of ghostnet_100's bottlenecks
+    assert not any(isinstance(m, (GhostConv, UltraGhostBottleneck)) for m in modules)  # not GhostConv swaps
+    assert model.model[0].channels == [40, 112, 160] and model.model[0].strides == [8, 16, 32]
+
+
+def test_timm_backbone_runs_ghostnet_as_timm_does(no_network: None) -> None:
+    """Tapping by module name applies the flattened children in order: the map at ``blocks.9`` must
+    equal timm's own ``forward_features`` with the same weights."""
+    import timm
+
+    from greenbench.adapters.ultra_modules import TimmBackbone
+
+    backbone = TimmBackbone(960, "ghostnet_100", ["blocks.9"]).eval()
+    full: Any = timm.create_model("ghostnet_100", pretrained=False).eval()
+    # TimmBackbone names the flattened children "blocks_9"; timm's state dict says "blocks.9"
+    state = {re.sub(r"^blocks_(\d+)\.", r"blocks.\1.", k): v for k, v in backbone.m.state_dict().items()}
+    missing, unexpected = full.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith(("conv_head", "classifier")) for k in missing)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(backbone(x)[-1], full.forward_features(x))
+
+
+def test_timm_out_indices_variant_matches_the_header(adapter: DetectAdapter, tmp_path: Path) -> None:
+    """timm's own features_only taps (the RECIPES.md variant), as the GhostNet header describes them."""
+    from ultralytics.utils.torch_utils import get_num_params
+
+    text = yaml_path("ghostnet").read_text()
+    cited = re.search(r"That variant .*?is\s+#?\s*([\d,]+) params", text, re.S)
+    assert cited is not None
+    variant = text.replace(GHOST_ROW, "[160, ghostnet_100, [2, 3, 4]]").replace(
+        "Index, [112, 1]", "Index, [80, 1]"
+    )
+    assert variant.count("[2, 3, 4]]]") == 1
+    path = tmp_path / "yolov5s-ghostnet-timmfeatures.yaml"
+    path.write_text(variant)
+    model = adapter.build(str(path)).model
+    assert model.model[0].channels == [40, 80, 160] and model.model[0].strides == [8, 16, 32]
+    assert get_num_params(model) == pytest.approx(int(cited[1].replace(",", "")), rel=TOLERANCE)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            (80, "ghostnet_100", ["blocks.4", "blocks.6", "blocks.8"]),
+            "ends with 160 channels, but the row says 80",
+        ),
+        ((160, "ghostnet_100", ["blocks.4", "blocks.99"]), "no module named"),
+        ((160, "ghostnet_100", ["blocks.8", "blocks.4"]), "not in the order"),
+        ((160, "ghostnet_100", [2, "blocks.4"]), "taps must be"),
+        ((160, "no_such_timm_model", [2, 3, 4]), "could not build timm model"),
+    ],
+)
+def test_timm_backbone_rejects_a_wrong_row(no_network: None, args: tuple[Any, ...], message: str) -> None:
+    from greenbench.adapters.ultra_modules import TimmBackbone
+
+    with pytest.raises(GreenbenchError, match=message):
+        TimmBackbone(*args)
+
+
+def test_register_refuses_to_shadow_an_ultralytics_layer(
+    adapter: DetectAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ultralytics.nn.tasks as tasks
+
+    from greenbench.adapters import ultra_modules
+
+    monkeypatch.setitem(ultra_modules.CUSTOM_LAYERS, "Conv", ultra_modules.TimmBackbone)
+    with pytest.raises(GreenbenchError, match="already defines a layer named 'Conv'"):
+        ultra_modules.register()
+    assert tasks.Conv.__module__.startswith("ultralytics")
+
+
+LOAD_IN_FRESH_PROCESS = """
+import sys
+from pathlib import Path
+from greenbench.offline import prepare_ultralytics
+prepare_ultralytics(Path(sys.argv[2]))
+import ultralytics.nn.tasks
+from ultralytics import YOLO
+assert not hasattr(ultralytics.nn.tasks, "TimmBackbone")  # the pickle alone must be enough to load
+model = YOLO(sys.argv[1], task="detect").model
+print(type(model.model[0]).__module__, type(model.model[0]).__name__)
+print(sum(p.numel() for p in model.parameters()))
+"""
+
+
+@pytest.mark.slow
+def test_ghostnet_checkpoint_loads_back_in_a_fresh_process(adapter: DetectAdapter, tmp_path: Path) -> None:
+    yolo = adapter.build(str(yaml_path("ghostnet")))
+    params = sum(p.numel() for p in yolo.model.parameters())
+    path = adapter.save(yolo, tmp_path / "ckpt" / "ghostnet.pt")
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "home"),
+        # tests/e2e/netguard refuses (and logs) any non-local lookup or connection in the subprocess
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "e2e" / "netguard"), str(ROOT)]),
+        "GREENBENCH_NETLOG": str(tmp_path / "network-attempts.log"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_FRESH_PROCESS, str(path), str(tmp_path / "work2")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    kind, count = out.stdout.strip().splitlines()[-2:]
+    assert kind == "greenbench.adapters.ultra_modules TimmBackbone"
+    assert int(count) == params
+    assert not (tmp_path / "network-attempts.log").exists()
+
+
+@pytest.mark.slow
+def test_ghostnet_trains_one_epoch_on_synthetic_data(adapter: DetectAdapter, tmp_path: Path) -> None:
+    """ultralytics' trainer rebuilds the model from the YAML stored in it: this needs ``register``."""
+    from greenbench.adapters.ultra_modules import TimmBackbone
+    from greenbench.datasets import SynthSpec, synth_detection
+
+    data = synth_detection(tmp_path / "data", SynthSpec(classes=NC, images=12, imgsz=64, seed=3))
+    yolo = adapter.build(str(yaml_path("ghostnet")))
+    params = sum(p.numel() for p in yolo.model.parameters())
+    args = {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "optimizer": "SGD", "lr0": 0.01}
+    weights = adapter.train(
+        yolo, data, tmp_path / "runs" / "ghostnet", {**args, "warmup_epochs": 0, "mosaic": 0.0}
+    )
+    trained = adapter.load(weights).model
+    assert isinstance(trained.model[0], TimmBackbone)
+    assert sum(p.numel() for p in trained.parameters()) == params
+    assert all(torch.isfinite(p).all() for p in trained.parameters())
