@@ -171,6 +171,18 @@ def co2_g(energy_j: float, intensity: GridIntensity, pue: float = 1.0) -> float:
     return energy_j / J_PER_KWH * intensity.g_per_kwh * pue
 
 
+def country_name(code: str) -> str | None:
+    """The name CodeCarbon's data gives the ISO3 country ``code`` (``DEU`` → ``Germany``); None
+    if the code is unknown or CodeCarbon is not installed."""
+    try:
+        mix = _load_json(str(_codecarbon_dir(SUITE_NAMES) / _GLOBAL_MIX), SUITE_NAMES)
+    except GreenbenchError:
+        return None
+    entry = mix.get(code.strip().upper())
+    name = entry.get("country_name") if isinstance(entry, dict) else None
+    return str(name) if name else None
+
+
 # --- CodeCarbon's data files --------------------------------------------------------------
 
 

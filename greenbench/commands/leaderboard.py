@@ -1,0 +1,75 @@
+"""``greenbench leaderboard``: one CSV of every suite × variant × runtime × device in the stores.
+
+Reads the stores read-only (``--store`` repeated merges them: results from several machines
+become one board, a record present in two stores counts once), keeps the newest ``ok`` record of
+each row that is not from a smoke run, ranks the rows within each suite by the stated rule and
+writes ``greenbench.report.frame.COLUMNS`` with pandas. The rule is printed on stderr and is the
+``rank_rule`` column of every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
+from greenbench.store import DEFAULT_STORE
+
+HELP = "write a leaderboard CSV of every suite, variant, runtime and device in the store(s)"
+
+RANKS = ("pareto", "energy", "latency", "accuracy")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--store`` (repeatable), ``--suite``, ``--device``, ``-o``, ``--rank``."""
+    parser.add_argument(
+        "--store",
+        action="append",
+        metavar="DB",
+        help=f"SQLite results file; repeat to merge stores (default {DEFAULT_STORE})",
+    )
+    parser.add_argument("--suite", help="only this suite (its name)")
+    parser.add_argument("--device", metavar="ID", help="only this device id (see 'greenbench env')")
+    parser.add_argument(
+        "-o", "--output", default="results/leaderboard.csv", help="CSV file to write (default %(default)s)"
+    )
+    parser.add_argument(
+        "--rank",
+        choices=RANKS,
+        default="pareto",
+        help="rank rule (default: Pareto rank of accuracy vs energy per image, ties by latency)",
+    )
+
+
+def _say(text: str) -> None:
+    print(f"greenbench: {TERMINAL_UNSAFE.sub(' ', text)}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the CSV; say the rank rule, the row count and any skipped record on stderr."""
+    from greenbench.report.frame import load_results, read_stores
+    from greenbench.report.leaderboard import write_leaderboard
+
+    stores = [Path(s) for s in (args.store or [str(DEFAULT_STORE)])]
+    frame = load_results(stores, suite=args.suite, device=args.device, rank_by=args.rank)
+    for note in frame.attrs.get("warnings", []):
+        _say(f"warning: {note}")
+    if frame.empty:
+        records = read_stores(stores)[0]
+        suites = sorted({r.suite for r in records})
+        devices = sorted({r.device_id for r in records})
+        wanted = "".join(
+            f" {what} {value!r}"
+            for what, value in (("of suite", args.suite), ("on device", args.device))
+            if value
+        )
+        raise GreenbenchError(
+            f"the store(s) {', '.join(map(str, stores))} hold no ok, non-smoke record{wanted}; "
+            f"suites stored: {', '.join(suites) or 'none'}; devices: {', '.join(devices) or 'none'}. "
+            f"Run a suite first, or change --suite/--device."
+        )
+    path = write_leaderboard(frame, Path(args.output))
+    _say(f"rank rule: {frame.attrs['rank_rule']}")
+    _say(f"wrote {len(frame)} row(s) to {path}")
+    return 0

@@ -1,0 +1,128 @@
+"""``greenbench report``: one self-contained HTML report per device, and a Markdown version.
+
+Reads the stores read-only (``--store`` repeated merges them, as the leaderboard does), leaves
+smoke records out, and writes per device ``<out>/<device>/report.html`` (plots inline, nothing
+fetched when it opens), ``report.md`` and the plots as SVG files beside it. The folder name is
+the device id made safe for any file system (``render_common.safe_name``). The roofline table
+uses ``load_results``'s achieved GFLOP/s and % of peak, shown where the device has a stored peak
+(``greenbench env --peak``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
+from greenbench.store import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from greenbench.store import RunRecord
+
+HELP = "write a self-contained HTML report (and Markdown) per device from the store(s)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--store`` (repeatable), ``--suite``, ``--device``, ``-o``."""
+    parser.add_argument(
+        "--store",
+        action="append",
+        metavar="DB",
+        help=f"SQLite results file; repeat to merge stores (default {DEFAULT_STORE})",
+    )
+    parser.add_argument("--suite", help="only this suite (its name)")
+    parser.add_argument("--device", metavar="ID", help="only this device id (see 'greenbench env')")
+    parser.add_argument(
+        "-o", "--output", default="results/report", help="folder of the reports (default %(default)s)"
+    )
+
+
+def _say(text: str) -> None:
+    print(f"greenbench: {TERMINAL_UNSAFE.sub(' ', text)}", file=sys.stderr)
+
+
+def write_reports(
+    stores: list[Path], out: Path, suite: str | None = None, device: str | None = None
+) -> list[Path]:
+    """Write every device's report under ``out``; the written HTML and Markdown paths."""
+    from greenbench.report.device_report import build_device_report
+    from greenbench.report.frame import is_smoke, load_results, read_stores
+    from greenbench.report.html import render_html
+    from greenbench.report.markdown import figure_file, render_markdown
+    from greenbench.report.render_common import figures, safe_name
+
+    for path in stores:
+        if not path.is_file():
+            raise GreenbenchError(f"no results store at {path}; run a suite first or pass --store.")
+    records, peaks, warnings = read_stores(stores)
+    for note in warnings:
+        _say(f"warning: {note}")
+    chosen = [
+        r
+        for r in records
+        if not is_smoke(r)
+        and (suite is None or r.suite == suite)
+        and (device is None or r.device_id == device)
+    ]
+    if not chosen:
+        raise _nothing(stores, records, suite, device)
+    frame = load_results(stores, suite=suite, device=device)
+    achieved: dict[str, dict[tuple[str, str, str], tuple[float | None, float | None]]] = {}
+    for row in frame.itertuples(index=False):
+        achieved.setdefault(str(row.device_id), {})[
+            (str(row.suite), str(row.variant), str(row.runtime or ""))
+        ] = (
+            _float(row.achieved_gflops_per_s),
+            _float(row.pct_of_peak),
+        )
+    written = []
+    for device_id in sorted({r.device_id for r in chosen}):
+        report = build_device_report(
+            chosen, device_id, peaks.get(device_id), achieved.get(device_id), warnings
+        )
+        folder = out / safe_name(device_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        drawn = {s.suite: figures(s) for s in report.sections}  # drawn once, written twice
+        for section in report.sections:
+            for fig in drawn[section.suite]:
+                (folder / figure_file(section, fig)).write_text(fig.svg, encoding="utf-8")
+        html, md = folder / "report.html", folder / "report.md"
+        html.write_text(render_html(report, drawn), encoding="utf-8")
+        md.write_text(render_markdown(report, drawn), encoding="utf-8")
+        written += [html, md]
+    return written
+
+
+def _float(x: object) -> float | None:
+    """A frame cell as a float, None for a missing value (pandas' NA/NaN)."""
+    try:
+        value = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if value != value else value
+
+
+def _nothing(
+    stores: list[Path], records: Sequence[RunRecord], suite: str | None, device: str | None
+) -> GreenbenchError:
+    suites = sorted({r.suite for r in records})
+    devices = sorted({r.device_id for r in records})
+    wanted = "".join(
+        f" {what} {value!r}" for what, value in (("of suite", suite), ("on device", device)) if value
+    )
+    return GreenbenchError(
+        f"the store(s) {', '.join(map(str, stores))} hold no non-smoke record{wanted}; suites stored: "
+        f"{', '.join(suites) or 'none'}; devices: {', '.join(devices) or 'none'}. Run a suite first, or "
+        f"change --suite/--device."
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the reports and print their paths, one per line."""
+    stores = [Path(s) for s in (args.store or [str(DEFAULT_STORE)])]
+    for path in write_reports(stores, Path(args.output), args.suite, args.device):
+        print(TERMINAL_UNSAFE.sub("?", str(path)))
+    return 0
