@@ -1,4 +1,4 @@
-"""The ``greenbench`` command: run, validate, table, data synth, env, measure.
+"""The ``greenbench`` command: run, validate, table, leaderboard, report, export, gate, data, env, measure.
 
 Each verb is a module of ``greenbench.commands`` with ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int`` (asv's ``commands/`` layout); this module only builds the parser and
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from greenbench.commands import data, env, measure, run, table, validate
+from greenbench.commands import data, env, export, gate, leaderboard, measure, report, run, table, validate
 from greenbench.errors import GreenbenchError
 
 EXIT_OK = 0  # an invalid suite exits 2 (SuiteError.exit_code), a failed variant 1
@@ -32,7 +32,7 @@ class Verb(Protocol):
 
 
 #: the verbs in the order ``greenbench --help`` lists them; a verb's name is its module's
-VERBS: tuple[Verb, ...] = (run, validate, table, data, env, measure)
+VERBS: tuple[Verb, ...] = (run, validate, table, leaderboard, report, export, gate, data, env, measure)
 
 
 def build_parser() -> argparse.ArgumentParser:

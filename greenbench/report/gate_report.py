@@ -1,0 +1,193 @@
+"""The gate's outputs: a short table for a human, a JSON document for machines, a Markdown
+summary for a CI job summary (``$GITHUB_STEP_SUMMARY``). Pure: strings in, strings out.
+
+Headers, scales and decimals come from the metric registry (``greenbench.metrics``). Side names
+and energy sources are user or file text: control characters are folded for the terminal and
+Markdown special characters escaped (``report.tables.md_escape``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from greenbench.errors import TERMINAL_UNSAFE
+from greenbench.gate import MetricVerdict, Verdict
+from greenbench.gate_calibration import Calibration
+from greenbench.metrics import METRICS
+from greenbench.report.tables import md_escape
+
+#: version of the ``--json`` document; bump and describe here when its shape changes.
+#: 1 — outcome, exit_code, reference/candidate, settings, rounds, verdict, calibration.
+GATE_SCHEMA_VERSION = 1
+
+
+def _plain(text: str) -> str:
+    return " ".join(TERMINAL_UNSAFE.sub(" ", text).split())
+
+
+def _header(v: MetricVerdict) -> str:
+    head = METRICS[v.metric].header if v.metric in METRICS else v.metric
+    return f"{head} [{v.method}]" if v.method == "estimated" else head
+
+
+def _value(v: MetricVerdict, value: float | None) -> str:
+    if value is None:
+        return "—"
+    d = METRICS.get(v.metric)
+    return d.display(value) if d is not None else f"{value:.4g}"
+
+
+def _pct(ratio: float | None) -> str:
+    return "—" if ratio is None else f"{(ratio - 1) * 100:+.1f} %"
+
+
+def _floor(v: MetricVerdict) -> str:
+    if v.metric == "energy_per_image_j":
+        return f"{v.floor * 1e3:g} mJ"
+    return f"{v.floor:g} {v.unit}"
+
+
+def rows(verdict: Verdict) -> tuple[list[str], list[list[str]]]:
+    """Headers and one row per metric (and candidate, when there are several)."""
+    several = len({m.candidate for m in verdict.metrics}) > 1
+    heads = ["metric", "reference", "candidate", "Δ", "95 % CI", "p (Holm)", "threshold", "floor", "outcome"]
+    body = []
+    for m in verdict.metrics:
+        ci = "—" if m.ci_low is None else f"[{_pct(m.ci_low)}, {_pct(m.ci_high)}]".replace(" %", "")
+        p = "—" if m.p_holm is None else f"{m.p_holm:.2g}"
+        body.append(
+            [
+                (f"{m.candidate}: " if several else "") + _header(m),
+                _value(m, m.reference),
+                _value(m, m.candidate_value),
+                _pct(m.ratio),
+                ci + (" %" if m.ci_low is not None else ""),
+                p,
+                "off" if m.threshold_pct is None else f"+{m.threshold_pct:g} %",
+                _floor(m),
+                m.outcome,
+            ]
+        )
+    return heads, body
+
+
+def _energy_notes(verdict: Verdict) -> list[str]:
+    notes = []
+    for m in verdict.metrics:
+        if m.method is not None:
+            notes.append(f"energy per image: {m.method} ({m.source})")
+    return list(dict.fromkeys(notes))
+
+
+def headline(doc: dict[str, Any]) -> str:
+    """``greenbench gate: PASS (candidate X vs reference Y)``."""
+    return (
+        f"greenbench gate: {doc['outcome'].upper()} — candidate {doc['candidate']['spec']} vs reference "
+        f"{doc['reference']['spec']}"
+    )
+
+
+def _setting_line(doc: dict[str, Any]) -> str:
+    s = doc["settings"]
+    threads = f"{s['threads']} thread{'s' if s['threads'] != 1 else ''}"
+    return (
+        f"{doc['rounds']} rounds × {s['blocks']} blocks (up to {s['max_rounds']} rounds), {s['device']}, "
+        f"{threads}, imgsz {s['imgsz']}, batch {s['batch']}; {doc['wall_s']:.1f} s"
+    )
+
+
+def render_text(doc: dict[str, Any], verdict: Verdict) -> str:
+    """The human table: headline, settings, one row per metric, why each non-pass metric is so."""
+    from tabulate import tabulate
+
+    heads, body = rows(verdict)
+    lines = [_plain(headline(doc)), _plain(_setting_line(doc)), ""]
+    lines.append(tabulate([[_plain(c) for c in r] for r in body], headers=heads, disable_numparse=True))
+    lines.append("")
+    for m in verdict.metrics:
+        lines.append(_plain(f"{_header(m)}: {m.outcome}: {m.reason}"))
+    lines += [_plain(n) for n in _energy_notes(verdict)]
+    if doc.get("lost_rounds"):
+        lines.append(_plain(f"lost rounds (not counted): {'; '.join(doc['lost_rounds'])}"))
+    if doc.get("rounds_disagree"):
+        lines.append("note: the rounds' own CIs disagree (the processes differed); the CI covers it")
+    return "\n".join(lines)
+
+
+def render_markdown(doc: dict[str, Any], verdict: Verdict) -> str:
+    """A Markdown section for a CI job summary (append it to ``$GITHUB_STEP_SUMMARY``)."""
+    from tabulate import tabulate
+
+    heads, body = rows(verdict)
+    ref, cand = doc["reference"]["spec"], doc["candidate"]["spec"]
+    lines = [
+        f"### greenbench gate: **{doc['outcome']}**",
+        "",
+        f"candidate {md_escape(cand)} vs reference {md_escape(ref)} · {md_escape(_setting_line(doc))}",
+        "",
+        tabulate(
+            [[md_escape(c) for c in r] for r in body],
+            headers=[md_escape(h) for h in heads],
+            tablefmt="pipe",
+            disable_numparse=True,
+        ),
+        "",
+    ]
+    lines += [f"- {md_escape(_header(m))}: {md_escape(m.reason)}" for m in verdict.metrics]
+    lines += [f"- {md_escape(n)}" for n in _energy_notes(verdict)]
+    return "\n".join(lines) + "\n\n"
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """The ``--json`` document."""
+    return json.dumps(doc, indent=1, default=str)
+
+
+def _f(x: float | None, spec: str = "+.1f") -> str:
+    return "—" if x is None else f"{x:{spec}} %"
+
+
+def render_calibration(doc: dict[str, Any], summary: Calibration, verdicts: Sequence[Verdict]) -> str:
+    """The calibration report: every A/A run, then the false-alarm rate and the detectable effect."""
+    from tabulate import tabulate
+
+    run_rows = []
+    for i, (v, run) in enumerate(zip(verdicts, doc["runs"], strict=True)):
+        cells = [str(i + 1), v.outcome, str(run["rounds"]), f"{run['wall_s']:.0f}"]
+        for m in v.metrics:
+            ci = "—" if m.ci_low is None else f"[{_pct(m.ci_low)}, {_pct(m.ci_high)}]".replace(" %", "")
+            cells.append(f"{_pct(m.ratio)} {ci}")
+        run_rows.append(cells)
+    names = [_header(m) for m in verdicts[0].metrics] if verdicts else []
+    lines = [
+        _plain(f"greenbench gate --calibrate: {summary.runs} A/A runs of {doc['model']['spec']}"),
+        _plain(_setting_line({**doc, "rounds": doc["settings"]["rounds"], "wall_s": doc["wall_s"]})),
+        "",
+        tabulate(run_rows, headers=["run", "outcome", "rounds", "wall_s", *[f"{n} Δ [CI]" for n in names]],
+                 disable_numparse=True),
+        "",
+        f"false alarms (A/A regressed): {summary.false_alarms}/{summary.runs} "
+        f"({summary.false_alarm_rate:.0%}); inconclusive {summary.inconclusive}/{summary.runs}; "
+        f"pass {summary.passed}/{summary.runs}",
+    ]  # fmt: skip
+    table = [
+        [
+            m.metric,
+            "off" if m.threshold_pct is None else f"+{m.threshold_pct:g} %",
+            f"{_f(m.delta_low_pct)} .. {_f(m.delta_high_pct)}",
+            _f(m.pass_threshold_pct),
+            _f(m.detectable_pct),
+            _f(m.detectable_median_pct),
+        ]
+        for m in summary.metrics
+    ]
+    heads = ["metric", "threshold", "A/A Δ range", "A/A passes above", "detected every run", "detected half"]
+    lines += ["", tabulate(table, headers=heads, disable_numparse=True), ""]
+    lines.append(
+        "A threshold below 'A/A passes above' leaves A/A runs inconclusive; a regression at least "
+        "'detected every run' fails the gate in every run at these settings (more rounds or "
+        "blocks narrow both)."
+    )
+    return "\n".join(_plain(line) if "\n" not in line else line for line in lines)
