@@ -21,8 +21,9 @@ HELP = "write a leaderboard CSV of every suite, variant, runtime and device in t
 RANKS = ("pareto", "energy", "latency", "accuracy")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--store`` (repeatable), ``--suite``, ``--device``, ``-o``, ``--rank``."""
+def add_selection_options(parser: argparse.ArgumentParser) -> None:
+    """``--store`` (repeatable: stores are merged), ``--suite`` and ``--device`` filters; shared
+    by the verbs that publish records (leaderboard, report)."""
     parser.add_argument(
         "--store",
         action="append",
@@ -31,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--suite", help="only this suite (its name)")
     parser.add_argument("--device", metavar="ID", help="only this device id (see 'greenbench env')")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--store`` (repeatable), ``--suite``, ``--device``, ``-o``, ``--rank``."""
+    add_selection_options(parser)
     parser.add_argument(
         "-o", "--output", default="results/leaderboard.csv", help="CSV file to write (default %(default)s)"
     )

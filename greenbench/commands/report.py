@@ -27,14 +27,9 @@ HELP = "write a self-contained HTML report (and Markdown) per device from the st
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--store`` (repeatable), ``--suite``, ``--device``, ``-o``."""
-    parser.add_argument(
-        "--store",
-        action="append",
-        metavar="DB",
-        help=f"SQLite results file; repeat to merge stores (default {DEFAULT_STORE})",
-    )
-    parser.add_argument("--suite", help="only this suite (its name)")
-    parser.add_argument("--device", metavar="ID", help="only this device id (see 'greenbench env')")
+    from greenbench.commands.leaderboard import add_selection_options
+
+    add_selection_options(parser)
     parser.add_argument(
         "-o", "--output", default="results/report", help="folder of the reports (default %(default)s)"
     )
