@@ -36,6 +36,11 @@ Outcomes per metric (threshold t, floor f, reference median m):
 
 The gate's outcome is ``regressed`` if any metric of any candidate regressed, else
 ``inconclusive`` if any is, else ``pass``.
+
+Looking again after more rounds (``--max-rounds``) is sequential testing at a fixed alpha: it
+raises the rank test's false-alarm rate a little above alpha over the (at most a few) looks. The
+CI condition, which a regression must pass too, is what keeps A/A runs from failing; the
+calibration (``--calibrate``) measures the false-alarm rate that results on this runner.
 """
 
 from __future__ import annotations

@@ -359,6 +359,14 @@ class Runner:
                 "pue": c.pue,
             },
             "weights_file": prep.evaluated.artifact.path,
+            # every stage from the root model on (the record's `stages` are its own): what made it
+            "lineage": [
+                {
+                    "variant": v,
+                    "stages": [{"name": st.name, "params": st.params} for st in suite.variants[v].stages],
+                }
+                for v in suite.lineage(name)
+            ],
             "dataset": {
                 "data_yaml": str(self.dataset.data_yaml),
                 "eval_split": self.dataset.eval_split,

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from greenbench.errors import SuiteError
+
 #: the smoke run's sizes; every figure of a smoke run is only a check that the DAG runs
 SMOKE_IMAGES = 40  # synthetic images, split 8:1:1
 SMOKE_IMGSZ = 64  # px, training, evaluation and latency
@@ -27,6 +29,7 @@ SMOKE_CALIBRATION_IMAGES = 8
 SMOKE_PROTOCOL = {"rounds": 2, "blocks": 2, "min_calls": 2}
 SMOKE_ENERGY = {"idle_s": 0.5, "min_window_s": 0.05}
 SMOKE_CLASSES = 3  # when the suite names no classes
+SMOKE_MAX_CLASSES = 96  # datasets.MAX_CLASSES
 #: stage parameters a smoke run caps (name -> cap)
 _CAPPED = {"epochs": SMOKE_EPOCHS, "batch": SMOKE_BATCH, "calibration_images": SMOKE_CALIBRATION_IMAGES}
 
@@ -59,6 +62,10 @@ def apply_overrides(data: Any, overrides: Overrides, base: Path) -> Applied:
     data = copy.deepcopy(data)
     variants = data.get("variants") if isinstance(data.get("variants"), dict) else {}
     if overrides.data is not None:
+        if not overrides.data.expanduser().is_file():
+            raise SuiteError(
+                f"--data {overrides.data}: no such file; pass the dataset's data.yaml (YOLO format)."
+            )
         names = _names(data)
         data["dataset"] = {"path": str(overrides.data.expanduser().resolve())}
         if names is not None:
@@ -95,6 +102,12 @@ def _smoke(data: dict[str, Any], variants: dict[str, Any], base: Path) -> list[s
     classes = len(names) if names else None
     if classes is None and isinstance(synthetic, dict) and isinstance(synthetic.get("classes"), int):
         classes = synthetic["classes"]
+    if classes is not None and classes > SMOKE_MAX_CLASSES:
+        raise SuiteError(
+            f"--smoke: the suite names {classes} classes, but greenbench's synthetic data can draw at "
+            f"most {SMOKE_MAX_CLASSES} distinguishable classes (8 shapes × 12 hue bands); check the "
+            "DAG with a smaller copy of the suite's class list."
+        )
     notes = [f"synthetic dataset: {SMOKE_IMAGES} images of {SMOKE_IMGSZ} px"]
     if classes is None:
         classes = SMOKE_CLASSES

@@ -44,6 +44,7 @@ MAX_PATH = 4096  # characters of a file path (Linux PATH_MAX)
 MAX_TEXT = 10_000  # characters of a description
 MAX_INPUT_BYTES = 4 * 2**30  # one latency input batch (float32); more is a typo, not a benchmark
 MAX_SYNTHETIC_BYTES = 8 * 2**30  # raw pixels of a synthetic dataset
+MAX_SYNTHETIC_CLASSES = 96  # datasets.MAX_CLASSES (8 shapes × 12 hue bands); not imported: numpy, PIL
 MAX_ARGS = 200  # training arguments in defaults or one stage (ultralytics has about 120)
 MAX_VARIANTS = 256  # variants of one suite (the cycle check is quadratic in a 'from' chain)
 _LOADER_FIELDS = ("path", "source_hash")  # Suite fields set by load_suite, never by the YAML
@@ -106,12 +107,14 @@ class _Manifest(BaseModel):
 class SyntheticData(_Manifest):
     """A generated toy detection dataset (coloured shapes), split 8:1:1 into train/val/test."""
 
-    classes: int = Field(default=3, ge=1, le=20)
+    classes: int = Field(default=3, ge=1, le=MAX_SYNTHETIC_CLASSES)
     images: int = Field(default=60, ge=10, le=100_000, description="total images before the split")
     imgsz: int = Field(default=128, ge=32, le=1024, description="image side, pixels")
     seed: int = Field(0, ge=0, le=2**32 - 1)
     names: list[Word] | None = Field(
-        default=None, max_length=20, description="class names written to data.yaml, one per class"
+        default=None,
+        max_length=MAX_SYNTHETIC_CLASSES,
+        description="class names written to data.yaml, one per class",
     )
 
     @model_validator(mode="after")

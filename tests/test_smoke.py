@@ -102,3 +102,47 @@ def test_tables_are_grouped_with_the_baseline_first(tmp_path: Path) -> None:
     lines = csv_text.splitlines()
     assert lines[0].startswith("table,variant,parent,status,prune_ratio") and len(lines) == 1 + 3
     assert [line.split(",")[0] for line in lines[1:]] == ["pruning", "pruning", "backbones"]
+
+
+def test_recipe_columns_come_from_the_whole_lineage(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    lineage = [
+        {"variant": "base", "stages": [{"name": "train", "params": {}}]},
+        {"variant": "sparse", "stages": [{"name": "sparse_train", "params": {"lambda": 5e-4}}]},
+        {"variant": "p50", "stages": [{"name": "prune", "params": {"ratio": 0.5}}]},
+        {"variant": "ft", "stages": [{"name": "finetune", "params": {"lr0": 0.001}}]},
+    ]
+    store.add(make_measured_record("base", suite="s"))
+    store.add(
+        make_measured_record(
+            "ft",
+            suite="s",
+            parent="p50",
+            stages=[{"name": "finetune", "params": {"lr0": 0.001}}],
+            measurement={"lineage": lineage},
+        )
+    )
+    ref = SuiteRef("s", ("base", "ft"), "base", "detect", "cpu")
+    rows = table_text(store, ref, "dev", "csv").splitlines()
+    head, ft = rows[0].split(","), rows[2].split(",")
+    assert ft[head.index("sparsity_λ")] == "0.0005" and ft[head.index("prune_ratio")] == "0.5"
+
+
+def test_smoke_takes_as_many_classes_as_the_generator_draws(tmp_path: Path) -> None:
+    from greenbench.datasets import MAX_CLASSES
+    from greenbench.smoke import SMOKE_MAX_CLASSES
+    from greenbench.suite import MAX_SYNTHETIC_CLASSES
+
+    assert SMOKE_MAX_CLASSES == MAX_SYNTHETIC_CLASSES == MAX_CLASSES
+    for n, ok in ((80, True), (MAX_CLASSES + 1, False)):
+        names = ", ".join(f"c{i}" for i in range(n))
+        path = tmp_path / f"coco{n}.yaml"
+        path.write_text(
+            f"name: coco\ntask: detect\ndataset: {{path: coco.yaml, names: [{names}]}}\n"
+            "baseline: a\nvariants:\n  a: {model: yolov5n.yaml, stages: [train]}\n"
+        )
+        if ok:
+            assert load_suite(path, Overrides(smoke=True)).dataset.synthetic.classes == n  # type: ignore[union-attr]
+        else:
+            with pytest.raises(SuiteError, match="at most 96"):
+                load_suite(path, Overrides(smoke=True))

@@ -62,6 +62,8 @@ class FinetuneStage:
         _check_classes(yolo.model, ctx)
         params_before = count_params(yolo.model)
         args = {**ctx.defaults, **params}
+        if args.get("optimizer", "auto") == "auto":  # 'auto' ignores lr0 (picks its own): say which
+            args["optimizer"] = "SGD"
         window = ctx.meter.begin()
         checkpoint = adapter.train(
             yolo,

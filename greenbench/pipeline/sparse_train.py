@@ -91,6 +91,10 @@ class SparseTrainStage:
             "accumulate_batches_last": int(trainer.accumulate),
             "optimizer_steps": int(trainer.l1_steps),
             "l1_scope": "BatchNorm2d weights (γ) outside the Detect head",
+            "l1_as": "λ·sign(γ) added to the gradient before the optimizer step",
+            # Adam-family optimizers divide the gradient by its running RMS: there λ sets a
+            # direction more than a shrinkage rate, unlike network slimming's SGD
+            "optimizer": str(trainer.args.optimizer),
             "mean_abs_gamma_before": gamma_before,
             "mean_abs_gamma_after": mean_abs_gamma(trained.model),
             "gamma_after_from": "fp32 copy" if fp32 else "checkpoint as stored",

@@ -304,7 +304,9 @@ def _roofline(row: dict[str, Any], r: RunRecord, peak: dict[str, Any] | None) ->
     row.update(
         peak_gflops_per_s=value, peak_kind=kind, peak_threads=threads if isinstance(threads, int) else None
     )
-    if value and row["achieved_gflops_per_s"] is not None:
+    # a peak at another thread count is another machine's ceiling: no percentage against it
+    same_threads = not isinstance(threads, int) or row.get("threads") in (None, threads)
+    if value and row["achieved_gflops_per_s"] is not None and same_threads:
         row["pct_of_peak"] = row["achieved_gflops_per_s"] / value * 100.0
 
 

@@ -23,9 +23,18 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def _lineage_stages(record: RunRecord) -> list[Any]:
+    """Every stage from the root model on (``measurement.lineage``), else the record's own."""
+    lineage = record.measurement.get("lineage")
+    if not isinstance(lineage, list):
+        return list(record.stages)
+    return [st for step in lineage if isinstance(step, dict) for st in step.get("stages") or []]
+
+
 def _stage_values(record: RunRecord) -> dict[str, str]:
+    """Header -> value of the lineage's table parameters; a later stage's value wins."""
     values: dict[str, str] = {}
-    for stage in record.stages:
+    for stage in _lineage_stages(record):
         params = stage.get("params") if isinstance(stage, dict) else None
         wanted = TABLE_PARAMS.get(str(stage.get("name"))) if isinstance(stage, dict) else None
         if not isinstance(params, dict) or not wanted:

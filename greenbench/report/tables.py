@@ -405,7 +405,8 @@ def _delta_csv(d: Delta | None) -> list[str]:
 
 
 def _csv_head(table: Table) -> list[str]:
-    """Fixed column names: never dependent on the data (methods go in their own columns)."""
+    """Column names: the metric columns are fixed (methods go in their own columns); recipe columns
+    (sparsity, prune ratio, quantized, runtime) appear when a row has them."""
     head = ["variant", "parent", "status", *recipe_columns([r for r, _ in table.rows])[0]]
     for c in table.columns:
         h = c.header

@@ -135,6 +135,10 @@ def _conv_precisions(compiled: Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+#: OpenVINO's precision hint -> the precision names greenbench records use
+_HINT_PRECISION = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
+
+
 class OpenVino:
     """``openvino.Core().compile_model`` on the CPU with explicit threads, streams, latency hint and
     precision hint; one synchronous infer request per call."""
@@ -211,10 +215,16 @@ class OpenVino:
             "model_input_shape": model_dims,
             "input_dtype": "float32",
             "precision_hint": props["INFERENCE_PRECISION_HINT"],
-            "precision": props["INFERENCE_PRECISION_HINT"],
+            # a QDQ graph is int8 whatever the hint (its convolutions run u8/i8); any other graph
+            # computes in the hint's precision (bf16 on a bf16 hint, not the file's fp32)
+            "precision": _HINT_PRECISION.get(
+                str(props["INFERENCE_PRECISION_HINT"]), props["INFERENCE_PRECISION_HINT"]
+            ),
             "io": "host numpy arrays",
-            **graph_precision(path),  # a QDQ graph is int8 whatever the hint (its convolutions run u8/i8)
         }
+        graph = graph_precision(path)
+        if graph.get("precision") == "int8":
+            description.update(graph)
         return Predictor(
             call=call,
             sync=lambda: None,  # a synchronous infer returns once the outputs are written

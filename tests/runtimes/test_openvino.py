@@ -146,6 +146,7 @@ def test_bf16_runs_in_bf16_or_is_refused(tiny: tuple[TinyYolo, Path, Path]) -> N
     d = ov(tiny[0].onnx, precision="bf16").description
     assert d["compiled_properties"]["INFERENCE_PRECISION_HINT"] == "bf16" == d["precision_hint"]
     assert "bf16" in d["conv_precisions"]  # what executes, not only what was asked
+    assert d["precision"] == "bf16"  # recorded as what it computes in, not the file's fp32
 
 
 def test_int8_qdq_model_runs_its_convolutions_in_int8(tiny: tuple[TinyYolo, Path, Path]) -> None:
