@@ -360,4 +360,12 @@ def build_device_report(
             section.roofline = roofline_rows(section.table, achieved or {})
         sections.append(section)
     latest = max(mine, key=lambda r: (r.finished_at, r.started_at))
-    return DeviceReport(device_id, fingerprint_rows(latest.device, device_id), sections, peak, list(warnings))
+    shown_peak = None if peak is None else {k: _shown(v) for k, v in peak.items()}
+    return DeviceReport(
+        device_id, fingerprint_rows(latest.device, device_id), sections, shown_peak, list(warnings)
+    )
+
+
+def _shown(value: Any) -> Any:
+    """A peak figure for a reader: 4 significant digits for a float, anything else as stored."""
+    return f"{value:.4g}" if isinstance(value, float) else value
