@@ -51,8 +51,10 @@ class TaskAdapter(Protocol):
         out_dir: Path,
         args: dict[str, Any],
         on_epoch: Callable[[int, int], None] | None = None,
+        trainer: type[Any] | None = None,
     ) -> Path:
-        """Train ``model``; return the checkpoint to carry on from."""
+        """Train ``model``; return the checkpoint to carry on from. ``trainer``: the task's
+        trainer class to use instead of its default (a stage's own, e.g. sparse training)."""
         ...
 
     def evaluate(

@@ -27,6 +27,29 @@ class StageContext:
     emit: Callable[[str], None] = field(default=lambda _msg: None)
     variant: str = ""  # the variant whose lineage runs this stage (for messages)
 
+    def start_model(self) -> Any:
+        """The model the stage starts from: the parent's checkpoint, else the root config (with
+        its weights)."""
+        if self.input is not None:
+            return self.adapter.load(self.input)
+        return self.adapter.build(self.model, self.weights)
+
+    def train(
+        self, model: Any, args: dict[str, Any], label: str, trainer: type[Any] | None = None
+    ) -> tuple[Path, EnergyReading]:
+        """Train ``model`` with ``args`` inside the stage's energy window, emitting
+        ``"<label> epoch x/y"`` after each epoch; the checkpoint and the window's energy."""
+        window = self.meter.begin()
+        checkpoint = self.adapter.train(
+            model,
+            self.data_yaml,
+            self.out_dir,
+            args,
+            on_epoch=lambda epoch, epochs: self.emit(f"{label} epoch {epoch}/{epochs}"),
+            trainer=trainer,
+        )
+        return checkpoint, self.meter.end(window)
+
 
 @dataclass(frozen=True)
 class StageResult:

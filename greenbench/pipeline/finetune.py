@@ -57,23 +57,14 @@ class FinetuneStage:
 
         params = self.validate_params(ctx.params)
         adapter = ctx.adapter
-        yolo = adapter.load(ctx.input) if ctx.input else adapter.build(ctx.model, ctx.weights)
+        yolo = ctx.start_model()
         fp32 = load_fp32_copy(yolo.model, ctx.input) if ctx.input else None
         _check_classes(yolo.model, ctx)
         params_before = count_params(yolo.model)
         args = {**ctx.defaults, **params}
         if args.get("optimizer", "auto") == "auto":  # 'auto' ignores lr0 (picks its own): say which
             args["optimizer"] = "SGD"
-        window = ctx.meter.begin()
-        checkpoint = adapter.train(
-            yolo,
-            ctx.data_yaml,
-            ctx.out_dir,
-            args,
-            on_epoch=lambda epoch, epochs: ctx.emit(f"finetune epoch {epoch}/{epochs}"),
-            trainer=module_trainer(yolo.model),
-        )
-        energy = ctx.meter.end(window)
+        checkpoint, energy = ctx.train(yolo, args, "finetune", trainer=module_trainer(yolo.model))
         params_after = count_params(adapter.load(checkpoint).model)
         if params_after > params_before:
             where = (

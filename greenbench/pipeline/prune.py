@@ -165,8 +165,7 @@ class PruneStage:
 
         params = self.validate_params(ctx.params)
         imgsz = int(params.get("imgsz", ctx.defaults.get("imgsz", DEFAULT_IMGSZ)))
-        adapter = ctx.adapter
-        yolo = adapter.load(ctx.input) if ctx.input else adapter.build(ctx.model, ctx.weights)
+        yolo = ctx.start_model()
         model = yolo.model.float().cpu()
         fp32 = load_fp32_copy(model, ctx.input) if ctx.input else None
         heads = detect_heads(model)

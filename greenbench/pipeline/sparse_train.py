@@ -59,22 +59,12 @@ class SparseTrainStage:
         params = self.validate_params(ctx.params)
         lam = params.pop("lambda")
         adapter = ctx.adapter
-        yolo = adapter.load(ctx.input) if ctx.input else adapter.build(ctx.model, ctx.weights)
+        yolo = ctx.start_model()
         if ctx.input:
             load_fp32_copy(yolo.model, ctx.input)
         gamma_before = mean_abs_gamma(yolo.model)
         args = {**ctx.defaults, **params}
-        trainer_class = sparse_trainer(lam)
-        window = ctx.meter.begin()
-        checkpoint = adapter.train(
-            yolo,
-            ctx.data_yaml,
-            ctx.out_dir,
-            args,
-            on_epoch=lambda epoch, epochs: ctx.emit(f"sparse_train epoch {epoch}/{epochs}"),
-            trainer=trainer_class,
-        )
-        energy = ctx.meter.end(window)
+        checkpoint, energy = ctx.train(yolo, args, "sparse_train", trainer=sparse_trainer(lam))
         trainer = yolo.trainer
         trained = adapter.load(checkpoint)
         fp32 = load_fp32_copy(trained.model, checkpoint)

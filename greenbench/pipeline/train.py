@@ -22,16 +22,6 @@ class TrainStage:
 
     def run(self, ctx: StageContext) -> StageResult:
         """Train and return the best checkpoint with the energy of the whole training window."""
-        adapter = ctx.adapter
-        yolo = adapter.load(ctx.input) if ctx.input else adapter.build(ctx.model, ctx.weights)
         args = {**ctx.defaults, **ctx.params}
-        window = ctx.meter.begin()
-        checkpoint = adapter.train(
-            yolo,
-            ctx.data_yaml,
-            ctx.out_dir,
-            args,
-            on_epoch=lambda epoch, epochs: ctx.emit(f"train epoch {epoch}/{epochs}"),
-        )
-        energy = ctx.meter.end(window)
+        checkpoint, energy = ctx.train(ctx.start_model(), args, "train")
         return StageResult(checkpoint, energy, {"train_args": args})
