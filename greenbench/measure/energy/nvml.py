@@ -87,6 +87,11 @@ class _Token:
     polled_j: dict[int, float]  # power-polled GPUs: the running trapezoid integral (J)
     samples: dict[int, int]
     invalid: int
+    polled_t: dict[int, float | None]  # power-polled GPUs: when the integral's last sample was read
+
+
+def _span(first: float | None, last: float | None) -> float | None:
+    return None if first is None or last is None else last - first
 
 
 class NvmlMeter(Meter):
@@ -290,7 +295,8 @@ class NvmlMeter(Meter):
                     self._sample(gpu)
                     polled_j[gpu.index] = gpu.energy_j
             samples = {g.index: g.samples for g in self._devices}
-            return _Token(counter_mj, polled_j, samples, self._invalid)
+            polled_t = {g.index: g.last_t for g in self._devices if not g.counter}
+            return _Token(counter_mj, polled_j, samples, self._invalid, polled_t)
 
     def _begin(self) -> _Token:
         self.open()  # no-op when open; otherwise the meter stays open until close()
@@ -314,6 +320,11 @@ class NvmlMeter(Meter):
             # samples the window's integral used, both edge samples included
             notes["power_samples"] = {
                 g.domain: end.samples[g.index] - token.samples[g.index] + 1 for g in polled
+            }
+            # the time the integral covers, first to last sample (the window's edges are
+            # sampled, so it matches duration_s up to the reads' own latency)
+            notes["power_span_s"] = {
+                g.domain: _span(token.polled_t.get(g.index), end.polled_t.get(g.index)) for g in polled
             }
         if duration_s < SHORT_WINDOW_S:
             notes["warning"] = (
