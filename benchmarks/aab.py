@@ -4,14 +4,15 @@ Three variants: a baseline (yolov5n), its exact twin (the same architecture, bui
 a variant with a known slowdown (yolov5s, about 3× the GFLOPs). Each repetition measures them:
 
 - the new way: ``rounds`` fresh processes, each timing all three in rotating blocks; Δ from
-  time-adjacent block pairs with a hierarchical-bootstrap CI (what ``greenbench run`` does);
+  time-adjacent block pairs, one median ratio per process, with a t-interval over the
+  processes (what ``greenbench run`` does);
 - the old way: one fresh process per variant, one after the other, the same number of blocks
   each; Δ from the ratio of the medians, CI from a bootstrap of one process' samples.
 
 Targets: the twin's |Δ| ≤ 2 % with a CI covering 0 every time (new way); the slow variant's Δ
 agreeing within ±3 % over the repetitions.
 
-    python benchmarks/aab.py [--reps 5] [--rounds 3] [--blocks 12] [--block-s 0.5] [--imgsz 128]
+    python benchmarks/aab.py [--reps 5] [--rounds 5] [--blocks 8] [--block-s 0.5] [--imgsz 128]
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ VARIANTS = ("base", "twin", "slow")
 
 
 def _delta_text(d: dict[str, Any]) -> str:
-    ns = "" if d["significant"] else " n.s."
-    return f"{d['delta_pct']:+6.1f} % [{d['delta_ci_low_pct']:+.1f}, {d['delta_ci_high_pct']:+.1f}]{ns}"
+    if d.get("delta_ci_low_pct") is None:
+        return f"{d['delta_pct']:+6.1f} % (no CI: 1 round)"
+    ns = "" if d["significant"] else " CI includes 0"
+    tau = f" τ {d['spread_pct']:.1f} %" if d.get("spread_pct") is not None else ""
+    return f"{d['delta_pct']:+6.1f} % [{d['delta_ci_low_pct']:+.1f}, {d['delta_ci_high_pct']:+.1f}]{ns}{tau}"
 
 
 def _old_way(block_values: dict[str, list[float]], samples: dict[str, list[float]], arm: str) -> str:
@@ -72,8 +76,8 @@ def _old_way(block_values: dict[str, list[float]], samples: dict[str, list[float
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--blocks", type=int, default=12)
+    p.add_argument("--rounds", type=int, default=ProtocolSettings().rounds)
+    p.add_argument("--blocks", type=int, default=ProtocolSettings().blocks)
     p.add_argument("--block-s", type=float, default=0.5)
     p.add_argument("--imgsz", type=int, default=128)
     a = p.parse_args()

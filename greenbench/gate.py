@@ -4,43 +4,38 @@ The blocks come from the interleaved protocol (``greenbench.measure.protocol``):
 candidate timed in alternating blocks, in several fresh processes (rounds), in the same job.
 For each gated metric (latency per call, gross energy per image) and each candidate:
 
-- **ratio** (candidate/reference): the median of the ratios of time-adjacent block pairs, with
-  the 95 % CI of a hierarchical bootstrap over rounds, then pairs
-  (``greenbench.measure.compare.paired_ratio``). Pairing is what makes the ratio of medians
-  safe on a shared host: a drift of the machine hits both blocks of a pair and cancels in their
-  ratio. For a change in scale it equals the ratio of the two arms' medians, which is reported
-  beside it (``ratio_of_medians``).
-- **test**: a one-sided Wilcoxon signed-rank test of the pairs' log ratios against 0,
-  alternative "candidate slower". Signed-rank, not asv's Mann-Whitney: the blocks are paired
-  in time, and a two-sample test would count the host's drift as noise. Under no change the
-  two arms of a pair are exchangeable (the Williams order gives both every position equally
-  often), so each log ratio is symmetric about 0, which is what the signed-rank test assumes;
-  it uses ranks, so one stalled block cannot sway it. One-sided: the gate asks "slower?", and
-  a faster candidate is never a failure. The p-values of all gated metrics and candidates are
-  Holm-corrected together (family-wise error ``alpha``). The test pools pairs across rounds as
-  if independent, so on its own it would overstate the evidence when processes differ; it is
-  the second lock, after the CI, which covers between-process spread.
-- **floor**: an absolute change (in the metric's unit) below which no regression is claimed,
-  however sure: 5 % of a 0.1 ms model is not worth a red build.
+- **ratio** (candidate/reference): per round, the median of the ratios of time-adjacent block
+  pairs; over rounds, their geometric mean with a Student t-interval on the log scale, R − 1
+  degrees of freedom (``greenbench.measure.compare.paired_ratio``). The round (a fresh process)
+  is the unit of replication: pairs of one process share its state, so the interval is made
+  from one figure per process, and it covers when processes differ (``benchmarks/coverage.py``).
+  Pairing is what makes each round's ratio safe on a shared host: a drift of the machine hits
+  both blocks of a pair and cancels in their ratio.
+- **effective threshold**: the ``--fail`` percentage t, raised to the floor where the floor is
+  the larger change: ``max(t, floor / reference)``. The floor (``--floor``, default 0.05 ms)
+  keeps a 5 % change of a 0.2 ms model from failing a build; on a 1.5 ms model it is 3.3 %, under
+  the threshold, and changes nothing. Both are printed.
+- **family**: every gated interval is at level 1 − (1 − confidence)/k, k = the number of gated
+  metric × candidate comparisons (Bonferroni), so the chance that any of them wrongly claims a
+  regression at the threshold is at most (1 − confidence)/2.
 
-Outcomes per metric (threshold t, floor f, reference median m):
+Outcomes per metric (effective threshold e, interval [low, high] of the ratio):
 
-- ``regressed``: the CI's lower bound is above 1 + t, **and** the Holm-adjusted p < alpha,
-  **and** the change m × (ratio − 1) is above f;
-- ``pass``: not regressed, and even the CI's upper bound stays within the threshold
-  (≤ 1 + t) or within the floor (m × (upper − 1) ≤ f): the data rule out a regression that
-  matters;
-- ``inconclusive``: neither (the CI straddles 1 + t, or it clears it but the test does not
-  agree): measure more rounds;
-- ``not gated``: the metric was turned off (``--fail energy:off``); still reported.
+- ``regressed``: low > 1 + e: the data rule out a change within the threshold;
+- ``pass``: high ≤ 1 + e: the data rule out a regression beyond the threshold;
+- ``inconclusive``: the interval straddles 1 + e, or there are fewer than 2 rounds (no
+  interval): measure more rounds;
+- ``not gated``: the metric was turned off (``--fail energy:off``), or its energy is estimated
+  from CPU time (then its Δ is the CPU-time Δ, which the latency gate already judges: one
+  metric, gated once); still reported.
 
 The gate's outcome is ``regressed`` if any metric of any candidate regressed, else
-``inconclusive`` if any is, else ``pass``.
+``inconclusive`` if any is, else ``pass``. An inconclusive gate is not a green one: the CLI
+exits 3 unless ``--inconclusive-passes``.
 
-Looking again after more rounds (``--max-rounds``) is sequential testing at a fixed alpha: it
-raises the rank test's false-alarm rate a little above alpha over the (at most a few) looks. The
-CI condition, which a regression must pass too, is what keeps A/A runs from failing; the
-calibration (``--calibrate``) measures the false-alarm rate that results on this runner.
+Adding rounds while inconclusive (``--max-rounds``) looks at the data again; each look is at the
+family level above, so the chance of a false ``regressed`` grows a little with the number of
+looks (at most a few). ``--calibrate`` measures the false-alarm rate that results on this runner.
 """
 
 from __future__ import annotations
@@ -53,10 +48,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-import scipy.stats
 
 from greenbench.errors import GreenbenchError
-from greenbench.measure.compare import MIN_WILCOXON_PAIRS, paired_ratio, pairs, values_by_round
+from greenbench.measure.compare import paired_ratio, pairs, values_by_round
 from greenbench.measure.protocol import Block
 
 Outcome = Literal["pass", "regressed", "inconclusive", "not gated"]
@@ -71,13 +65,13 @@ ALIASES: dict[str, str] = {
     "energy_per_image": "energy_per_image_j",
     "energy_per_image_j": "energy_per_image_j",
 }
-#: thresholds when no ``--fail`` names the metric, % (energy readings are noisier than clocks)
-DEFAULT_THRESHOLD_PCT: dict[str, float] = {"latency_ms": 5.0, "energy_per_image_j": 8.0}
-#: absolute floors when no ``--floor`` names the metric: 0.2 ms; 0.2 mJ per image
-DEFAULT_FLOOR: dict[str, float] = {"latency_ms": 0.2, "energy_per_image_j": 2e-4}
-#: family-wise error rate of the rank tests (Holm). Small, because the test is the second lock;
-#: a real regression over 20+ pairs reaches p < 1e-4, so power costs nothing here
-DEFAULT_ALPHA = 0.01
+#: thresholds when no ``--fail`` names the metric, %
+DEFAULT_THRESHOLD_PCT: dict[str, float] = {"latency_ms": 5.0, "energy_per_image_j": 5.0}
+#: absolute floors when no ``--floor`` names the metric: 0.05 ms; 0.2 mJ per image. A floor only
+#: raises the threshold where it is the larger change (a model under 1 ms at 5 %)
+DEFAULT_FLOOR: dict[str, float] = {"latency_ms": 0.05, "energy_per_image_j": 2e-4}
+#: the gate's family-wise confidence (its intervals are Bonferroni-adjusted to it)
+DEFAULT_CONFIDENCE = 0.95
 _UNITS: dict[str, dict[str, float]] = {  # suffix -> factor to the stored unit
     "latency_ms": {"ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3},
     "energy_per_image_j": {"j": 1.0, "mj": 1e-3, "uj": 1e-6, "µj": 1e-6},
@@ -238,24 +232,23 @@ def rules(fail: Iterable[str] = (), floor: Iterable[str] = ()) -> tuple[MetricRu
 
 @dataclass(frozen=True)
 class GateConfig:
-    """alpha: family-wise error of the rank tests (Holm). confidence: the ratio CI's level.
-    resamples, seed: of the bootstrap (seeded: the same blocks give the same decision)."""
+    """confidence: the family-wise level of the gate's intervals (each gated one is at
+    1 − (1 − confidence)/k for k gated comparisons)."""
 
-    alpha: float = DEFAULT_ALPHA
-    confidence: float = 0.95
-    resamples: int = 4000
-    seed: int = 0
+    confidence: float = DEFAULT_CONFIDENCE
 
 
 @dataclass(frozen=True)
 class MetricVerdict:
     """One metric of one candidate. Values in the metric's ``unit``; ratios candidate/reference.
 
-    reference/candidate: pooled median of each arm's blocks. ratio, ci_low, ci_high: median of
-    the pair ratios and its hierarchical 95 % CI. change, change_high: reference × (ratio − 1)
-    and × (ci_high − 1), in ``unit``. p_value: one-sided signed-rank p (None under 6 pairs or
-    all ties); p_holm: Holm-adjusted. threshold_pct: None when not gated. floor: in ``unit``.
-    method/source: the energy readings' provenance (None for latency).
+    reference/candidate: each arm's median (geometric mean over rounds of its round medians).
+    ratio, ci_low, ci_high: the round-level paired ratio and its t-interval at
+    ``interval_confidence`` (None under 2 rounds). change, change_high: reference × (ratio − 1)
+    and × (ci_high − 1), in ``unit``. threshold_pct: the ``--fail`` threshold (None when not
+    gated); effective_threshold_pct: max(threshold, floor / reference) in %. floor: in ``unit``.
+    spread_pct: τ, the SD over rounds of the log round ratios, %. method/source: the energy
+    readings' provenance (None for latency).
     """
 
     candidate: str
@@ -271,13 +264,13 @@ class MetricVerdict:
     ratio_of_medians: float | None
     change: float | None
     change_high: float | None
-    p_value: float | None
-    p_holm: float | None
     threshold_pct: float | None
+    effective_threshold_pct: float | None
     floor: float
     pairs: int
     rounds: int
-    rounds_disagree: bool
+    spread_pct: float | None
+    interval_confidence: float
     method: str | None = None
     source: str | None = None
 
@@ -288,47 +281,22 @@ class MetricVerdict:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The gate's outcome and every metric's verdict, with the config it was decided under."""
+    """The gate's outcome and every metric's verdict, with the confidence it was decided under
+    (family-wise) and the level of each gated interval."""
 
     outcome: Outcome
     metrics: tuple[MetricVerdict, ...]
-    alpha: float
     confidence: float
+    interval_confidence: float
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
             "outcome": self.outcome,
-            "alpha": self.alpha,
             "confidence": self.confidence,
+            "interval_confidence": self.interval_confidence,
             "metrics": [m.to_dict() for m in self.metrics],
         }
-
-
-def one_sided_p(log_ratios: Sequence[float] | np.ndarray) -> float | None:
-    """Wilcoxon signed-rank p that the log ratios sit above 0 (candidate slower); None when there
-    are fewer than ``MIN_WILCOXON_PAIRS`` or all are 0 (the statistic is then undefined)."""
-    x = np.asarray(log_ratios, dtype=float)
-    if x.size < MIN_WILCOXON_PAIRS or np.count_nonzero(x) == 0:
-        return None
-    p = float(scipy.stats.wilcoxon(x, alternative="greater").pvalue)
-    return None if math.isnan(p) else p
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values, in the input order.
-
-    Written out (eight lines) because scipy has only Benjamini-Hochberg
-    (``false_discovery_control``), which controls the false discovery rate, not the
-    family-wise error a gate needs, and statsmodels is not a dependency.
-    """
-    m = len(p_values)
-    adjusted = [1.0] * m
-    running = 0.0
-    for rank, i in enumerate(sorted(range(m), key=lambda k: p_values[k])):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
 
 
 @dataclass
@@ -337,13 +305,12 @@ class _Measured:
 
     candidate: str
     rule: MetricRule
+    gated: bool
     reference: float | None = None
     candidate_value: float | None = None
-    ratio: tuple[float, float, float] | None = None  # ratio, ci_low, ci_high
-    p_value: float | None = None
+    found: list[list[tuple[float, float]]] | None = None
     pairs: int = 0
     rounds: int = 0
-    disagree: bool = False
     method: str | None = None
     source: str | None = None
 
@@ -359,31 +326,36 @@ def _provenance(blocks: Sequence[Block], arms: set[str]) -> tuple[str | None, st
 
 
 def _median(values: list[list[float]]) -> float | None:
-    pooled = [v for r in values for v in r]
-    return float(np.median(pooled)) if pooled else None
+    """An arm's figure: the geometric mean over rounds of its round medians (as the ratio's)."""
+    rounds = [float(np.median(r)) for r in values if r]
+    if not rounds or min(rounds) <= 0:
+        pooled = [v for r in values for v in r]
+        return float(np.median(pooled)) if pooled else None
+    return float(np.exp(np.mean(np.log(rounds))))
 
 
-def _measure(
-    blocks: Sequence[Block], reference: str, candidate: str, rule: MetricRule, config: GateConfig
-) -> _Measured:
-    out = _Measured(candidate, rule)
+#: why estimated energy is not gated on its own
+ESTIMATED_NOT_GATED = (
+    "estimated from CPU time × W/core: its Δ is the CPU-time Δ, which the latency gate already "
+    "judges; not gated separately"
+)
+
+
+def _measure(blocks: Sequence[Block], reference: str, candidate: str, rule: MetricRule) -> _Measured:
     field = rule.metric
+    out = _Measured(candidate, rule, gated=rule.check is not None)
     out.reference = _median(values_by_round(blocks, reference, field))
     out.candidate_value = _median(values_by_round(blocks, candidate, field))
     if field == "energy_per_image_j":
         out.method, out.source = _provenance(blocks, {reference, candidate})
+        if out.method == "estimated":
+            out.gated = False
     found = [
         [(c, r) for c, r in rnd if c > 0 and r > 0] for rnd in pairs(blocks, candidate, reference, field)
     ]
-    found = [rnd for rnd in found if rnd]
-    out.pairs = sum(len(r) for r in found)
-    out.rounds = len(found)
-    if out.pairs < 2:
-        return out
-    pr = paired_ratio(found, config.confidence, config.resamples, config.seed)
-    out.ratio = (pr.ratio, pr.ci_low, pr.ci_high)
-    out.disagree = pr.rounds_disagree
-    out.p_value = one_sided_p(np.log([c / r for rnd in found for c, r in rnd]))
+    out.found = [rnd for rnd in found if rnd]
+    out.pairs = sum(len(r) for r in out.found)
+    out.rounds = len(out.found)
     return out
 
 
@@ -391,38 +363,43 @@ def _pct(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.1f} %"
 
 
-def _judge(m: _Measured, p_holm: float | None, alpha: float) -> tuple[Outcome, str]:
+def effective_threshold_pct(rule: MetricRule, reference: float | None) -> float | None:
+    """max(threshold, floor / reference) in %; None when the metric is not gated."""
+    if rule.check is None:
+        return None
+    if not reference or reference <= 0:
+        return rule.check.threshold
+    return max(rule.check.threshold, rule.floor.threshold / reference * 100)
+
+
+def _judge(
+    m: _Measured, ratio: tuple[float, float | None, float | None] | None, level: float
+) -> tuple[Outcome, str]:
     """The outcome of one metric and why, in one line."""
     rule = m.rule
-    if m.ratio is None or m.reference is None:
+    if ratio is None or m.reference is None:
         why = f"only {m.pairs} paired block(s) with a positive value: nothing to compare"
-        return ("not gated" if rule.check is None else "inconclusive"), why
-    ratio, low, high = m.ratio
-    ci = f"{_pct(ratio)} [{_pct(low)}, {_pct(high)}]"
+        return ("inconclusive" if m.gated else "not gated"), why
+    value, low, high = ratio
+    ci = _pct(value) if low is None or high is None else f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
     if rule.check is None:
         return "not gated", f"{ci}; not gated (off)"
-    check, floor = rule.check, rule.floor
-    limit = check.describe(check.threshold)
-    above = check.fails(low, 1.0) is not None
-    significant = p_holm is not None and p_holm < alpha
-    big = floor.fails(m.reference * ratio, m.reference) is not None
-    p_text = "n/a (too few pairs)" if p_holm is None else f"{p_holm:.2g}"
-    if above and significant and big:
-        change = floor.describe(m.reference * (ratio - 1))
-        return "regressed", f"{ci}: CI above {limit}, p = {p_text} < {alpha:g}, change {change} > floor"
-    if check.fails(high, 1.0) is None:
-        return "pass", f"{ci}: CI upper bound within {limit}"
-    worst = m.reference * (high - 1)
-    if floor.fails(m.reference + worst, m.reference) is None:
-        return (
-            "pass",
-            f"{ci}: at most {floor.describe(worst)}, within the floor {floor.describe(floor.threshold)}",
-        )
-    if above and not significant:
-        return "inconclusive", f"{ci}: CI above {limit} but the rank test is not significant (p = {p_text})"
-    if above:
-        return "inconclusive", f"{ci}: CI above {limit} but the change may be below the floor"
-    return "inconclusive", f"{ci}: CI straddles {limit}"
+    if not m.gated:
+        return "not gated", f"{ci}; {ESTIMATED_NOT_GATED}"
+    if low is None or high is None:
+        return "inconclusive", f"{ci}: {m.rounds} round(s) give no interval (2 at least)"
+    eff = effective_threshold_pct(rule, m.reference)
+    assert eff is not None
+    limit = f"+{eff:.3g} %"
+    if eff > rule.check.threshold:
+        floor, ref = rule.floor.describe(rule.floor.threshold), f"{m.reference:.3g} {GATED[rule.metric]}"
+        limit += f" (the floor {floor} of {ref})"
+    level_text = f"{level * 100:.3g} % CI"
+    if low > 1 + eff / 100:
+        return "regressed", f"{ci}: the {level_text} is above {limit}"
+    if high <= 1 + eff / 100:
+        return "pass", f"{ci}: the {level_text} is within {limit}"
+    return "inconclusive", f"{ci}: the {level_text} straddles {limit}"
 
 
 def decide(
@@ -434,20 +411,22 @@ def decide(
 ) -> Verdict:
     """Judge every candidate arm against ``reference`` on every rule's metric (see the module doc)."""
     config = config or GateConfig()
+    if not 0 < config.confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {config.confidence}")
     if not candidates:
         raise ValueError("decide needs at least one candidate")
-    measured = [_measure(blocks, reference, c, r, config) for c in candidates for r in metric_rules]
-    # the Holm family: every gated test; a test that could not be run counts as p = 1
-    family = [i for i, m in enumerate(measured) if m.rule.check is not None]
-    raw = [measured[i].p_value for i in family]
-    adjusted = holm([1.0 if p is None else p for p in raw])
-    p_holm: dict[int, float | None] = {
-        i: (adj if measured[i].p_value is not None else None) for i, adj in zip(family, adjusted, strict=True)
-    }
+    measured = [_measure(blocks, reference, c, r) for c in candidates for r in metric_rules]
+    k = max(1, sum(m.gated for m in measured))
+    level = 1 - (1 - config.confidence) / k
     verdicts = []
-    for i, m in enumerate(measured):
-        outcome, reason = _judge(m, p_holm.get(i), config.alpha)
-        ratio, low, high = m.ratio if m.ratio is not None else (None, None, None)
+    for m in measured:
+        ratio = None
+        spread = None
+        if m.found and m.pairs >= 2:
+            pr = paired_ratio(m.found, level)
+            ratio, spread = (pr.ratio, pr.ci_low, pr.ci_high), pr.spread_pct
+        outcome, reason = _judge(m, ratio, level)
+        value, low, high = ratio if ratio is not None else (None, None, None)
         ref = m.reference
         verdicts.append(
             MetricVerdict(
@@ -458,19 +437,19 @@ def decide(
                 reason=reason,
                 reference=ref,
                 candidate_value=m.candidate_value,
-                ratio=ratio,
+                ratio=value,
                 ci_low=low,
                 ci_high=high,
                 ratio_of_medians=(m.candidate_value / ref) if ref and m.candidate_value is not None else None,
-                change=ref * (ratio - 1) if ref is not None and ratio is not None else None,
+                change=ref * (value - 1) if ref is not None and value is not None else None,
                 change_high=ref * (high - 1) if ref is not None and high is not None else None,
-                p_value=m.p_value,
-                p_holm=p_holm.get(i),
-                threshold_pct=m.rule.check.threshold if m.rule.check is not None else None,
+                threshold_pct=m.rule.check.threshold if m.gated and m.rule.check is not None else None,
+                effective_threshold_pct=effective_threshold_pct(m.rule, ref) if m.gated else None,
                 floor=m.rule.floor.threshold,
                 pairs=m.pairs,
                 rounds=m.rounds,
-                rounds_disagree=m.disagree,
+                spread_pct=spread,
+                interval_confidence=level,
                 method=m.method,
                 source=m.source,
             )
@@ -479,4 +458,4 @@ def decide(
     overall: Outcome = (
         "regressed" if "regressed" in outcomes else "inconclusive" if "inconclusive" in outcomes else "pass"
     )
-    return Verdict(overall, tuple(verdicts), config.alpha, config.confidence)
+    return Verdict(overall, tuple(verdicts), config.confidence, level)

@@ -1,6 +1,11 @@
 """Calibration of the gate: A/A runs (the same model as both arms) summarised into the false-alarm
-rate and the smallest regression the chosen settings detect, so users pick thresholds from data.
-Pure (no I/O): verdicts in, a summary out.
+rate with its exact (Clopper–Pearson) interval and the spread of the A/A intervals, so users pick
+thresholds from data. Pure (no I/O): verdicts in, a summary out.
+
+What it does not claim: a detection rate. A regression is detected when its interval clears the
+threshold, which depends on the interval's width in that run; a single A/A run's point estimate
+says nothing certain about that. ``benchmarks/gate_aab.py`` measures detection by gating real,
+known slowdowns (heavier copies of a graph).
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import scipy.stats
 
-from greenbench.gate import MetricVerdict, Verdict
+from greenbench.gate import Verdict
 
 
 @dataclass(frozen=True)
@@ -20,11 +26,10 @@ class MetricCalibration:
 
     delta_low_pct/delta_high_pct: the range of the A/A point estimates (ratio − 1).
     pass_threshold_pct: the smallest threshold every A/A run's CI upper bound stays within
-    (a threshold below it leaves A/A runs inconclusive). detectable_pct: the smallest
-    regression whose CI lower bound would clear the threshold (and whose change would clear
-    the floor) in every run, with each run's CI width, relative to its ratio, kept; i.e.
-    detected every time. detectable_median_pct: the same for the median run (about half).
-    None where no run had a ratio or the metric is not gated.
+    (a threshold below it leaves A/A runs inconclusive). detectable_pct /
+    detectable_median_pct: the widest and the median CI half-width (in % of the ratio) over
+    the runs; a true regression needs about threshold + half-width to be called half the
+    time. None where no run had an interval or the metric is not gated.
     """
 
     metric: str
@@ -37,10 +42,18 @@ class MetricCalibration:
     detectable_median_pct: float | None
 
 
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact binomial interval of k successes in n trials (scipy's ``binomtest``)."""
+    if n == 0:
+        return 0.0, 1.0
+    ci = scipy.stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """A/A runs summarised: outcomes counted (a ``regressed`` A/A run is a false alarm) and the
-    per-metric figures users pick thresholds from."""
+    """A/A runs summarised: outcomes counted (a ``regressed`` A/A run is a false alarm), the
+    false-alarm rate's 95 % Clopper–Pearson interval, and the per-metric spreads."""
 
     runs: int
     false_alarms: int
@@ -53,18 +66,18 @@ class Calibration:
         """False alarms / runs (0 for no run)."""
         return self.false_alarms / self.runs if self.runs else 0.0
 
+    @property
+    def false_alarm_ci(self) -> tuple[float, float]:
+        """95 % Clopper–Pearson interval of the false-alarm rate (0 of 20 runs: 0 to 17 %)."""
+        return clopper_pearson(self.false_alarms, self.runs)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {**asdict(self), "false_alarm_rate": self.false_alarm_rate}
-
-
-def _detectable(v: MetricVerdict) -> float | None:
-    """The smallest true ratio this run would call regressed (CI lower bound and floor), as %."""
-    if v.ratio is None or v.ci_low is None or v.threshold_pct is None or not v.reference or v.ci_low <= 0:
-        return None
-    by_ci = (1 + v.threshold_pct / 100) * v.ratio / v.ci_low
-    by_floor = 1 + v.floor / v.reference
-    return (max(by_ci, by_floor) - 1) * 100
+        return {
+            **asdict(self),
+            "false_alarm_rate": self.false_alarm_rate,
+            "false_alarm_ci": list(self.false_alarm_ci),
+        }
 
 
 def calibration(verdicts: Sequence[Verdict]) -> Calibration:
@@ -74,10 +87,14 @@ def calibration(verdicts: Sequence[Verdict]) -> Calibration:
     names = list(dict.fromkeys(m.metric for v in verdicts for m in v.metrics))
     for name in names:
         mine = [m for v in verdicts for m in v.metrics if m.metric == name]
-        rated = [m for m in mine if m.ratio is not None and m.ci_high is not None]
+        rated = [m for m in mine if m.ratio is not None and m.ci_high is not None and m.ci_low is not None]
         deltas = [(m.ratio - 1) * 100 for m in rated if m.ratio is not None]
         highs = [(m.ci_high - 1) * 100 for m in rated if m.ci_high is not None]
-        found = [d for d in (_detectable(m) for m in rated) if d is not None]
+        halves = [
+            (m.ci_high - m.ci_low) / 2 / m.ratio * 100
+            for m in rated
+            if m.ci_high is not None and m.ci_low is not None and m.ratio
+        ]
         threshold = mine[0].threshold_pct if mine else None
         metrics.append(
             MetricCalibration(
@@ -87,8 +104,8 @@ def calibration(verdicts: Sequence[Verdict]) -> Calibration:
                 delta_low_pct=min(deltas) if deltas else None,
                 delta_high_pct=max(deltas) if deltas else None,
                 pass_threshold_pct=max(0.0, max(highs)) if highs else None,
-                detectable_pct=max(found) if found else None,
-                detectable_median_pct=float(np.median(found)) if found else None,
+                detectable_pct=max(halves) if halves and threshold is not None else None,
+                detectable_median_pct=float(np.median(halves)) if halves and threshold is not None else None,
             )
         )
     return Calibration(

@@ -50,9 +50,9 @@ class GateSettings:
     device: str = "cpu"
     warmup: int = 5
     ort_spinning: bool = False
-    rounds: int = 3
+    rounds: int = 5
     blocks: int = 10
-    max_rounds: int = 8
+    max_rounds: int = 12
     block_s: float = 0.2
     min_calls: int = 3
     meters: tuple[str, ...] = ("auto",)
@@ -304,7 +304,7 @@ class GateSession:
         """Measure ``rounds`` rounds, decide, and add rounds while inconclusive, up to ``max_rounds``."""
         s = self.settings
         started = time.monotonic()
-        result = GateResult(Verdict("inconclusive", (), config.alpha, config.confidence), [], 0, 0.0)
+        result = GateResult(Verdict("inconclusive", (), config.confidence, config.confidence), [], 0, 0.0)
         self.measure(reference, candidate, 0, s.rounds, result)
         done = s.rounds
         result.verdict = decide(result.blocks, REFERENCE, [CANDIDATE], rules, config)

@@ -3,8 +3,9 @@
 Pure functions (no I/O): the runner passes in the typed results, the blocks of the interleaved
 rounds, the idle baseline of the machine that measured them and the grid intensity. Every
 energy metric carries ``method`` (``measured``/``estimated``) and ``source``; latency and energy
-per image are medians of blocks with a hierarchical-bootstrap CI (rounds, then blocks), and
-their Δ against the baseline comes from time-adjacent block pairs (``greenbench.measure.compare``).
+per image are per-round medians of blocks summarised over rounds with a t-interval (one figure
+per fresh process), and their Δ against the baseline comes from time-adjacent block pairs, the
+same way (``greenbench.measure.compare``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from greenbench.jobs import EvaluateResult, StageDone
 from greenbench.measure.carbon import GridIntensity, co2_g
-from greenbench.measure.compare import hierarchical_median, paired_ratio, pairs, values_by_round
+from greenbench.measure.compare import CI_METHOD, paired_ratio, pairs, round_median, values_by_round
 from greenbench.measure.energy.composite import IdleBaseline
 from greenbench.measure.energy.meter import DomainEnergy, EnergyReading
 from greenbench.measure.protocol import Block
@@ -80,19 +81,18 @@ def _blocks(blocks: Sequence[dict[str, Any]]) -> list[Block]:
 
 
 def _interval(name: str, values: list[list[float]], stat: str, **extra: Any) -> dict[str, Any]:
-    """Metric ``name`` from block values per round: median, hierarchical CI, IQR, noisy flag."""
-    est = hierarchical_median(values)
+    """Metric ``name`` from block values per round: median, CI over rounds, τ, IQR, noisy flag."""
+    est = round_median(values)
     pooled = np.concatenate([np.asarray(v, dtype=float) for v in values])
     q1, q3 = np.quantile(pooled, [0.25, 0.75])
     return stored(
         name, est.value, ci_low=est.ci_low, ci_high=est.ci_high, stat=stat, ci_method=CI_METHOD,
-        rounds=est.rounds, blocks=est.blocks, iqr=float(q3 - q1),
+        rounds=est.rounds, blocks=est.blocks, spread_pct=est.spread_pct, iqr=float(q3 - q1),
         noisy=bool(est.value > 0 and (q3 - q1) / est.value > NOISY_IQR_RATIO), **extra,
     )  # fmt: skip
 
 
-CI_METHOD = "95 % hierarchical bootstrap over processes (rounds), then blocks"
-PER_IMAGE = "median over blocks of block energy / images"
+PER_IMAGE = "geometric mean over rounds of the median block energy / images"
 
 
 def interleaved(blocks: Sequence[dict[str, Any]], arm: str, ctx: Context, threads: int) -> Metrics:
@@ -101,7 +101,9 @@ def interleaved(blocks: Sequence[dict[str, Any]], arm: str, ctx: Context, thread
     typed = _blocks(blocks)
     lat = values_by_round(typed, arm, "latency_ms")
     if lat:
-        metrics["latency_ms"] = _interval("latency_ms", lat, "median of block medians", threads=threads)
+        metrics["latency_ms"] = _interval(
+            "latency_ms", lat, "geometric mean over rounds of the median block latency", threads=threads
+        )
     mine = [b for b in blocks if b["arm"] == arm and b.get("reading")]
     gross = values_by_round(typed, arm, "energy_per_image_j")
     if mine and gross:

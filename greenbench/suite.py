@@ -193,14 +193,16 @@ class ProtocolSettings(_Manifest):
     """The interleaved measurement: every measured variant is timed in alternating blocks with
     the baseline, in ``rounds`` fresh processes of ``blocks`` blocks per model; a block lasts at
     least ``measure.energy.min_window_s`` and ``min_calls`` calls. The order of the models in
-    each cycle follows one Williams design over all ``rounds × blocks`` cycles (balanced when
-    that is a multiple of the number of models, twice it for an odd number: 12 blocks × 3
-    rounds balances 2, 3, 4 and 6 models). ``group: all`` measures every variant of a run in
+    each cycle follows one Williams design over all ``rounds × blocks`` cycles; ``blocks`` is
+    padded up so that they make whole periods of it (the number of models, twice it for an
+    odd number: 5 rounds × 8 blocks balances 2, 4, 5 and 8 models as they are; 3 models get
+    12 blocks). Every interval is made from one figure per round, so ``rounds`` is the sample
+    size of every CI: under 2 there is none. ``group: all`` measures every variant of a run in
     the same processes; ``pairs``: each variant with the baseline in ``rounds`` processes of
     their own (tighter pairs for large suites, at twice the baseline's time)."""
 
-    rounds: int = Field(default=3, ge=1, le=100)
-    blocks: int = Field(default=12, ge=2, le=1000)
+    rounds: int = Field(default=5, ge=1, le=100)
+    blocks: int = Field(default=8, ge=2, le=1000)
     min_calls: int = Field(default=3, ge=1, le=10_000)
     group: Literal["all", "pairs"] = "all"
 

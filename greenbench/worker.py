@@ -208,7 +208,7 @@ def run_evaluate(job: jobs.EvaluateJob, emit: Events) -> jobs.EvaluateResult:
 def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
     """One round of the interleaved protocol: load every arm, then time them block by block."""
     from greenbench.measure.latency import set_threads
-    from greenbench.measure.protocol import Arm, ProtocolConfig, run_round
+    from greenbench.measure.protocol import Arm, ProtocolConfig, balanced_blocks, run_round, williams_period
     from greenbench.runtimes import get_runtime
     from greenbench.runtimes.base import RuntimeSettings
 
@@ -233,11 +233,19 @@ def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
         described[spec.variant] = {**predictor.description, "threads": predictor.threads}
     meter, choices = _meter(job.energy)
     p = job.protocol
-    config = ProtocolConfig(p.blocks, job.min_window_s, p.min_calls, lat.warmup)
-    emit(f"round {job.round + 1}: {len(arms)} models × {p.blocks} blocks")
+    # whole Williams periods over all rounds: the order is balanced, not just nearly
+    cycles = balanced_blocks(p.blocks, p.rounds, len(arms))
+    config = ProtocolConfig(cycles, job.min_window_s, p.min_calls, lat.warmup)
+    padded = f" (padded from {p.blocks} to whole order periods)" if cycles != p.blocks else ""
+    if len(arms) > 1 and (p.rounds * cycles) % williams_period(len(arms)):
+        padded = (
+            f" (order nearly balanced: {p.rounds} rounds × {cycles} blocks is not a whole number of "
+            f"{williams_period(len(arms))}-cycle periods)"
+        )
+    emit(f"round {job.round + 1}: {len(arms)} models × {cycles} blocks{padded}")
     threads = set_threads(lat.threads)  # right before timing: ultralytics' imports change it
     with meter:
-        first = job.round * p.blocks  # the rounds continue one order design
+        first = job.round * cycles  # the rounds continue one order design
         blocks = run_round(arms, config, job.round, meter, first_cycle=first) if arms else []
     for info in described.values():
         info["torch_threads"] = threads

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from greenbench.jobs import EvaluateResult, StageDone
@@ -56,11 +57,14 @@ def test_per_image_energy_is_median_over_blocks_gross_and_net() -> None:
     blocks = [block("v", 0, 0, 5.0, 30.0), block("v", 0, 1, 5.0, 32.0), block("v", 1, 0, 5.0, 60.0, 2.0)]
     metrics, _ = build_metrics(evaluated(), blocks, [], "v", Context(idle, GRID, 1.5, 128), threads=1)
     e = metrics["energy_per_image_j"]
-    assert e["value"] == pytest.approx(0.32) and e["ci_low"] <= 0.32 <= e["ci_high"]
+    # round medians 0.31 (blocks 0.30, 0.32) and 0.60; their geometric mean, with a 1-df t-interval
+    gross = float(np.sqrt(0.31 * 0.60))
+    assert e["value"] == pytest.approx(gross) and e["ci_low"] <= gross <= e["ci_high"]
     assert e["method"] == "measured" and e["rounds"] == 2 and e["blocks"] == 3
-    # net: (30 - 10 W × 1 s) / 100, (32 - 10) / 100, (60 - 20) / 100 → median 0.22
-    assert metrics["energy_per_image_net_j"]["value"] == pytest.approx(0.22)
-    assert metrics["co2_per_1k_images_g"]["value"] == pytest.approx(320.0 / 3.6e6 * 400 * 1.5)
+    assert e["spread_pct"] == pytest.approx(abs(np.log(0.60 / 0.31)) / np.sqrt(2) * 100)
+    # net: (30 - 10 W × 1 s) / 100, (32 - 10) / 100 → round median 0.21; (60 - 20) / 100 = 0.40
+    assert metrics["energy_per_image_net_j"]["value"] == pytest.approx(float(np.sqrt(0.21 * 0.40)))
+    assert metrics["co2_per_1k_images_g"]["value"] == pytest.approx(gross * 1000 / 3.6e6 * 400 * 1.5)
     assert metrics["latency_ms"]["value"] == 5.0 and metrics["latency_ms"]["threads"] == 1
 
 
@@ -102,7 +106,9 @@ def test_training_totals_stages_and_co2_from_gross() -> None:
     assert metrics["train_energy_lineage_j"]["value"] == 5500.0
     assert metrics["train_energy_lineage_net_j"]["value"] == 5500.0 - 2.0 * 550.0
     assert metrics["gflops"]["value"] == 2 * metrics["gmacs"]["value"] == 5.0
-    assert metrics["latency_ms"]["ci_low"] == 9.5 and metrics["latency_ms"]["blocks"] == 1
+    # one round: the figure, and no interval over processes
+    lat = metrics["latency_ms"]
+    assert lat["value"] == 9.5 and lat["ci_low"] is None and lat["ci_high"] is None and lat["blocks"] == 1
 
 
 def test_one_estimated_stage_makes_the_total_estimated() -> None:

@@ -2,10 +2,10 @@
 
 Both sides are measured in this job, interleaved, in fresh processes (``greenbench.gate_session``);
 the decision is ``greenbench.gate``'s: pass, regressed, or inconclusive after more rounds.
-Exit codes: 0 pass (and inconclusive, with a warning), 1 regressed, 2 usage error (a bad flag, a
-missing or unloadable model file, an unknown variant), 3 inconclusive with
-``--inconclusive-fails``. ``--calibrate [MODEL]`` runs A/A gates and reports the false-alarm rate
-and the smallest regression detectable at the chosen settings.
+Exit codes: 0 pass, 1 regressed, 2 usage error (a bad flag, a missing or unloadable model file, an
+unknown variant), 3 still inconclusive after ``--max-rounds`` (0 with ``--inconclusive-passes``).
+``--calibrate [MODEL]`` runs A/A gates and reports the false-alarm rate with its Clopper–Pearson
+interval and the spread of the A/A intervals.
 """
 
 from __future__ import annotations
@@ -37,17 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Sides, thresholds and floors, outputs, what a call is, how long to measure, calibration."""
     parser.description = (
         "A side is a model file (.onnx, or an ultralytics .pt with --allow-pickle) or SUITE.yaml:VARIANT. "
-        "Exit codes: 0 pass (inconclusive warns), 1 regressed, 2 usage error, 3 inconclusive with "
-        "--inconclusive-fails."
+        "Exit codes: 0 pass, 1 regressed, 2 usage error, 3 still inconclusive after --max-rounds "
+        "(0 with --inconclusive-passes)."
     )
     parser.add_argument("sides", nargs="*", metavar="SIDE", help="REFERENCE CANDIDATE (--calibrate: [MODEL])")
     parser.add_argument(
         "--fail", action="append", default=[], metavar="METRIC:PCT",
-        help="regression threshold, e.g. latency:5%% or energy:8%% (defaults); METRIC:off reports only",
+        help="regression threshold, e.g. latency:5%% (default 5%% each); METRIC:off reports only",
     )  # fmt: skip
     parser.add_argument(
         "--floor", action="append", default=[], metavar="METRIC:VALUE",
-        help="smallest absolute change that counts, e.g. latency:0.2ms (default), energy:0.2mJ (default)",
+        help="smallest absolute change that counts, raising the threshold where it is larger: "
+        "latency:0.05ms, energy:0.2mJ (defaults)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     parser.add_argument("--markdown", metavar="FILE", help="append a Markdown summary to FILE")
@@ -57,23 +58,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--threads", type=int, help="intra-op CPU threads (default 1)")
     group.add_argument("--device", help="cpu or cuda:N (default cpu)")
     group = parser.add_argument_group("how long to measure")
-    group.add_argument("--rounds", type=int, help="fresh processes measured first (default 3)")
+    group.add_argument("--rounds", type=int, help="fresh processes measured first (default 5)")
     group.add_argument("--blocks", type=int, help="blocks per model per round (default 10)")
-    group.add_argument("--max-rounds", type=int, help="rounds at most while inconclusive (default 8)")
+    group.add_argument("--max-rounds", type=int, help="rounds at most while inconclusive (default 12)")
     group.add_argument("--block-s", type=float, help="shortest block, seconds (default 0.2)")
     group.add_argument("--warmup", type=int, help="untimed calls per model and process (default 5)")
     parser.add_argument(
-        "--inconclusive-fails", action="store_true", help="exit 3 when still inconclusive after --max-rounds"
-    )
+        "--inconclusive-passes", action="store_true",
+        help="exit 0, not 3, when still inconclusive after --max-rounds (by default it is not green)",
+    )  # fmt: skip
     parser.add_argument(
-        "--alpha", type=float, default=None, help="family-wise error of the rank tests (0.01)"
-    )
+        "--alpha", type=float, default=None,
+        help="family-wise error of the gate's intervals (0.05: 95 %% CIs, Bonferroni over gated metrics)",
+    )  # fmt: skip
     parser.add_argument("--allow-pickle", action="store_true", help="load .pt checkpoints (pickles run code)")
     parser.add_argument("--workdir", help=f"logs and suite artifacts (default {DEFAULT_WORKDIR})")
     parser.add_argument(
         "--calibrate", action="store_true", help="run A/A gates of MODEL (default: a built-in ONNX workload)"
     )
-    parser.add_argument("--runs", type=int, default=5, help="A/A runs of --calibrate (default 5)")
+    parser.add_argument("--runs", type=int, default=20, help="A/A runs of --calibrate (default 20)")
 
 
 def _usage(message: str) -> GreenbenchError:
@@ -140,7 +143,7 @@ def _config(args: argparse.Namespace) -> Any:
         return GateConfig()
     if not 0 < args.alpha < 0.5:
         raise _usage(f"--alpha must be in (0, 0.5), got {args.alpha}.")
-    return GateConfig(alpha=args.alpha)
+    return GateConfig(confidence=1 - args.alpha)
 
 
 def _specs(args: argparse.Namespace) -> list[SideSpec]:
@@ -208,8 +211,10 @@ def _measure(
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
     logdir = workdir.resolve() / "logs" / f"gate-{stamp}"
     device = fingerprint(settings.device, threads=settings.threads)
-    # gross energy per image is gated: both arms share each round's conditions, so the machine's
-    # idle power cancels in their ratio and is not measured (saves its seconds)
+    # gross energy per image is gated, not net: the idle power is not measured (saves its
+    # seconds). It does not cancel in a ratio (it cancels in a difference, and pulls a ratio
+    # towards 1), so a gross-energy change reads smaller than the same net change; the reason
+    # line says gross
     executor = LocalExecutor(
         logdir, device, lambda: skipped_idle("greenbench gate compares gross energy per image"), progress,
         cwd=workdir.resolve(),
@@ -239,11 +244,11 @@ def _workload(workdir: Path, settings: GateSettings) -> Side:
     return Side(f"built-in workload ({name})", Artifact("onnx", str(path)), "onnxruntime")
 
 
-def _outcome(outcome: str, inconclusive_fails: bool) -> int:
+def _outcome(outcome: str, inconclusive_passes: bool) -> int:
     if outcome == "regressed":
         return EXIT_REGRESSED
     if outcome == "inconclusive":
-        return EXIT_INCONCLUSIVE if inconclusive_fails else EXIT_PASS
+        return EXIT_PASS if inconclusive_passes else EXIT_INCONCLUSIVE
     return EXIT_PASS
 
 
@@ -260,7 +265,6 @@ def _document(
         "settings": settings.to_dict(),
         "rounds": result.rounds,
         "lost_rounds": result.lost_rounds,
-        "rounds_disagree": any(m.rounds_disagree for m in result.verdict.metrics),
         "wall_s": result.wall_s,
         "device": {k: device.get(k) for k in ("device_id", "cpu_model", "logical_cores", "gpus", "hostname")},
         "runtimes": result.arms,
@@ -287,14 +291,14 @@ def _report(
     from greenbench.report.gate_report import dumps, render_markdown, render_text
 
     doc = _document(sides, result, settings, device)
-    code = _outcome(result.verdict.outcome, args.inconclusive_fails)
+    code = _outcome(result.verdict.outcome, args.inconclusive_passes)
     doc["exit_code"] = code
     doc["logs"] = str(logdir)
     print(dumps(doc) if args.json else render_text(doc, result.verdict))
     if args.markdown:
         _append(args.markdown, render_markdown(doc, result.verdict))
     if result.verdict.outcome == "inconclusive":
-        fate = "failing (--inconclusive-fails)" if args.inconclusive_fails else "not failing the build"
+        fate = "passing (--inconclusive-passes)" if args.inconclusive_passes else "exit 3"
         print(
             f"greenbench gate: warning: still inconclusive after {result.rounds} rounds (--max-rounds "
             f"{settings.max_rounds}); {fate}. Raise --max-rounds or --blocks, or widen --fail; "

@@ -1,9 +1,26 @@
-"""Statistics of interleaved blocks: hierarchical medians and paired variant/baseline ratios.
+"""Statistics of interleaved blocks: round-level medians and paired variant/baseline ratios.
 
 Blocks come from several rounds (fresh processes, ``greenbench.measure.protocol``). Blocks of
-one round share that process' state, so they are not independent draws: a CI that resamples
-blocks as if they were would be too narrow whenever processes differ. Every CI here resamples
-rounds first, then blocks (or pairs) within the chosen rounds.
+one round share that process' state (its memory layout, its core, its frequency), so they are
+not independent draws: the unit of replication is the round. Every interval here is therefore
+made from **one statistic per round** (the median of that round's blocks, or of its pair
+ratios), on the log scale, as a Student t-interval with R − 1 degrees of freedom (R rounds):
+
+    centre = mean of the R log round-medians,  half-width = t(R−1) · sd / √R,
+
+reported back on the original scale (a geometric mean of round medians with a multiplicative
+CI). Why not a bootstrap: with 3 processes a percentile bootstrap over rounds is about the
+range of three round medians; it covered the true ratio only 75–86 % of the time once the arms'
+speed differed a little from process to process (``benchmarks/coverage.py`` reproduces that
+and shows the t-interval at 0.93–0.97). Why not a signed-rank test over pooled pairs: it counts
+pairs of one process as independent and flagged A/A pairs "significant" in 38–53 % of runs.
+
+Fewer than ``MIN_ROUNDS_FOR_CI`` rounds give figures without an interval (``ci_low`` and
+``ci_high`` None), never an interval that only covers one process. ``spread_pct`` (τ) is the
+between-process spread: the standard deviation of the log round statistics, in % (it holds
+each round's own sampling noise too, so it is an upper bound on the process effect).
+Values that are not all positive (net energy can dip to 0 in noise) are summarised on the
+linear scale instead (``scale: linear``).
 """
 
 from __future__ import annotations
@@ -13,33 +30,94 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.stats
 
 from greenbench.measure.protocol import Block
 
-#: the fewest pairs for which a Wilcoxon p-value is reported
-MIN_WILCOXON_PAIRS = 6
-#: values per bootstrap chunk (resamples × pooled size); bounds memory, ~32 MB of float64
-_CHUNK_VALUES = 4_000_000
+#: the fewest rounds (fresh processes) an interval is made from
+MIN_ROUNDS_FOR_CI = 2
+CI_METHOD = "95 % t-interval over processes (rounds): one median per round, log scale, R − 1 df"
+
+Scale = Literal["log", "linear"]
+
+
+@dataclass(frozen=True)
+class RoundInterval:
+    """A centre and its CI from one statistic per round (see the module doc).
+
+    value: geometric mean of the round statistics (``scale`` log) or their mean (linear).
+    ci_low, ci_high: the t-interval, None under ``MIN_ROUNDS_FOR_CI`` rounds. spread_pct: the SD
+    of the round statistics (log: × 100, a % of the value; linear: in % of |value|), None for
+    one round. rounds: R. confidence: the CI's level (0.95 → 95 %).
+    """
+
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    spread_pct: float | None
+    rounds: int
+    confidence: float
+    scale: Scale
+
+
+def round_interval(round_stats: Sequence[float], confidence: float = 0.95) -> RoundInterval:
+    """The t-interval of one statistic per round (log scale when all are positive)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    x = np.asarray(round_stats, dtype=float)
+    if x.size == 0:
+        raise ValueError("no rounds")
+    if not np.isfinite(x).all():
+        raise ValueError("values must be finite")
+    scale: Scale = "log" if (x > 0).all() else "linear"
+    y = np.log(x) if scale == "log" else x
+    centre = float(y.mean())
+    r = int(x.size)
+    sd = float(y.std(ddof=1)) if r > 1 else None
+    low = high = None
+    if r >= MIN_ROUNDS_FOR_CI and sd is not None:
+        half = float(scipy.stats.t.ppf((1 + confidence) / 2, r - 1)) * sd / math.sqrt(r)
+        low, high = centre - half, centre + half
+    if scale == "log":
+        back = math.exp
+        spread = None if sd is None else sd * 100
+    else:
+        back = float
+        spread = None if sd is None or centre == 0 else sd / abs(centre) * 100
+    if np.ptp(x) == 0:  # equal rounds: their figure exactly (no exp(log(x)) rounding)
+        value = float(x[0])
+        low = high = None if low is None else value
+        return RoundInterval(value, low, high, spread, r, confidence, scale)
+    return RoundInterval(
+        back(centre),
+        None if low is None else back(low),
+        None if high is None else back(high),
+        spread,
+        r,
+        confidence,
+        scale,
+    )
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A median with a 95 % CI that covers between-process and between-block spread.
+    """A median with a 95 % CI over processes: the round-level t-interval of the rounds' medians.
 
-    value, ci_low, ci_high: in the unit of the input values. rounds/blocks: how many went in.
+    value, ci_low, ci_high: in the unit of the input values (CI None under 2 rounds).
+    rounds/blocks: how many went in. spread_pct: τ, the between-process SD in %.
     confidence: the CI's level (0.95 → 95 %).
     """
 
     value: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    ci_high: float | None
     rounds: int
     blocks: int
     confidence: float
+    spread_pct: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -50,74 +128,30 @@ class Estimate:
 class PairedRatio:
     """Variant/baseline ratio from time-adjacent block pairs. delta_pct = (ratio-1)*100.
 
-    ratio, ci_low, ci_high: median pair ratio and its hierarchical-bootstrap CI (unitless).
-    significant: the CI excludes 1 (the decision; it accounts for rounds). p_value: two-sided
-    Wilcoxon signed-rank on the log ratios of all pairs pooled across rounds, as if independent
-    (so it ignores process-level clustering and is only a supplementary figure; None under 6
-    pairs or when all are equal). rounds_disagree: some round's own
-    percentile CI of its median ratio does not overlap another round's. per_round: (median
-    ratio, ci_low, ci_high) per round.
+    ratio, ci_low, ci_high: the geometric mean over rounds of each round's median pair ratio,
+    and its t-interval with R − 1 df (unitless; CI None under 2 rounds). significant: the CI
+    excludes 1 (None without a CI). spread_pct: τ, the SD of the rounds' log median ratios, %.
+    per_round: each round's median ratio.
     """
 
     ratio: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    ci_high: float | None
     delta_pct: float
-    delta_ci_low_pct: float
-    delta_ci_high_pct: float
-    significant: bool
-    p_value: float | None
+    delta_ci_low_pct: float | None
+    delta_ci_high_pct: float | None
+    significant: bool | None
     pairs: int
     rounds: int
-    rounds_disagree: bool
-    per_round: tuple[tuple[float, float, float], ...]
+    spread_pct: float | None
+    per_round: tuple[float, ...]
+    ci_method: str = CI_METHOD
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; ``per_round`` as a list of {ratio, ci_low, ci_high}."""
+        """A JSON-ready dict; ``per_round`` as a list of {ratio}."""
         d = asdict(self)
-        d["per_round"] = [{"ratio": m, "ci_low": lo, "ci_high": hi} for m, lo, hi in self.per_round]
+        d["per_round"] = [{"ratio": m} for m in self.per_round]
         return d
-
-
-def _padded(groups: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged groups as one (groups, longest) array padded with +inf, and each group's size."""
-    sizes = np.array([g.size for g in groups])
-    table = np.full((len(groups), int(sizes.max())), np.inf)
-    for i, g in enumerate(groups):
-        table[i, : g.size] = g
-    return table, sizes
-
-
-def _pooled_medians(resampled: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Median of each row's first ``counts[row]`` finite values (the rest is +inf padding)."""
-    ordered = np.sort(resampled, axis=1)  # +inf padding sorts last, so the real values lead
-    low = ((counts - 1) // 2)[:, None]
-    high = (counts // 2)[:, None]
-    return (np.take_along_axis(ordered, low, 1) + np.take_along_axis(ordered, high, 1))[:, 0] / 2
-
-
-def _hierarchical_medians(groups: Sequence[np.ndarray], resamples: int, seed: int) -> np.ndarray:
-    """Bootstrap distribution of the pooled median: rounds with replacement, then values within each.
-
-    scipy.stats.bootstrap resamples independent observations only; it has no cluster
-    (two-level) resampling, so this is written out in numpy, vectorised over resamples: rounds
-    are padded to a rectangle and each resample's pooled median is read off one sort.
-    """
-    rng = np.random.default_rng(seed)
-    table, sizes = _padded(groups)
-    n_rounds, width = table.shape
-    chunk = max(1, _CHUNK_VALUES // (n_rounds * width))
-    out = []
-    for done in range(0, resamples, chunk):
-        b = min(chunk, resamples - done)
-        rounds = rng.integers(0, n_rounds, size=(b, n_rounds))
-        chosen_sizes = sizes[rounds]  # (b, n_rounds)
-        # a uniform index below each chosen round's own size; slots past the size stay padding
-        picks = (rng.random((b, n_rounds, width)) * chosen_sizes[:, :, None]).astype(np.int64)
-        values = table[rounds[:, :, None], picks]
-        values[np.arange(width)[None, None, :] >= chosen_sizes[:, :, None]] = np.inf
-        out.append(_pooled_medians(values.reshape(b, -1), chosen_sizes.sum(axis=1)))
-    return np.concatenate(out)
 
 
 def _groups(values_by_round: Sequence[Sequence[float]]) -> list[np.ndarray]:
@@ -130,75 +164,26 @@ def _groups(values_by_round: Sequence[Sequence[float]]) -> list[np.ndarray]:
     return groups
 
 
-def _check(confidence: float, resamples: int) -> None:
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples}")
+def round_median(values_by_round: Sequence[Sequence[float]], confidence: float = 0.95) -> Estimate:
+    """The rounds' medians summarised by ``round_interval``: a median with a CI over processes."""
+    groups = _groups(values_by_round)
+    ri = round_interval([float(np.median(g)) for g in groups], confidence)
+    blocks = sum(int(g.size) for g in groups)
+    return Estimate(ri.value, ri.ci_low, ri.ci_high, ri.rounds, blocks, confidence, ri.spread_pct)
 
 
-def _estimate(groups: list[np.ndarray], confidence: float, resamples: int, seed: int) -> Estimate:
-    """``hierarchical_median`` of groups already checked by ``_groups``."""
-    pooled = np.concatenate(groups)
-    value = float(np.median(pooled))
-    if pooled.size == 1:
-        low = high = value
-    else:
-        alpha = (1 - confidence) / 2
-        q = np.quantile(_hierarchical_medians(groups, resamples, seed), [alpha, 1 - alpha])
-        low, high = float(q[0]), float(q[1])
-    return Estimate(value, low, high, len(groups), int(pooled.size), confidence)
-
-
-def hierarchical_median(
-    values_by_round: Sequence[Sequence[float]],
-    confidence: float = 0.95,
-    resamples: int = 4000,
-    seed: int = 0,
-) -> Estimate:
-    """Median of all values pooled, with a percentile CI from a rounds-then-blocks bootstrap (seeded)."""
-    _check(confidence, resamples)
-    return _estimate(_groups(values_by_round), confidence, resamples, seed)
-
-
-def _round_ci(ratios: np.ndarray, confidence: float, resamples: int, seed: int) -> tuple[float, float, float]:
-    """One round's median ratio and its percentile-bootstrap CI (scipy; blocks within one process)."""
-    median = float(np.median(ratios))
-    if ratios.size < 2 or np.ptp(ratios) == 0:
-        return median, median, median  # scipy needs two distinct values to resample
-    result = scipy.stats.bootstrap(
-        (ratios,),
-        np.median,
-        n_resamples=resamples,
-        confidence_level=confidence,
-        method="percentile",
-        # random_state, not rng: the latter only exists from scipy 1.15 and scipy is not pinned
-        random_state=np.random.default_rng(seed),
-    )
-    ci = result.confidence_interval
-    return median, float(ci.low), float(ci.high)
-
-
-def _wilcoxon_p(log_ratios: np.ndarray) -> float | None:
-    """Two-sided signed-rank p of log ratios against 0; None when too few or every pair is equal."""
-    if log_ratios.size < MIN_WILCOXON_PAIRS or np.count_nonzero(log_ratios) == 0:
-        return None  # all-zero differences leave the signed-rank statistic undefined
-    p = float(scipy.stats.wilcoxon(log_ratios, alternative="two-sided").pvalue)
-    return None if math.isnan(p) else p
+def _pct(ratio: float | None) -> float | None:
+    return None if ratio is None else (ratio - 1) * 100
 
 
 def paired_ratio(
-    pairs_by_round: Sequence[Sequence[tuple[float, float]]],
-    confidence: float = 0.95,
-    resamples: int = 4000,
-    seed: int = 0,
+    pairs_by_round: Sequence[Sequence[tuple[float, float]]], confidence: float = 0.95
 ) -> PairedRatio:
-    """Median of variant/baseline pair ratios with a hierarchical CI (rounds, then pairs).
+    """Round-level ratio of variant to baseline with its t-interval over rounds.
 
     A pair is (variant_value, baseline_value) of one cycle. Pairs where either value is not a
     positive finite number are skipped: a ratio or its log is meaningless there.
     """
-    _check(confidence, resamples)
     ratios_by_round: list[np.ndarray] = []
     for round_pairs in pairs_by_round:
         arr = np.asarray(round_pairs, dtype=float).reshape(-1, 2)
@@ -207,24 +192,20 @@ def paired_ratio(
             ratios_by_round.append(arr[ok, 0] / arr[ok, 1])
     if not ratios_by_round:
         raise ValueError("no usable pairs (each needs a positive variant and baseline value)")
-    est = _estimate(ratios_by_round, confidence, resamples, seed)
-    per_round = tuple(
-        _round_ci(r, confidence, resamples, seed + 1 + i) for i, r in enumerate(ratios_by_round)
-    )
-    # two intervals overlap iff each starts before the other ends; all do iff max(low) <= min(high)
-    disagree = len(per_round) > 1 and max(lo for _, lo, _ in per_round) > min(hi for _, _, hi in per_round)
+    per_round = tuple(float(np.median(r)) for r in ratios_by_round)
+    ri = round_interval(per_round, confidence)
+    low, high = ri.ci_low, ri.ci_high
     return PairedRatio(
-        ratio=est.value,
-        ci_low=est.ci_low,
-        ci_high=est.ci_high,
-        delta_pct=(est.value - 1) * 100,
-        delta_ci_low_pct=(est.ci_low - 1) * 100,
-        delta_ci_high_pct=(est.ci_high - 1) * 100,
-        significant=est.ci_low > 1 or est.ci_high < 1,
-        p_value=_wilcoxon_p(np.log(np.concatenate(ratios_by_round))),
-        pairs=est.blocks,
-        rounds=est.rounds,
-        rounds_disagree=disagree,
+        ratio=ri.value,
+        ci_low=low,
+        ci_high=high,
+        delta_pct=(ri.value - 1) * 100,
+        delta_ci_low_pct=_pct(low),
+        delta_ci_high_pct=_pct(high),
+        significant=None if low is None or high is None else bool(low > 1 or high < 1),
+        pairs=sum(int(r.size) for r in ratios_by_round),
+        rounds=ri.rounds,
+        spread_pct=ri.spread_pct,
         per_round=per_round,
     )
 

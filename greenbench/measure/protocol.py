@@ -17,6 +17,7 @@ process; the caller runs several rounds in fresh processes, because a process' o
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -110,6 +111,25 @@ class Block:
         return cls(**values)
 
 
+def williams_period(n_arms: int) -> int:
+    """Rows of the Williams design for ``n_arms``: n for an even n, 2n for an odd one."""
+    return n_arms if n_arms % 2 == 0 else 2 * n_arms
+
+
+def balanced_blocks(blocks: int, rounds: int, n_arms: int) -> int:
+    """The fewest cycles per round, at least ``blocks``, for which ``rounds`` rounds make whole
+    Williams periods (every arm in every position and after every other arm equally often):
+    8 models × 3 rounds × 12 blocks is 36 cycles, 4.5 periods; padded to 16 blocks, 6 periods.
+    Padding that would add more than half of ``blocks`` is not done (``blocks`` comes back; the
+    caller says the order is only nearly balanced)."""
+    if n_arms < 2:
+        return blocks
+    period = williams_period(n_arms)
+    step = period // math.gcd(period, max(1, rounds))
+    padded = -(-blocks // step) * step
+    return padded if padded <= blocks * 1.5 else blocks
+
+
 def rotation(n_arms: int, cycle: int) -> list[int]:
     """Arm indices in the order they run in ``cycle``: row ``cycle`` of a Williams design.
 
@@ -126,8 +146,7 @@ def rotation(n_arms: int, cycle: int) -> list[int]:
         if len(first) < n_arms:
             first.append(high)
             high -= 1
-    period = n_arms if n_arms % 2 == 0 else 2 * n_arms
-    row = cycle % period
+    row = cycle % williams_period(n_arms)
     order = [(i + row) % n_arms for i in first]
     return order[::-1] if row >= n_arms else order
 

@@ -79,15 +79,31 @@ _SPEC: list[tuple[str, str, str]] = [
     ("accuracy_metric", "text", "which accuracy column the rank uses (detect: map50, classify: top1)"),
     ("accuracy", "float", "fraction in [0, 1]: the value of accuracy_metric"),
     *[(n, "float", f"fraction in [0, 1]: {METRICS[n].description}") for n in _ACCURACY],
-    ("latency_ms_median", "float", "ms per call of `batch` images: median of block medians over rounds"),
-    ("latency_ms_ci_low", "float", "ms: 95 % CI low (hierarchical bootstrap over processes, then blocks)"),
+    (
+        "latency_ms_median",
+        "float",
+        "ms per call of `batch` images: geometric mean over rounds of round medians",
+    ),
+    (
+        "latency_ms_ci_low",
+        "float",
+        "ms: 95 % CI low (t-interval over processes: one median per round, log scale)",
+    ),
     ("latency_ms_ci_high", "float", "ms: 95 % CI high"),
-    ("latency_noisy", "bool", "latency flagged noisy (IQR over median too wide) or rounds disagree"),
+    (
+        "latency_noisy",
+        "bool",
+        "latency flagged noisy (IQR over median too wide; rounds disagree: old records)",
+    ),
     ("latency_delta_pct", "float", "% vs the baseline's latency (paired: time-adjacent blocks)"),
     ("latency_delta_pct_ci_low", "float", "%: 95 % CI low of the paired Δ (empty when unpaired)"),
     ("latency_delta_pct_ci_high", "float", "%: 95 % CI high of the paired Δ"),
     ("latency_delta_significant", "bool", "the paired Δ's CI excludes 0"),
-    ("energy_j_per_image", "float", "J per image of inference, gross: median over blocks"),
+    (
+        "energy_j_per_image",
+        "float",
+        "J per image of inference, gross: geometric mean over rounds of round medians",
+    ),
     ("energy_j_per_image_ci_low", "float", "J: 95 % CI low"),
     ("energy_j_per_image_ci_high", "float", "J: 95 % CI high"),
     ("energy_net_j_per_image", "float", "J per image of inference, net of the idle power"),
@@ -387,6 +403,18 @@ def _rank_key(row: dict[str, Any], rule: str) -> tuple[float, ...] | None:
     raise ValueError(f"unknown rank rule {rule!r}; expected one of {', '.join(RANK_RULES)}")
 
 
+#: appended to a suite's rank rule when all its energy figures are the CPU-time model
+CPU_TIME_CAVEAT = (
+    "; here every energy_j_per_image is estimated (CPU-time model: process CPU time × W/core), "
+    "so where energy ranks, CPU time ranks"
+)
+
+
+def _cpu_time_caveat(group: list[dict[str, Any]]) -> str:
+    methods = {g["energy_method"] for g in group if g.get("energy_j_per_image") is not None}
+    return CPU_TIME_CAVEAT if methods == {"estimated"} else ""
+
+
 def rank_rows(rows: list[dict[str, Any]], rule: str = "pareto") -> list[dict[str, Any]]:
     """Pareto and rule ranks within each suite; rows sorted by suite, rank (unranked last),
     variant, runtime, device id."""
@@ -396,8 +424,9 @@ def rank_rows(rows: list[dict[str, Any]], rule: str = "pareto") -> list[dict[str
     for suite in sorted({row["suite"] for row in rows}):
         group = [row for row in rows if row["suite"] == suite]
         layers = pareto_rank([g["accuracy"] for g in group], [g["energy_j_per_image"] for g in group])
+        said = RANK_RULES[rule] + _cpu_time_caveat(group)
         for g, layer in zip(group, layers, strict=True):
-            g.update(pareto_rank=layer, pareto_optimal=layer == 1, rank_rule=RANK_RULES[rule])
+            g.update(pareto_rank=layer, pareto_optimal=layer == 1, rank_rule=said)
         keyed = sorted(
             ((_rank_key(g, rule), g) for g in group),
             key=lambda kg: (kg[0] is None, kg[0] or (), kg[1]["variant"], kg[1]["runtime"] or "",

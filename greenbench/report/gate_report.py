@@ -20,7 +20,10 @@ from greenbench.report.tables import md_escape
 
 #: version of the ``--json`` document; bump and describe here when its shape changes.
 #: 1 — outcome, exit_code, reference/candidate, settings, rounds, verdict, calibration.
-GATE_SCHEMA_VERSION = 1
+#: 2 — round-level t-intervals: no p-values, Holm or rounds_disagree; a verdict has confidence and
+#:     interval_confidence, a metric effective_threshold_pct, spread_pct and interval_confidence;
+#:     calibration has false_alarm_ci (Clopper–Pearson).
+GATE_SCHEMA_VERSION = 2
 
 
 def _plain(text: str) -> str:
@@ -52,11 +55,11 @@ def _floor(v: MetricVerdict) -> str:
 def rows(verdict: Verdict) -> tuple[list[str], list[list[str]]]:
     """Headers and one row per metric (and candidate, when there are several)."""
     several = len({m.candidate for m in verdict.metrics}) > 1
-    heads = ["metric", "reference", "candidate", "Δ", "95 % CI", "p (Holm)", "threshold", "floor", "outcome"]
+    level = f"{verdict.interval_confidence * 100:.3g} % CI"
+    heads = ["metric", "reference", "candidate", "Δ", level, "τ", "threshold", "floor", "outcome"]
     body = []
     for m in verdict.metrics:
         ci = "—" if m.ci_low is None else f"[{_pct(m.ci_low)}, {_pct(m.ci_high)}]".replace(" %", "")
-        p = "—" if m.p_holm is None else f"{m.p_holm:.2g}"
         body.append(
             [
                 (f"{m.candidate}: " if several else "") + _header(m),
@@ -64,13 +67,24 @@ def rows(verdict: Verdict) -> tuple[list[str], list[list[str]]]:
                 _value(m, m.candidate_value),
                 _pct(m.ratio),
                 ci + (" %" if m.ci_low is not None else ""),
-                p,
-                "off" if m.threshold_pct is None else f"+{m.threshold_pct:g} %",
+                "—" if m.spread_pct is None else f"{m.spread_pct:.1f} %",
+                _threshold(m),
                 _floor(m),
                 m.outcome,
             ]
         )
     return heads, body
+
+
+def _threshold(m: MetricVerdict) -> str:
+    """``+5 %``, or ``+5 % → +13.3 % (floor)`` where the floor raises it; ``off`` when not gated."""
+    if m.threshold_pct is None:
+        return "as latency (CPU time)" if m.method == "estimated" and m.outcome == "not gated" else "off"
+    text = f"+{m.threshold_pct:g} %"
+    eff = m.effective_threshold_pct
+    if eff is not None and eff > m.threshold_pct:
+        text += f" → +{eff:.3g} % (floor)"
+    return text
 
 
 def _energy_notes(verdict: Verdict) -> list[str]:
@@ -111,9 +125,16 @@ def render_text(doc: dict[str, Any], verdict: Verdict) -> str:
     lines += [_plain(n) for n in _energy_notes(verdict)]
     if doc.get("lost_rounds"):
         lines.append(_plain(f"lost rounds (not counted): {'; '.join(doc['lost_rounds'])}"))
-    if doc.get("rounds_disagree"):
-        lines.append("note: the rounds' own CIs disagree (the processes differed); the CI covers it")
+    lines.append(_plain(_method_line(verdict)))
     return "\n".join(lines)
+
+
+def _method_line(verdict: Verdict) -> str:
+    return (
+        f"CI: t-interval over rounds (one median pair ratio per fresh process, log scale), each at "
+        f"{verdict.interval_confidence * 100:.3g} % so that all gated ones hold together at "
+        f"{verdict.confidence * 100:.3g} %; τ: the SD of the rounds' log ratios (between-process spread)"
+    )
 
 
 def render_markdown(doc: dict[str, Any], verdict: Verdict) -> str:
@@ -137,6 +158,7 @@ def render_markdown(doc: dict[str, Any], verdict: Verdict) -> str:
     ]
     lines += [f"- {md_escape(_header(m))}: {md_escape(m.reason)}" for m in verdict.metrics]
     lines += [f"- {md_escape(n)}" for n in _energy_notes(verdict)]
+    lines.append(f"- {md_escape(_method_line(verdict))}")
     return "\n".join(lines) + "\n\n"
 
 
@@ -161,6 +183,7 @@ def render_calibration(doc: dict[str, Any], summary: Calibration, verdicts: Sequ
             cells.append(f"{_pct(m.ratio)} {ci}")
         run_rows.append(cells)
     names = [_header(m) for m in verdicts[0].metrics] if verdicts else []
+    fa_low, fa_high = summary.false_alarm_ci
     lines = [
         _plain(f"greenbench gate --calibrate: {summary.runs} A/A runs of {doc['model']['spec']}"),
         _plain(_setting_line({**doc, "rounds": doc["settings"]["rounds"], "wall_s": doc["wall_s"]})),
@@ -169,7 +192,8 @@ def render_calibration(doc: dict[str, Any], summary: Calibration, verdicts: Sequ
                  disable_numparse=True),
         "",
         f"false alarms (A/A regressed): {summary.false_alarms}/{summary.runs} "
-        f"({summary.false_alarm_rate:.0%}); inconclusive {summary.inconclusive}/{summary.runs}; "
+        f"({summary.false_alarm_rate:.0%}, 95 % CI {fa_low:.0%}–{fa_high:.0%}, "
+        f"Clopper–Pearson); inconclusive {summary.inconclusive}/{summary.runs}; "
         f"pass {summary.passed}/{summary.runs}",
     ]  # fmt: skip
     table = [
@@ -183,11 +207,13 @@ def render_calibration(doc: dict[str, Any], summary: Calibration, verdicts: Sequ
         ]
         for m in summary.metrics
     ]
-    heads = ["metric", "threshold", "A/A Δ range", "A/A passes above", "detected every run", "detected half"]
+    heads = ["metric", "threshold", "A/A Δ range", "A/A passes above", "CI half-width (median)", "(widest)"]
     lines += ["", tabulate(table, headers=heads, disable_numparse=True), ""]
     lines.append(
-        "A threshold below 'A/A passes above' leaves A/A runs inconclusive; a regression at least "
-        "'detected every run' fails the gate in every run at these settings (more rounds or "
-        "blocks narrow both)."
+        "A threshold below 'A/A passes above' leaves A/A runs inconclusive. A true regression is "
+        "called only once its interval clears the threshold: about threshold + the CI half-width "
+        "is needed to be caught in half of the runs, more to be caught in nearly all (these are "
+        "A/A spreads, not a tested detection rate: run benchmarks/gate_aab.py for that; more "
+        "rounds narrow the interval)."
     )
     return "\n".join(_plain(line) if "\n" not in line else line for line in lines)

@@ -221,7 +221,11 @@ def accuracy_vs_energy(points: Sequence[Point], accuracy_name: str = "mAP50", ti
                 0.99, 0.01, "hollow markers: ESTIMATED energy (a model, not a hardware counter)",
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color=ESTIMATED,
             )  # fmt: skip
-        ax.set_xlabel("inference energy per image, gross (mJ)")
+        if all(p.energy_method == "estimated" for p in shown):
+            # CPU time × W/core: this axis, and the front on it, rank CPU time, not energy
+            ax.set_xlabel("inference energy per image, gross (mJ): CPU-time model (CPU s × W/core)")
+        else:
+            ax.set_xlabel("inference energy per image, gross (mJ)")
         ax.set_ylabel(accuracy_name)
         ax.legend(loc="best", fontsize=7.5)
         return _svg(fig)

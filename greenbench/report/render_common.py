@@ -27,8 +27,16 @@ MARKS: tuple[tuple[str, str], ...] = (
         "time-adjacent blocks of the variant and its baseline: the host's speed may have moved "
         "between them (red outline, red labels in plots).",
     ),
-    ("(n.s.)", "a paired Δ whose 95 % CI includes 0: no significant difference from the baseline."),
-    ("[a, b]", "95 % confidence interval (hierarchical bootstrap over processes, then blocks)."),
+    (
+        "(CI includes 0)",
+        "a paired Δ whose 95 % CI includes 0: these processes cannot tell it from the baseline "
+        "(not a proof that they are equal: the CI says how large a difference is still possible).",
+    ),
+    (
+        "[a, b]",
+        "95 % confidence interval over processes: one median per fresh process (round), a "
+        "t-interval on the log scale with rounds − 1 degrees of freedom.",
+    ),
 )
 
 #: the method disclosure's first sentence, per overall energy method of a suite

@@ -59,6 +59,9 @@ def table_notes(records: Sequence[RunRecord], baseline: str | None, base: RunRec
     for src, method in sources.items():
         notes.append(f"energy {method}: {src}")
     ok = [r for r in records if r.status == "ok"]
+    cpu_time = _cpu_time_energy_note(ok)
+    if cpu_time:
+        notes.append(cpu_time)
     runs = _runs_note(records)
     if runs:
         notes.append(runs)
@@ -147,12 +150,46 @@ def _flag_notes(ok: Sequence[RunRecord]) -> list[str]:
             f"noisy (IQR of the blocks over 10 % of the median: the host moved; the CI and the paired "
             f"Δ include that spread): {'; '.join(noisy)}"
         )
-    if disagree:
+    if disagree:  # stores written before round-level intervals
         notes.append(
             "rounds disagree (one fresh process' CI does not overlap another's; the host changed "
             f"between rounds): {'; '.join(disagree)}"
         )
+    spread: list[str] = []
+    for r in ok:
+        lat = r.deltas.get("latency_ms")
+        tau = as_number(lat.get("spread_pct")) if isinstance(lat, dict) else None
+        if tau is not None:
+            spread.append(f"{r.variant} {tau:.1f} %")
+    if spread:
+        notes.append(
+            "τ, the between-process spread of Δ latency (SD over the fresh processes of each one's "
+            f"median log ratio; the CI is made from these): {', '.join(spread)}"
+        )
+    single = sorted(
+        {r.variant for r in ok for m in r.metrics.values() if isinstance(m, dict) and m.get("rounds") == 1}
+    )
+    if single:
+        notes.append(
+            "no CI for figures from a single fresh process (an interval over processes needs 2 rounds "
+            f"at least; measure.protocol.rounds): {', '.join(single)}"
+        )
     return notes
+
+
+def _cpu_time_energy_note(ok: Sequence[RunRecord]) -> str | None:
+    """Where every inference energy figure is estimated from CPU time, say what its Δ is."""
+    readings = [r.metrics.get("energy_per_image_j") for r in ok]
+    found = [m for m in readings if isinstance(m, dict)]
+    if not found or any(m.get("method") != "estimated" for m in found):
+        return None
+    if not all(str(m.get("source", "")).startswith("estimate:") for m in found):
+        return None
+    return (
+        "every energy figure here is estimated as process CPU time × W/core: an energy Δ is the "
+        "CPU-time Δ (a time saving, not a separate energy saving), and CO2 per image carries the "
+        "same estimate; only RAPL or NVML counters measure energy"
+    )
 
 
 def _runs_note(records: Sequence[RunRecord]) -> str | None:
@@ -187,10 +224,8 @@ def _protocol(m: dict[str, Any]) -> str:
     stat = str(m.get("stat") or "median of block medians")
     shape = f"{m.get('blocks', '?')} blocks in {m.get('rounds', '?')} rounds of fresh processes"
     over = f"{stat} over {shape}" if stat == "median of block medians" else f"{stat} ({shape})"
-    return (
-        f"{over}, interleaved with the baseline; [CI] = 95 % hierarchical bootstrap over processes "
-        f"then blocks; Δ from time-adjacent block pairs"
-    )
+    ci = str(m.get("ci_method") or "95 % hierarchical bootstrap over processes then blocks")
+    return f"{over}, interleaved with the baseline; [CI] = {ci}; Δ from time-adjacent block pairs"
 
 
 def _latency_note(r: RunRecord) -> str | None:

@@ -6,7 +6,7 @@ registry (``greenbench.metrics``); nothing about a metric is hard-coded here.
 
 - Latency and energy per image show their median and 95 % CI, ``12.34 [11.90, 13.10]``.
 - Their Δ is the paired one the record stores (time-adjacent blocks of the variant and the
-  baseline, same processes), with its CI or ``(n.s.)``, when it was paired with the shown
+  baseline, same processes), with its CI or ``(CI includes 0)``, when it was paired with the shown
   baseline's config. Otherwise a Δ from the two values is shown marked ``(unpaired)``, with a
   note: such figures come from different runs or processes, not paired in time.
 - Each energy column says whether its figures are ``measured`` or ``estimated`` (``mixed``: each
@@ -230,7 +230,8 @@ def format_value(col: MetricDef, value: float | None, record: RunRecord) -> str:
 
 
 def format_delta(delta: Delta | None) -> str:
-    """A Δ's text: ``+12.3 % [+10.1, +14.6]``, ``+0.4 % (n.s.)``, ``+5.0 % (unpaired)``."""
+    """A Δ's text: ``+12.3 % [+10.1, +14.6]``, ``+0.4 % (CI includes 0)``, ``+5.0 % (unpaired)``,
+    ``+3.0 % (no CI: 1 round)``."""
     if delta is None:
         return ""
     text = f"{delta.pct:+.1f} %"
@@ -238,9 +239,11 @@ def format_delta(delta: Delta | None) -> str:
         return text + " (unpaired)"
     if delta.kind == "paired":
         if delta.significant is False:
-            text += " (n.s.)"
+            text += " (CI includes 0)"
         elif delta.ci_low_pct is not None and delta.ci_high_pct is not None:
             text += f" [{delta.ci_low_pct:+.1f}, {delta.ci_high_pct:+.1f}]"
+        else:
+            text += " (no CI: 1 round)"
         text += " (rounds disagree)" if delta.rounds_disagree else ""
     return text
 
@@ -415,7 +418,7 @@ def _csv_head(table: Table) -> list[str]:
         head.append(f"{h}_delta_pct")
         if c.interval:  # the metrics a record stores a paired Δ of
             head += [f"{h}_delta_ci_low_pct", f"{h}_delta_ci_high_pct"]
-            head += [f"{h}_delta_significant", f"{h}_delta_paired", f"{h}_noisy", f"{h}_rounds_disagree"]
+            head += [f"{h}_delta_significant", f"{h}_delta_paired", f"{h}_noisy", f"{h}_delta_spread_pct"]
         head += [f"{h}_method"] if c.energy else []
     return [*head, "schema_version", "error", "device_id", "run_id"]
 
@@ -435,7 +438,12 @@ def _csv(table: Table) -> str:
             row += [_g(m.get("ci_low"), c.scale), _g(m.get("ci_high"), c.scale)] if c.interval else []
             row.append("" if d is None else f"{d.pct:.2f}")
             if c.interval:
-                row += [*_delta_csv(d), _flag(m.get("noisy")), _flag(m.get("rounds_disagree"))]
+                spread = (
+                    _num(r.deltas.get(c.name, {}).get("spread_pct"))
+                    if d is not None and d.kind == "paired"
+                    else None
+                )
+                row += [*_delta_csv(d), _flag(m.get("noisy")), "" if spread is None else f"{spread:.2f}"]
             if c.energy:
                 row.append(_one_line(_method(r, c) or "") if v is not None else "")
         row += [r.schema_version, *(_one_line(x) for x in (r.error or "", r.device_id, r.run_id))]

@@ -7,15 +7,16 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from greenbench.measure.compare import (
-    hierarchical_median,
     paired_ratio,
     pairs,
+    round_interval,
+    round_median,
     values_by_round,
 )
 from greenbench.measure.protocol import Block, rotation
-from greenbench.measure.stats import bootstrap_median_ci
 
 
 def _paired(
@@ -35,93 +36,111 @@ def _paired(
 
 def test_known_factor_is_covered_and_significant() -> None:
     r = paired_ratio(_paired(1.25))
+    assert r.ci_low is not None and r.ci_high is not None
     assert r.ci_low < 1.25 < r.ci_high
     assert r.ratio == pytest.approx(1.25, rel=0.03)
     assert r.significant and r.ci_low > 1
-    assert r.p_value is not None and r.p_value < 1e-3
     assert r.delta_pct == pytest.approx((r.ratio - 1) * 100)
     assert r.delta_ci_low_pct == pytest.approx((r.ci_low - 1) * 100)
     assert (r.pairs, r.rounds, len(r.per_round)) == (36, 3, 3)
-    assert not r.rounds_disagree
-    assert r.delta_ci_low_pct > 0  # the whole CI above 0: a real slowdown
+    # the centre is the geometric mean of the rounds' median ratios
+    assert r.ratio == pytest.approx(float(np.exp(np.mean(np.log(r.per_round)))))
+    assert r.spread_pct is not None and r.spread_pct == pytest.approx(
+        np.std(np.log(r.per_round), ddof=1) * 100
+    )
 
 
 def test_identical_arms_are_not_significant() -> None:
     r = paired_ratio(_paired(1.0, seed=3))
+    assert r.ci_low is not None and r.ci_high is not None
     assert r.ci_low <= 1 <= r.ci_high
     assert r.significant is False
-    assert r.p_value is not None and r.p_value > 0.05
 
 
-def test_hierarchical_ci_is_wider_than_pooled_and_covers_the_process_mean() -> None:
-    """Rounds with their own level: resampling blocks alone pretends 50 independent draws."""
-    true_level = 100.0
-    covered_h = covered_naive = wider = 0
-    trials = 100
-    for s in range(trials):
-        rng = np.random.default_rng(1000 + s)
-        levels = rng.normal(true_level, 10, 5)  # a process effect of ±10 %
-        values = [list(level * rng.lognormal(0, 0.02, 10)) for level in levels]
-        est = hierarchical_median(values, resamples=1000, seed=s)
-        low, high = bootstrap_median_ci([v for r in values for v in r], resamples=1000, seed=s)
-        covered_h += est.ci_low <= true_level <= est.ci_high
-        covered_naive += low <= true_level <= high
-        wider += (est.ci_high - est.ci_low) > (high - low)
-    assert wider == trials
-    assert covered_h >= 0.8 * trials  # percentile bootstrap over 5 clusters: a bit under 95 %
-    assert covered_naive <= 0.7 * trials
+def test_interval_is_the_t_interval_of_the_round_medians() -> None:
+    ri = round_interval([1.02, 0.99, 1.05, 1.00, 1.01])
+    logs = np.log([1.02, 0.99, 1.05, 1.00, 1.01])
+    half = scipy.stats.t.ppf(0.975, 4) * logs.std(ddof=1) / np.sqrt(5)
+    assert ri.scale == "log" and ri.rounds == 5
+    assert ri.value == pytest.approx(np.exp(logs.mean()))
+    assert (ri.ci_low, ri.ci_high) == pytest.approx((np.exp(logs.mean() - half), np.exp(logs.mean() + half)))
+    # a non-positive figure (net energy in noise) is summarised on the linear scale
+    lin = round_interval([0.5, -0.1, 0.3])
+    assert lin.scale == "linear" and lin.value == pytest.approx(0.7 / 3)
+    assert lin.ci_low is not None and lin.ci_low < lin.value < (lin.ci_high or 0)
 
 
-def test_hierarchical_median_point_value_and_edges() -> None:
-    est = hierarchical_median([[1.0, 2.0], [3.0], [], [10.0, 11.0, 12.0]])
-    assert est.value == pytest.approx(np.median([1, 2, 3, 10, 11, 12]))
+def test_round_level_ci_covers_when_processes_differ() -> None:
+    """A between-process effect of 3.5 %: pooling pairs would pretend 36 independent draws; one
+    figure per process keeps the 95 % interval at about 95 % (benchmarks/coverage.py in full)."""
+    rng = np.random.default_rng(5)
+    covered = 0
+    trials = 400
+    for _ in range(trials):
+        rounds = []
+        for _ in range(3):
+            process = rng.normal(0, 0.035)
+            base = 10 * rng.lognormal(0, 0.1, 12)
+            rounds.append(
+                list(
+                    zip(
+                        (base * np.exp(process + rng.normal(0, 0.03, 12))).tolist(),
+                        base.tolist(),
+                        strict=True,
+                    )
+                )
+            )
+        r = paired_ratio(rounds)
+        assert r.ci_low is not None and r.ci_high is not None
+        covered += r.ci_low <= 1.0 <= r.ci_high
+    assert 0.91 * trials <= covered <= 0.99 * trials
+
+
+def test_round_median_point_value_and_edges() -> None:
+    est = round_median([[1.0, 2.0], [3.0], [], [10.0, 11.0, 12.0]])
+    assert est.value == pytest.approx(float(np.exp(np.mean(np.log([1.5, 3.0, 11.0])))))
     assert (est.rounds, est.blocks, est.confidence) == (3, 6, 0.95)
+    assert est.ci_low is not None and est.ci_high is not None
     assert est.ci_low <= est.value <= est.ci_high
     assert json.loads(json.dumps(est.to_dict())) == est.to_dict()
 
-    one = hierarchical_median([[7.5]])
-    assert (one.value, one.ci_low, one.ci_high) == (7.5, 7.5, 7.5)
-
-    single_round = hierarchical_median([[1.0, 2.0, 3.0, 4.0, 5.0]])  # blocks resampled only
-    assert 1.0 <= single_round.ci_low < 3.0 < single_round.ci_high <= 5.0
+    # one process: figures, never an interval labelled "over processes"
+    one = round_median([[7.5]])
+    assert (one.value, one.ci_low, one.ci_high, one.spread_pct) == (7.5, None, None, None)
+    single_round = round_median([[1.0, 2.0, 3.0, 4.0, 5.0]])
+    assert (single_round.value, single_round.ci_low, single_round.ci_high) == (3.0, None, None)
 
     with pytest.raises(ValueError):
-        hierarchical_median([[], []])
+        round_median([[], []])
     with pytest.raises(ValueError):
-        hierarchical_median([[1.0, float("nan")]])
+        round_median([[1.0, float("nan")]])
     with pytest.raises(ValueError):
-        hierarchical_median([[1.0]], confidence=1.0)
+        round_median([[1.0], [2.0]], confidence=1.0)
 
 
-def test_same_seed_same_ci_and_seed_matters() -> None:
-    data = _paired(1.1, seed=7)
-    assert paired_ratio(data, seed=4) == paired_ratio(data, seed=4)
-    values = [[a for a, _ in r] for r in data]
-    assert hierarchical_median(values, seed=2) == hierarchical_median(values, seed=2)
-    a, b = hierarchical_median(values, seed=2), hierarchical_median(values, seed=3)
-    assert (a.ci_low, a.ci_high) != (b.ci_low, b.ci_high)
-
-
-def test_shifted_round_flags_rounds_disagree() -> None:
+def test_a_shifted_round_widens_the_interval_and_shows_in_tau() -> None:
     data = _paired(1.2, rounds=3, noise=0.01, seed=11)
     shifted = [(v / 1.2, b) for v, b in data[2]]  # that process ran the variant at baseline speed
-    r = paired_ratio([*data[:2], shifted])
-    assert r.rounds_disagree
-    assert r.per_round[2][0] == pytest.approx(1.0, rel=0.02)
-    assert paired_ratio(data).rounds_disagree is False
-    assert paired_ratio(data[:1]).rounds_disagree is False  # one round cannot disagree
+    r, steady = paired_ratio([*data[:2], shifted]), paired_ratio(data)
+    assert r.per_round[2] == pytest.approx(1.0, rel=0.02)
+    assert r.spread_pct is not None and steady.spread_pct is not None
+    assert r.spread_pct > 5 * steady.spread_pct
+    assert r.ci_low is not None and r.ci_high is not None
+    assert r.ci_low < 1.0 < r.ci_high  # one process in three at 1.0: not a sure slowdown any more
+    one = paired_ratio(data[:1])
+    assert (one.ci_low, one.ci_high, one.significant, one.spread_pct) == (None, None, None, None)
 
 
-def test_non_positive_baselines_are_skipped_and_few_pairs_have_no_p() -> None:
+def test_non_positive_baselines_are_skipped() -> None:
     r = paired_ratio([[(2.0, 1.0), (2.0, 0.0), (2.0, -1.0), (4.0, 2.0), (float("nan"), 1.0)]])
-    assert (r.pairs, r.ratio, r.p_value) == (2, 2.0, None)
-    equal = paired_ratio([[(3.0, 3.0)] * 8])
-    assert (equal.ratio, equal.ci_low, equal.ci_high, equal.p_value) == (1.0, 1.0, 1.0, None)
+    assert (r.pairs, r.ratio, r.rounds) == (2, 2.0, 1)
+    equal = paired_ratio([[(3.0, 3.0)] * 8, [(3.0, 3.0)] * 8])
+    assert (equal.ratio, equal.ci_low, equal.ci_high) == (1.0, 1.0, 1.0)
     assert equal.significant is False
     with pytest.raises(ValueError):
         paired_ratio([[(1.0, 0.0)]])
     d = r.to_dict()
-    assert d["per_round"] == [{"ratio": 2.0, "ci_low": 2.0, "ci_high": 2.0}]
+    assert d["per_round"] == [{"ratio": 2.0}]
     assert json.loads(json.dumps(d)) == d
 
 
@@ -169,8 +188,10 @@ def test_drift_hitting_both_arms_cancels(host_factor: Callable[[float], float]) 
     blocks = _drifting_blocks(host_factor)
     r = paired_ratio(pairs(blocks, "a", "b"))
     assert r.ratio == pytest.approx(1.0, abs=0.01)
-    assert abs(r.delta_pct) < 1.0 and r.ci_low <= 1.0 <= r.ci_high
-    assert r.significant is False
+    assert r.ci_low is not None and r.ci_high is not None
+    # the whole CI within ±1 % (the rounds are identical here, so the CI can be of zero width
+    # around the drift's tiny residue of -0.003 %)
+    assert abs(r.delta_pct) < 1.0 and 0.99 < r.ci_low <= r.ci_high < 1.01
     levels = [v for r in values_by_round(blocks, "a") for v in r]
     assert max(levels) / min(levels) > 1.3  # while the arm's own latency moves by 30-40 %
 

@@ -11,7 +11,7 @@ import pytest
 
 import greenbench
 from greenbench.errors import GreenbenchError
-from greenbench.report.frame import COLUMNS, KINDS, RANK_RULES, load_results
+from greenbench.report.frame import COLUMNS, CPU_TIME_CAVEAT, KINDS, RANK_RULES, load_results
 from greenbench.store import RunRecord, Store
 from tests.factories import make_measured_record
 
@@ -70,7 +70,8 @@ def test_ranks_and_pareto_flags_on_known_records(tmp_path: Path) -> None:
     # ties on the front broken by latency: pruned (7 ms) before base (10 ms); noacc unranked, last
     assert list(frame.index) == ["pruned", "base", "bad", "noacc"]
     assert list(frame["rank"].iloc[:3]) == [1, 2, 3] and pd.isna(frame.loc["noacc", "rank"])
-    assert (frame["rank_rule"] == RANK_RULES["pareto"]).all()
+    # every energy figure of the suite is the CPU-time model: the rule says what it then ranks
+    assert (frame["rank_rule"] == RANK_RULES["pareto"] + CPU_TIME_CAVEAT).all()
     assert (frame["accuracy"].dropna() == frame["map50"].dropna()).all()
     assert frame.loc["base", "is_baseline"] and not frame.loc["pruned", "is_baseline"]
     for rule, first in (("energy", "noacc"), ("latency", "noacc"), ("accuracy", "base")):
@@ -188,3 +189,10 @@ def test_public_entry_point_and_missing_store(tmp_path: Path) -> None:
     assert all(math.isfinite(x) for x in frame["energy_j_per_image"])
     with pytest.raises(GreenbenchError, match="no results store"):
         load_results(tmp_path / "missing.db")
+
+
+def test_a_measured_energy_figure_lifts_the_cpu_time_caveat(tmp_path: Path) -> None:
+    records = known()
+    records[0].metrics["energy_per_image_j"]["method"] = "measured"
+    frame = load_results(make_store(tmp_path / "m.db", records))
+    assert (frame["rank_rule"] == RANK_RULES["pareto"]).all()

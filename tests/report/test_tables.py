@@ -174,10 +174,10 @@ def test_paired_delta_with_ci_and_not_significant() -> None:
     lat = cell_of(t, "small", "latency_ms").delta
     assert lat == Delta(12.3, "paired", 10.1, 14.6, True, False)  # the stored Δ, not the values' 0 %
     assert format_delta(lat) == "+12.3 % [+10.1, +14.6]"
-    assert format_delta(cell_of(t, "small", "energy_per_image_j").delta) == "+0.4 % (n.s.)"
+    assert format_delta(cell_of(t, "small", "energy_per_image_j").delta) == "+0.4 % (CI includes 0)"
     md = md_table(render(t))
     assert column(md, "latency_ms")[1] == "10.00 [9.00, 11.00] (+12.3 % [+10.1, +14.6])"
-    assert column(md, "E/img_mJ [estimated]")[1] == "10.00 [9.00, 11.00] (+0.4 % (n.s.))"
+    assert column(md, "E/img_mJ [estimated]")[1] == "10.00 [9.00, 11.00] (+0.4 % (CI includes 0))"
     assert column(md, "E/img_net_mJ [estimated]")[1].endswith("(-30.0 % [-35.0, -25.0])")
     assert not any("unpaired" in n for n in t.notes)
     row = list(csv.DictReader(io.StringIO(render(t, "csv"))))[1]
@@ -186,7 +186,7 @@ def test_paired_delta_with_ci_and_not_significant() -> None:
     assert row["latency_ms_delta_paired"] == "true" and row["E/img_mJ_delta_significant"] == "false"
 
 
-def test_rounds_disagree_and_noisy_are_flagged() -> None:
+def test_rounds_disagree_of_an_old_record_and_noisy_are_flagged() -> None:
     deltas = {"latency_ms": {**paired(5.0, 1.0, 9.0, True), "rounds_disagree": True}}
     base, small = two(deltas=deltas)
     small.metrics["latency_ms"].update(noisy=True, rounds_disagree=True)
@@ -196,7 +196,23 @@ def test_rounds_disagree_and_noisy_are_flagged() -> None:
     assert any(n.startswith("noisy") and "small latency_ms" in n for n in t.notes)
     assert any(n.startswith("rounds disagree") and "small latency_ms, Δ latency_ms" in n for n in t.notes)
     row = list(csv.DictReader(io.StringIO(render(t, "csv"))))[1]
-    assert row["latency_ms_noisy"] == "true" and row["latency_ms_rounds_disagree"] == "true"
+    assert row["latency_ms_noisy"] == "true" and row["latency_ms_delta_spread_pct"] == ""
+
+
+def test_between_process_spread_and_a_single_round_are_noted() -> None:
+    deltas = {"latency_ms": {**paired(5.0, 1.0, 9.0, True), "spread_pct": 1.234}}
+    base, small = two(deltas=deltas)
+    small.metrics["latency_ms"].update(rounds=1, ci_low=None, ci_high=None)
+    t = build_table([base, small], "base", "s")
+    assert any(n.startswith("τ, the between-process spread") and "small 1.2 %" in n for n in t.notes)
+    assert any(
+        n.startswith("no CI for figures from a single fresh process") and "small" in n for n in t.notes
+    )
+    assert column(md_table(render(t)), "latency_ms")[1].startswith("10.00 (+5.0 %")  # no interval shown
+    row = list(csv.DictReader(io.StringIO(render(t, "csv"))))[1]
+    assert row["latency_ms_delta_spread_pct"] == "1.23" and row["latency_ms_ci_low"] == ""
+    one_round = Delta(3.0, "paired", None, None, None)
+    assert format_delta(one_round) == "+3.0 % (no CI: 1 round)"
 
 
 def test_delta_paired_with_another_baseline_config_is_unpaired() -> None:
@@ -307,7 +323,7 @@ def test_csv_is_machine_readable() -> None:
     assert head[head.index("latency_ms") : head.index("latency_ms") + 10] == [
         "latency_ms", "latency_ms_ci_low", "latency_ms_ci_high", "latency_ms_delta_pct",
         "latency_ms_delta_ci_low_pct", "latency_ms_delta_ci_high_pct", "latency_ms_delta_significant",
-        "latency_ms_delta_paired", "latency_ms_noisy", "latency_ms_rounds_disagree",
+        "latency_ms_delta_paired", "latency_ms_noisy", "latency_ms_delta_spread_pct",
     ]  # fmt: skip
     assert "E/img_mJ_method" in head and "P_method" not in head  # only energy columns have a method
     assert "params_M_ci_low" not in head and "params_M_delta_paired" not in head  # only interval metrics
@@ -448,3 +464,16 @@ def test_samples_left_out_of_the_dataset_are_noted() -> None:
     assert (
         "2 empty image (0 bytes), e.g. data/images/train/a.jpg" in note and "1 class id out of range" in note
     )
+
+
+def test_cpu_time_energy_is_said_to_be_time() -> None:
+    records = two()
+    assert not any("CPU-time Δ" in n for n in build_table(records, "base", "s").notes)  # "estimated-source"
+    for r in records:
+        for name, m in r.metrics.items():
+            if name.startswith("energy"):
+                m["source"] = "estimate:cpu-time×4W/core"
+    notes = build_table(records, "base", "s").notes
+    assert any("an energy Δ is the CPU-time Δ" in n for n in notes)
+    records[1].metrics["energy_per_image_j"]["method"] = "measured"
+    assert not any("CPU-time Δ" in n for n in build_table(records, "base", "s").notes)
