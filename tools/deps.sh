@@ -37,7 +37,8 @@ frozen="$venv/frozen.txt"
     echo "# Every package the README's two install commands bring, pinned to versions tested together."
     echo "# Made by 'tools/deps.sh lock' on $("$venv/bin/python" -c 'import platform; print(platform.python_implementation(), platform.python_version(), platform.system(), platform.machine())'), $(date -u +%Y-%m-%d)."
     echo "# Regenerating it is a deliberate commit: run the lock, then the tests (README, Development)."
-    "$venv/bin/python" -m pip freeze --exclude-editable | LC_ALL=C sort -f
+    # --all: setuptools too (torch needs it at run time); pip itself is not a dependency
+    "$venv/bin/python" -m pip freeze --all --exclude-editable | grep -v '^pip==' | LC_ALL=C sort -f
 } >"$frozen"
 
 if [ "$mode" = lock ]; then
