@@ -39,7 +39,8 @@ from greenbench.suite import Suite
 @dataclass
 class RunOptions:
     """How to run a suite. ``workdir``: artifacts, logs, datasets and ultralytics files.
-    ``executor``: where jobs run (default: fresh local processes)."""
+    ``executor``: where jobs run, built; else ``executor_name`` names one in the registry
+    (``greenbench.executors``; default ``local``: fresh local processes)."""
 
     workdir: Path
     force: bool = False
@@ -47,6 +48,7 @@ class RunOptions:
     powercap_root: Path | None = None
     progress: Callable[[str], None] = lambda _msg: None
     executor: Executor | None = None
+    executor_name: str = "local"
     stall_s: float | None = DEFAULT_STALL_S  # a worker silent this long is stopped (None: never)
 
 
@@ -142,17 +144,19 @@ class Runner:
         self._others: dict[str, dict[str, object]] = {}  # other greenbench runs seen, by pid
         executor = options.executor
         if executor is None:
-            from greenbench.executors.local import LocalExecutor
+            from greenbench.executors import factory
 
-            executor = LocalExecutor(
-                self.logdir,
-                self.device,
-                self._measure_idle,
-                options.progress,
+            executor = factory(options.executor_name)(
+                logdir=self.logdir,
+                device=self.device,
+                idle=self._measure_idle,
+                progress=options.progress,
                 cwd=self.workdir,
                 stall_s=options.stall_s,
             )
         self.executor: Executor = executor
+        # the executor says which device its jobs run on; records and resume key on that one
+        self.device = dict(executor.device)
 
     # --- jobs -------------------------------------------------------------------------
     def _run_job(self, job: jobs.Job) -> Outcome:

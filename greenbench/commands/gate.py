@@ -72,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="family-wise error of the gate's intervals (0.05: 95 %% CIs, Bonferroni over gated metrics)",
     )  # fmt: skip
     parser.add_argument("--allow-pickle", action="store_true", help="load .pt checkpoints (pickles run code)")
+    from greenbench.commands.run import add_executor_option
+
+    add_executor_option(parser)
     parser.add_argument("--workdir", help=f"logs and suite artifacts (default {DEFAULT_WORKDIR})")
     parser.add_argument(
         "--calibrate", action="store_true", help="run A/A gates of MODEL (default: a built-in ONNX workload)"
@@ -166,11 +169,13 @@ def _specs(args: argparse.Namespace) -> list[SideSpec]:
 
 def run(args: argparse.Namespace) -> int:
     """Check every option (exit 2), measure, print, write the Markdown summary; the exit code."""
+    from greenbench.executors import factory
     from greenbench.gate import rules
     from greenbench.gate_session import load_suites
 
     metric_rules = rules(args.fail, args.floor)
     config = _config(args)
+    factory(args.executor)  # an unknown executor is a usage error before anything is measured
     specs = _specs(args)
     suites = load_suites(specs)
     settings = _settings(args, specs, suites)
@@ -191,7 +196,8 @@ def _measure(
 ) -> int:
     import contextlib
 
-    from greenbench.executors.local import LocalExecutor
+    from greenbench.executors import factory
+    from greenbench.executors.local import DEFAULT_STALL_S
     from greenbench.gate_session import GateSession, prepare_suite_sides, side_of
     from greenbench.lock import ActiveRun, WorkdirLock
     from greenbench.measure.device import fingerprint
@@ -215,10 +221,12 @@ def _measure(
     # seconds). It does not cancel in a ratio (it cancels in a difference, and pulls a ratio
     # towards 1), so a gross-energy change reads smaller than the same net change; the reason
     # line says gross
-    executor = LocalExecutor(
-        logdir, device, lambda: skipped_idle("greenbench gate compares gross energy per image"), progress,
-        cwd=workdir.resolve(),
+    why = "greenbench gate compares gross energy per image"
+    executor = factory(args.executor)(
+        logdir=logdir, device=device, idle=lambda: skipped_idle(why), progress=progress,
+        cwd=workdir.resolve(), stall_s=DEFAULT_STALL_S,
     )  # fmt: skip
+    device = dict(executor.device)  # the device its jobs run on, as the executor reports it
     session = GateSession(executor, settings, workdir.resolve(), progress)
     lock = WorkdirLock(workdir, "gate") if suites else contextlib.nullcontext()
     with lock, ActiveRun("gate", workdir):

@@ -49,12 +49,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="redo variants already stored ok")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle-power baseline (recorded)")
     add_override_options(parser)
+    add_executor_option(parser)
     parser.add_argument(
         "--stall-timeout",
         default=str(DEFAULT_STALL_TIMEOUT_S),
         metavar="S",
         help="stop a worker whose log and progress stay unchanged for S seconds and record its "
         "variant as failed (default %(default)s; 0 turns the check off)",
+    )
+
+
+def add_executor_option(parser: argparse.ArgumentParser) -> None:
+    """``--executor NAME`` (shared by run and gate)."""
+    parser.add_argument(
+        "--executor",
+        default="local",
+        metavar="NAME",
+        help="where jobs run: local (fresh processes on this machine, the default) or an installed "
+        "executor (entry-point group greenbench.executors)",
     )
 
 
@@ -108,10 +120,12 @@ def _workdir(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Run the suite with progress on stderr, then print its table from the store; exit 1 if
     any variant failed. The work folder is locked first: a second run on it stops at once."""
+    from greenbench.executors import factory
     from greenbench.lock import ActiveRun, WorkdirLock
     from greenbench.suite import load_suite
 
     stall_s = stall_timeout(args.stall_timeout)
+    factory(args.executor)  # an unknown executor is a usage error before the suite is read
     suite = load_suite(Path(args.suite), overrides(args))
     workdir = _workdir(args)
     store = Path(args.store)
@@ -140,6 +154,7 @@ def _run_locked(args: argparse.Namespace, suite: Suite, workdir: Path, stall_s: 
             force=args.force,
             skip_idle=True if args.no_idle else None,
             progress=progress,
+            executor_name=args.executor,
             stall_s=stall_s,
         )
         runner = Runner(suite, store, options)

@@ -115,7 +115,9 @@ def test_run_stores_records_prints_table_and_resumes(micro_suite: Path, tmp_path
     rows = {line.split("|")[1].strip(): line for line in comparison.splitlines() if line.startswith("| ")}
     assert {"base (baseline)", "child", "exported"} <= set(rows)
     assert re.search(r"\[[-+]?\d+\.\d+, [-+]?\d+\.\d+\]", rows["child"])  # a CI on the latency
-    assert "GFLOPs = 2 × GMACs" in table and "energy estimated" in table and "t-interval over processes" in table
+    assert (
+        "GFLOPs = 2 × GMACs" in table and "energy estimated" in table and "t-interval over processes" in table
+    )
 
     # nothing written outside tmp_path's folders we chose, nothing tried to reach the network
     assert not (tmp_path / "home" / ".config" / "Ultralytics").exists()
