@@ -19,6 +19,7 @@ from typing import Any
 from greenbench import jobs
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import Executor
+from greenbench.executors.rounds import Rounds, run_rounds
 from greenbench.gate import GateConfig, GateUsageError, MetricRule, Verdict, decide
 from greenbench.measure.protocol import Block
 from greenbench.runtimes import default_runtime
@@ -277,24 +278,24 @@ class GateSession:
             jobs.ArmSpec(REFERENCE, reference.artifact, reference.runtime, reference.options),
             jobs.ArmSpec(CANDIDATE, candidate.artifact, candidate.runtime, candidate.options),
         )
-        for index in range(first, first + count):
+
+        def announce(index: int) -> None:
             self.progress(
                 f"round {index + 1} (up to {self.settings.max_rounds}): reference and candidate interleaved"
             )
-            try:
-                outcome = self.executor.run(self._job(arms, index))
-            except GreenbenchError as e:
-                result.lost_rounds.append(f"round {index + 1}: {e}")
-                continue
-            got = outcome.result
-            assert isinstance(got, jobs.RoundResult)
-            if got.failed:
-                names = {REFERENCE: reference.text, CANDIDATE: candidate.text}
-                arm, error = next(iter(got.failed.items()))
-                raise GateUsageError(f"the {arm} {names.get(arm, arm)!r} could not be run: {error}")
-            result.blocks += [Block.from_dict(b) for b in got.blocks]
-            result.arms.update(got.arms)
-            result.rounds += 1
+
+        got = run_rounds(
+            self.executor, lambda index: self._job(arms, index), range(first, first + count), Rounds(),
+            announce, stop_at_failed_arm=True,
+        )  # fmt: skip
+        result.lost_rounds += got.lost_rounds
+        if got.failed:
+            names = {REFERENCE: reference.text, CANDIDATE: candidate.text}
+            arm, error = next(iter(got.failed.items()))
+            raise GateUsageError(f"the {arm} {names.get(arm, arm)!r} could not be run: {error}")
+        result.blocks += [Block.from_dict(b) for b in got.blocks]
+        result.arms.update(got.arms)
+        result.rounds += got.done
         if result.rounds == 0:
             raise GreenbenchError("every gate round was lost: " + "; ".join(result.lost_rounds))
 

@@ -22,8 +22,9 @@ from greenbench import jobs
 from greenbench.dataset_ref import DatasetRef, staged_copy
 from greenbench.datasets import cached_synth
 from greenbench.errors import GreenbenchError, clean_message
-from greenbench.executors.base import Executor, Outcome, Where
+from greenbench.executors.base import Executor, Outcome
 from greenbench.executors.local import DEFAULT_STALL_S
+from greenbench.executors.rounds import Rounds, run_rounds
 from greenbench.identity import dataset_ref, stage_plan, synth_spec, variant_key
 from greenbench.lock import other_runs
 from greenbench.measure.carbon import GridIntensity, grid_intensity
@@ -72,17 +73,6 @@ class Prepared:
 
     stages: tuple[jobs.StageDone, ...]
     evaluated: jobs.EvaluateResult
-
-
-@dataclass
-class Measured:
-    """What the rounds gave one group of arms: blocks, per-arm runtime descriptions, failures."""
-
-    blocks: list[dict[str, Any]] = field(default_factory=list)
-    arms: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
-    where: Where | None = None
-    lost_rounds: list[str] = field(default_factory=list)  # rounds whose process failed, and why
 
 
 def _now() -> str:
@@ -162,9 +152,12 @@ class Runner:
     def _run_job(self, job: jobs.Job) -> Outcome:
         """Run ``job`` on the executor, noting any other greenbench run active on this machine
         meanwhile (its load would move our figures: the records say so)."""
+        self._note_other_runs()
+        return self.executor.run(job)
+
+    def _note_other_runs(self) -> None:
         for other in other_runs():
             self._others.setdefault(f"{other['pid']}", other)
-        return self.executor.run(job)
 
     def _meter_spec(self) -> jobs.MeterSpec:
         e, c = self.suite.measure.energy, self.suite.measure.carbon
@@ -250,14 +243,13 @@ class Runner:
         self._prepare(dataset_ref(self.suite))
         return {name: self._prepare_variant(name).evaluated.artifact for name in names}
 
-    def _measure(self, arms: list[jobs.ArmSpec]) -> Measured:
+    def _measure(self, arms: list[jobs.ArmSpec]) -> Rounds:
         """The interleaved protocol over ``arms``: one fresh process per round."""
         m = self.suite.measure
-        out = Measured()
-        lost: list[str] = []
-        for r in range(m.protocol.rounds):
+
+        def job_of(r: int) -> jobs.RoundJob:
             # the order within cycles comes from one design continued over the rounds (worker)
-            job = jobs.RoundJob(
+            return jobs.RoundJob(
                 **self._base(f"round{r + 1}"),
                 round=r,
                 arms=tuple(arms),
@@ -267,24 +259,16 @@ class Runner:
                 imgsz=self._lat_imgsz,
                 energy=self._meter_spec(),
             )
+
+        def announce(r: int) -> None:
             self.opt.progress(
                 f"interleaved round {r + 1}/{m.protocol.rounds}: {', '.join(a.variant for a in arms)}"
             )
-            try:
-                outcome = self._run_job(job)
-            except GreenbenchError as e:  # a lost process: the other rounds still count
-                lost.append(f"round {r + 1}: {e}")
-                continue
-            result = outcome.result
-            assert isinstance(result, jobs.RoundResult)
-            out.where = outcome.where
-            out.blocks += result.blocks
-            out.arms.update(result.arms)
-            for variant, error in result.failed.items():
-                out.failed.setdefault(variant, error)
+            self._note_other_runs()
+
+        out = run_rounds(self.executor, job_of, range(m.protocol.rounds), Rounds(), announce)
         if out.where is None:  # no round came back at all
-            raise GreenbenchError("; ".join(lost))
-        out.lost_rounds = lost
+            raise GreenbenchError("; ".join(out.lost_rounds))
         return out
 
     def _groups(self, names: list[str]) -> list[list[str]]:
@@ -324,7 +308,7 @@ class Runner:
         )
 
     def _ok_record(
-        self, name: str, started: str, prep: Prepared, measured: Measured, paired: bool
+        self, name: str, started: str, prep: Prepared, measured: Rounds, paired: bool
     ) -> RunRecord:
         assert self._intensity is not None and measured.where is not None
         suite, where = self.suite, measured.where
