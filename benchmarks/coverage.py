@@ -21,6 +21,7 @@ default threshold (5 %) for true changes of 0, +3, +5, +7, +10, +20 %, with roun
 inconclusive as the CLI does (``--rounds`` first, +2 at a time up to ``--max-rounds``).
 
     python benchmarks/coverage.py [--sims 2000] [--rounds 5] [--blocks 8] [--effects 0,1,2,3.5]
+                                  [--gate-rounds 5] [--gate-blocks 10] [--max-rounds 12]
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def gate_oc(args: argparse.Namespace, rng: np.random.Generator) -> None:
     print()
     print(
         f"Gate outcomes (decide, default threshold 5 %, floor 0.05 ms on a {REFERENCE_MS:g} ms model), "
-        f"{args.rounds} rounds first, up to {args.max_rounds}, {args.blocks} pairs each, "
+        f"{args.gate_rounds} rounds first, up to {args.max_rounds}, {args.gate_blocks} pairs each, "
         f"τ = {args.gate_effect:g} %, {args.gate_sims} gates per row"
     )
     print(f"{'true change':>12} {'regressed':>10} {'pass':>6} {'inconclusive':>13} {'mean rounds':>12}")
@@ -95,10 +96,10 @@ def gate_oc(args: argparse.Namespace, rng: np.random.Generator) -> None:
         used = []
         for _ in range(args.gate_sims):
             sim = [
-                simulate_round(rng, 1 + change / 100, args.gate_effect / 100, args.noise, args.blocks)
+                simulate_round(rng, 1 + change / 100, args.gate_effect / 100, args.noise, args.gate_blocks)
                 for _ in range(args.max_rounds)
             ]
-            n = args.rounds
+            n = args.gate_rounds
             verdict = decide(as_blocks(sim[:n]), "reference", ["candidate"], latency_only, GateConfig())
             while verdict.outcome == "inconclusive" and n < args.max_rounds:
                 n = min(n + EXTRA_ROUNDS, args.max_rounds)
@@ -120,6 +121,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=ProtocolSettings().rounds, help="default: run's")
     p.add_argument("--blocks", type=int, default=ProtocolSettings().blocks, help="default: run's")
     p.add_argument("--max-rounds", type=int, default=gate_defaults.max_rounds, help="the gate's")
+    p.add_argument("--gate-rounds", type=int, default=gate_defaults.rounds, help="the gate's first rounds")
+    p.add_argument(
+        "--gate-blocks", type=int, default=gate_defaults.blocks, help="the gate's blocks per round"
+    )
     p.add_argument("--noise", type=float, default=0.03, help="pair log-ratio noise scale (0.03 = 3 %%)")
     p.add_argument("--effects", type=lambda s: [float(x) for x in s.split(",")], default=[0, 1, 2, 3.5])
     p.add_argument("--gate-effect", type=float, default=3.5, help="τ of the gate's rows, %%")

@@ -2,10 +2,10 @@
 rate with its exact (Clopper–Pearson) interval and the spread of the A/A intervals, so users pick
 thresholds from data. Pure (no I/O): verdicts in, a summary out.
 
-What it does not claim: a detection rate. A regression is detected when its interval clears the
-threshold, which depends on the interval's width in that run; a single A/A run's point estimate
-says nothing certain about that. ``benchmarks/gate_aab.py`` measures detection by gating real,
-known slowdowns (heavier copies of a graph).
+Detection is not inferred from the A/A runs (a single run's point estimate says nothing certain
+about how often an interval clears the threshold): it is counted, by gating the calibration
+model against a heavier copy of its graph whose extra work is known by construction
+(``Detection``); ``benchmarks/gate_aab.py`` does the same over a range of slowdowns.
 """
 
 from __future__ import annotations
@@ -51,6 +51,45 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
 
 
 @dataclass(frozen=True)
+class Detection:
+    """Gates of the calibration model against a heavier copy of its graph (``injected_pct`` more
+    work, known by construction): how often each outcome came, and the detection rate's 95 %
+    Clopper–Pearson interval."""
+
+    injected_pct: float
+    runs: int
+    detected: int
+    inconclusive: int
+    passed: int
+
+    @property
+    def rate(self) -> float:
+        """Detected (regressed) / runs."""
+        return self.detected / self.runs if self.runs else 0.0
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """95 % Clopper–Pearson interval of the detection rate."""
+        return clopper_pearson(self.detected, self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {**asdict(self), "rate": self.rate, "ci": list(self.ci)}
+
+
+def detection(verdicts: Sequence[Verdict], injected_pct: float) -> Detection:
+    """Count the outcomes of gates against a known, injected slowdown."""
+    outcomes = [v.outcome for v in verdicts]
+    return Detection(
+        injected_pct,
+        len(outcomes),
+        outcomes.count("regressed"),
+        outcomes.count("inconclusive"),
+        outcomes.count("pass"),
+    )
+
+
+@dataclass(frozen=True)
 class Calibration:
     """A/A runs summarised: outcomes counted (a ``regressed`` A/A run is a false alarm), the
     false-alarm rate's 95 % Clopper–Pearson interval, and the per-metric spreads."""
@@ -60,6 +99,7 @@ class Calibration:
     inconclusive: int
     passed: int
     metrics: tuple[MetricCalibration, ...]
+    detection: Detection | None = None
 
     @property
     def false_alarm_rate(self) -> float:
@@ -77,11 +117,13 @@ class Calibration:
             **asdict(self),
             "false_alarm_rate": self.false_alarm_rate,
             "false_alarm_ci": list(self.false_alarm_ci),
+            "detection": None if self.detection is None else self.detection.to_dict(),
         }
 
 
-def calibration(verdicts: Sequence[Verdict]) -> Calibration:
-    """Summarise A/A verdicts (one per run) per metric of their first candidate."""
+def calibration(verdicts: Sequence[Verdict], found: Detection | None = None) -> Calibration:
+    """Summarise A/A verdicts (one per run) per metric of their first candidate, with the
+    detection counted against an injected slowdown if there was one."""
     outcomes = [v.outcome for v in verdicts]
     metrics: list[MetricCalibration] = []
     names = list(dict.fromkeys(m.metric for v in verdicts for m in v.metrics))
@@ -114,4 +156,5 @@ def calibration(verdicts: Sequence[Verdict]) -> Calibration:
         inconclusive=outcomes.count("inconclusive"),
         passed=outcomes.count("pass"),
         metrics=tuple(metrics),
+        detection=found,
     )

@@ -319,11 +319,18 @@ class GateSession:
         return result
 
     def calibrate(
-        self, model: Side, runs: int, rules: Sequence[MetricRule], config: GateConfig
+        self,
+        model: Side,
+        runs: int,
+        rules: Sequence[MetricRule],
+        config: GateConfig,
+        candidate: Side | None = None,
+        what: str = "A/A",
     ) -> list[GateResult]:
-        """``runs`` A/A gates: ``model`` against itself, each gate with its own fresh rounds."""
+        """``runs`` gates of ``model`` against ``candidate`` (default: itself, A/A), each with its
+        own fresh rounds."""
         results = []
         for i in range(runs):
-            self.progress(f"A/A run {i + 1}/{runs}")
-            results.append(self.gate(model, model, rules, config))
+            self.progress(f"{what} run {i + 1}/{runs}")
+            results.append(self.gate(model, candidate or model, rules, config))
         return results

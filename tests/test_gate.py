@@ -21,7 +21,7 @@ from greenbench.gate import (
     parse_floor,
     rules,
 )
-from greenbench.gate_calibration import calibration, clopper_pearson
+from greenbench.gate_calibration import calibration, clopper_pearson, detection
 from greenbench.measure.protocol import Block, rotation
 
 SOURCE = "estimate:cpu-time×4W/core"
@@ -303,3 +303,15 @@ def test_reports_print_the_effective_threshold_tau_and_the_level() -> None:
     cal_doc = {**doc, "model": {"spec": "m.onnx"}, "runs": [{"rounds": 4, "wall_s": 1.0}] * 3}
     cal = render_calibration(cal_doc, calibration(runs), runs)
     assert "false alarms (A/A regressed): 0/3 (0%, 95 % CI 0%–71%, Clopper–Pearson)" in cal
+
+
+def test_detection_counts_gates_against_a_known_slowdown() -> None:
+    slow = [
+        decide(synthetic_blocks(1.2, seed=s), "reference", ["candidate"], rules(), CONFIG) for s in range(3)
+    ]
+    found = detection(slow, 20.0)
+    assert (found.runs, found.detected, found.injected_pct) == (3, 3, 20.0) and found.rate == 1.0
+    low, high = found.ci
+    assert high == 1.0 and 0.25 < low < 0.35  # 3 of 3: the exact interval still reaches down to 29 %
+    summary = calibration(slow[:1], found)
+    assert summary.to_dict()["detection"]["detected"] == 3 and summary.detection is found

@@ -234,22 +234,40 @@ def _measure(
         sides = [side_of(spec, prepared, suites) for spec in specs]
         if args.calibrate:
             model = sides[0] if sides else _workload(workdir, settings)
-            return _calibrate(args, session, model, metric_rules, config, device, logdir)
+            heavier = None if sides else _heavier_workload(workdir, settings, metric_rules)
+            return _calibrate(args, session, model, metric_rules, config, device, logdir, heavier)
         result = session.gate(sides[0], sides[1], metric_rules, config)
     return _report(args, sides, result, settings, device, logdir)
 
 
-def _workload(workdir: Path, settings: GateSettings) -> Side:
-    """The built-in calibration model: a small ONNX conv stack at the chosen image size and batch."""
+def _workload(workdir: Path, settings: GateSettings, extra_layers: int = 0) -> Side:
+    """The built-in calibration model: a small ONNX conv stack at the chosen image size and batch
+    (``extra_layers`` more identical layers: a heavier copy whose extra work is known)."""
     from greenbench.gate_session import Side
     from greenbench.measure.workload import conv_stack
     from greenbench.runtimes.base import Artifact
 
-    name = f"conv_stack{CALIBRATION_LAYERS}-{settings.imgsz}px-b{settings.batch}.onnx"
-    path = conv_stack(
-        workdir.resolve() / "gate-workload" / name, CALIBRATION_LAYERS, settings.imgsz, settings.batch
-    )
+    layers = CALIBRATION_LAYERS + extra_layers
+    name = f"conv_stack{layers}-{settings.imgsz}px-b{settings.batch}.onnx"
+    path = conv_stack(workdir.resolve() / "gate-workload" / name, layers, settings.imgsz, settings.batch)
     return Side(f"built-in workload ({name})", Artifact("onnx", str(path)), "onnxruntime")
+
+
+def _heavier_workload(
+    workdir: Path, settings: GateSettings, metric_rules: tuple[MetricRule, ...]
+) -> tuple[Side, float] | None:
+    """The built-in workload with the fewest extra layers that add at least twice the latency
+    threshold in work, and that work in %; None when latency is not gated."""
+    from greenbench.measure.workload import extra_work
+
+    latency = next((r for r in metric_rules if r.metric == "latency_ms"), None)
+    if latency is None or latency.check is None:
+        return None
+    target = 1 + 2 * max(latency.check.threshold, 1.0) / 100
+    extra = 1
+    while extra_work(CALIBRATION_LAYERS, extra) < target:
+        extra += 1
+    return _workload(workdir, settings, extra), (extra_work(CALIBRATION_LAYERS, extra) - 1) * 100
 
 
 def _outcome(outcome: str, inconclusive_passes: bool) -> int:
@@ -324,14 +342,22 @@ def _calibrate(
     config: Any,
     device: dict[str, Any],
     logdir: Path,
+    heavier: tuple[Side, float] | None = None,
 ) -> int:
-    from greenbench.gate_calibration import calibration
+    """A/A runs of ``model``; with ``heavier`` (the built-in workload's heavier copy and its
+    extra work in %), as many runs against it, counted as the detection rate."""
+    from greenbench.gate_calibration import calibration, detection
     from greenbench.report.gate_report import GATE_SCHEMA_VERSION, dumps, render_calibration
 
     started = time.monotonic()
     results = session.calibrate(model, args.runs, metric_rules, config)
     verdicts = [r.verdict for r in results]
-    summary = calibration(verdicts)
+    found = None
+    if heavier is not None:
+        side, pct = heavier
+        injected = session.calibrate(model, args.runs, metric_rules, config, side, f"+{pct:.1f} % work")
+        found = detection([r.verdict for r in injected], pct)
+    summary = calibration(verdicts, found)
     doc = {
         "schema_version": GATE_SCHEMA_VERSION,
         "mode": "calibrate",

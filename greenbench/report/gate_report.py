@@ -209,11 +209,25 @@ def render_calibration(doc: dict[str, Any], summary: Calibration, verdicts: Sequ
     ]
     heads = ["metric", "threshold", "A/A Δ range", "A/A passes above", "CI half-width (median)", "(widest)"]
     lines += ["", tabulate(table, headers=heads, disable_numparse=True), ""]
+    found = summary.detection
+    if found is not None:
+        low, high = found.ci
+        lines.append(
+            f"detection of an injected +{found.injected_pct:.1f} % (a heavier copy of the graph, extra work "
+            f"known by construction): regressed {found.detected}/{found.runs} ({found.rate:.0%}, 95 % CI "
+            f"{low:.0%}–{high:.0%}, Clopper–Pearson); inconclusive {found.inconclusive}/{found.runs}; "
+            f"pass {found.passed}/{found.runs}"
+        )
+    else:
+        lines.append(
+            "detection: not measured for a model of yours (a heavier copy of an arbitrary graph has "
+            "no known extra work); run --calibrate without MODEL, or benchmarks/gate_aab.py"
+        )
+    lines.append("")
     lines.append(
         "A threshold below 'A/A passes above' leaves A/A runs inconclusive. A true regression is "
         "called only once its interval clears the threshold: about threshold + the CI half-width "
-        "is needed to be caught in half of the runs, more to be caught in nearly all (these are "
-        "A/A spreads, not a tested detection rate: run benchmarks/gate_aab.py for that; more "
-        "rounds narrow the interval)."
+        "is needed to be caught in half of the runs, more in nearly all; more rounds narrow the "
+        "interval."
     )
     return "\n".join(_plain(line) if "\n" not in line else line for line in lines)
