@@ -188,7 +188,13 @@ class Runner:
         return (spec.name, dict(spec.options)) if spec is not None else (default_runtime(kind), {})
 
     def _key(self, name: str) -> str:
+        """The resume (and cache-folder) key of variant ``name``: its config, its lineage's and
+        the dataset's fingerprint. The one place the key is worked out."""
         return variant_key(self.suite, name, self.dataset.fingerprint)
+
+    def _stored_ok(self, name: str) -> RunRecord | None:
+        """The newest ok record of ``name`` under its key on this run's device, if any."""
+        return self.store.latest(self.suite.name, self._key(name), self.device["device_id"], variant=name)
 
     def _prepare_variant(self, name: str) -> Prepared:
         """Run the variant's stages (cached ones are reused) and evaluate the result once."""
@@ -424,10 +430,10 @@ class Runner:
         for kept in store_pending(self.store, self.workdir / "pending"):  # measured, never stored
             opt.progress(f"{kept.variant}: stored its {kept.status} record kept from run {kept.run_id}")
         data = dataset_ref(suite)  # walked once: resume keys and staging both use it
+        self.dataset = data  # its fingerprint keys resume; _prepare stages it (same fingerprint)
         todo = []
         for name in suite.order():
-            key = variant_key(suite, name, data.fingerprint)
-            done = self.store.latest(suite.name, key, self.device["device_id"], variant=name)
+            done = self._stored_ok(name)
             if done is not None and not opt.force:
                 outcome.done[name] = "resumed"
                 opt.progress(f"{name}: already stored ok (run {done.run_id}); skipped")
@@ -458,8 +464,7 @@ class Runner:
         stored baseline is not a partner in time: it is measured again beside the variants);
         prepared again only when that file is gone."""
         base = self.suite.baseline
-        device = self.device["device_id"]
-        stored = self.store.latest(self.suite.name, self._key(base), device, variant=base)
+        stored = self._stored_ok(base)
         kept = (stored.measurement.get("artifact") or {}) if stored is not None else {}
         usable = kept.get("kind") in ("torch", "onnx") and Path(str(kept.get("path"))).is_file()
         if base not in prepared and usable:
