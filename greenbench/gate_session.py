@@ -78,14 +78,22 @@ class SideSpec:
         return self.variant is not None
 
 
+#: the task of a side given as a bare model file: ultralytics detection checkpoints are the .pt
+#: files greenbench loads without a suite
+FILE_TASK = "detect"
+
+
 @dataclass(frozen=True)
 class Side:
-    """A side resolved to the model file that is measured and the runtime that runs it."""
+    """A side resolved to the model file that is measured and the runtime that runs it. task: the
+    task whose adapter loads a checkpoint for the torch runtime (a suite side's own task; a model
+    file's: ``FILE_TASK``, the task whose adapter loads a bare checkpoint)."""
 
     text: str
     artifact: Artifact
     runtime: str
     options: dict[str, Any] = field(default_factory=dict)
+    task: str = FILE_TASK
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -226,10 +234,11 @@ def side_of(spec: SideSpec, prepared: dict[str, Artifact], suites: dict[Path, An
         artifact = Artifact(artifact_kind(spec.path), str(spec.path.resolve()))
         return Side(spec.text, artifact, default_runtime(artifact.kind))
     artifact = prepared[spec.text]
-    chosen = suites[spec.path.resolve()].variants[spec.variant].runtime
+    suite = suites[spec.path.resolve()]
+    chosen = suite.variants[spec.variant].runtime
     if chosen is None:
-        return Side(spec.text, artifact, default_runtime(artifact.kind))
-    return Side(spec.text, artifact, chosen.name, dict(chosen.options))
+        return Side(spec.text, artifact, default_runtime(artifact.kind), task=suite.task)
+    return Side(spec.text, artifact, chosen.name, dict(chosen.options), task=suite.task)
 
 
 @dataclass
@@ -253,11 +262,11 @@ class GateSession:
         self.workdir = workdir
         self.progress = progress
 
-    def _job(self, arms: tuple[jobs.ArmSpec, ...], index: int) -> jobs.RoundJob:
+    def _job(self, arms: tuple[jobs.ArmSpec, ...], index: int, task: str) -> jobs.RoundJob:
         s = self.settings
         return jobs.RoundJob(
             label=f"gate-round{index + 1}",
-            task="detect",  # the adapter that loads .pt checkpoints for the torch runtime
+            task=task,  # the adapter that loads checkpoints for the torch runtime
             workdir=str(self.workdir),
             device=s.device,
             round=index,
@@ -278,6 +287,11 @@ class GateSession:
             jobs.ArmSpec(REFERENCE, reference.artifact, reference.runtime, reference.options),
             jobs.ArmSpec(CANDIDATE, candidate.artifact, candidate.runtime, candidate.options),
         )
+        if reference.task != candidate.task:
+            raise GateUsageError(
+                f"the reference {reference.text!r} is a {reference.task} model and the candidate "
+                f"{candidate.text!r} a {candidate.task} one: gate models of one task."
+            )
 
         def announce(index: int) -> None:
             self.progress(
@@ -285,7 +299,8 @@ class GateSession:
             )
 
         got = run_rounds(
-            self.executor, lambda index: self._job(arms, index), range(first, first + count), Rounds(),
+            self.executor, lambda index: self._job(arms, index, reference.task), range(first, first + count),
+            Rounds(),
             announce, stop_at_failed_arm=True,
         )  # fmt: skip
         result.lost_rounds += got.lost_rounds

@@ -118,6 +118,16 @@ TASK_ACCURACY: dict[str, tuple[str, ...]] = {
     "classify": ("top1", "top5"),
 }
 
+#: the one accuracy a task is judged by (higher is better): the leaderboard's ranks, the device
+#: report's plots and Pareto fronts. The only place it is chosen
+HEADLINE_ACCURACY: dict[str, str] = {"detect": "map50", "classify": "top1"}
+
+
+def headline_accuracy(task: str) -> str | None:
+    """The headline accuracy metric of ``task`` (``HEADLINE_ACCURACY``), or None for an unknown task."""
+    return HEADLINE_ACCURACY.get(task)
+
+
 #: the comparison table's columns after the task's accuracy columns
 TABLE_METRICS: tuple[str, ...] = (
     "params",

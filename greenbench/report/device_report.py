@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from greenbench.metrics import METRICS, TASK_ACCURACY
+from greenbench.metrics import METRICS, TASK_ACCURACY, headline_accuracy
 from greenbench.report.pareto import pareto_mask
 from greenbench.report.plots import Point, Stage, Training
 from greenbench.report.table_notes import as_number as _num
@@ -25,7 +25,6 @@ from greenbench.report.tables import Table, build_table
 from greenbench.store import RunRecord
 
 #: the accuracy figure the plots use per task (the first of the task's table columns otherwise)
-HEADLINE_ACCURACY = {"detect": "map50", "classify": "top1"}
 
 #: fingerprint keys shown, in order (the hostname is left out: a published report need not name
 #: the machine, and the device id already identifies its hardware)
@@ -310,7 +309,7 @@ def suite_section(records: Sequence[RunRecord], suite: str, baseline: str | None
     """The section of one suite from its current records (one per variant, table order).
     ValueError for a task without table columns."""
     table = build_table(records, baseline, suite, task)
-    accuracy = HEADLINE_ACCURACY.get(task, TASK_ACCURACY.get(task, ("map50",))[0])
+    accuracy = headline_accuracy(task) or TASK_ACCURACY.get(task, ("map50",))[0]
     return SuiteSection(
         suite,
         task,

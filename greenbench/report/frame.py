@@ -24,15 +24,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from greenbench.metrics import METRICS
+from greenbench.metrics import HEADLINE_ACCURACY, METRICS
 from greenbench.report.pareto import pareto_rank
 from greenbench.store import DEFAULT_STORE, RunRecord, Store
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: the accuracy a suite's rows are ranked by, per task
-RANK_ACCURACY: dict[str, str] = {"detect": "map50", "classify": "top1"}
+#: the accuracy a suite's rows are ranked by, per task: the task's headline accuracy
+RANK_ACCURACY: dict[str, str] = HEADLINE_ACCURACY
 
 RANK_RULES: dict[str, str] = {
     "pareto": (
