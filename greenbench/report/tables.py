@@ -80,6 +80,9 @@ class Table:
     rows: list[tuple[RunRecord, list[Cell]]]
     methods: dict[str, str]  # metric name -> measured | estimated | mixed | n/a
     notes: list[str]
+    #: columns left out of Markdown and LaTeX (a net column equal to its gross one in every row);
+    #: CSV keeps its fixed columns
+    hidden: frozenset[str] = frozenset()
 
     def header(self, col: MetricDef) -> str:
         """Column header; energy columns carry their method."""
@@ -210,8 +213,31 @@ def build_table(
             "runs/processes and are not paired in time (the host's speed may have moved between "
             "them): " + _reasons(unpaired)
         )
+    hidden = _duplicate_net_columns(cols, rows)
+    if hidden:
+        heads = ", ".join(c.header for c in cols if c.name in hidden)
+        notes.append(
+            f"{heads} left out: equal to the gross figures in every row (an idle power of 0, as the "
+            f"CPU-time estimate has: it models the process' own CPU time); the CSV keeps them"
+        )
     notes += table_notes(records, baseline, base)
-    return Table(suite, baseline, task, cols, rows, methods, notes)
+    return Table(suite, baseline, task, cols, rows, methods, notes, hidden)
+
+
+def _duplicate_net_columns(
+    cols: Sequence[MetricDef], rows: list[tuple[RunRecord, list[Cell]]]
+) -> frozenset[str]:
+    """Net columns whose every value equals its gross column's (``*_net_j`` beside ``*_j``)."""
+    index = {c.name: i for i, c in enumerate(cols)}
+    out = set()
+    for name, i in index.items():
+        gross = name.replace("_net_j", "_j") if name.endswith("_net_j") else None
+        if gross is None or gross not in index:
+            continue
+        pairs = [(cells[i].value, cells[index[gross]].value) for _, cells in rows]
+        if any(net is not None for net, _ in pairs) and all(net == g for net, g in pairs):
+            out.add(name)
+    return frozenset(out)
 
 
 def format_value(col: MetricDef, value: float | None, record: RunRecord) -> str:
@@ -251,11 +277,15 @@ def format_delta(delta: Delta | None) -> str:
 def _display(table: Table) -> tuple[list[str], list[list[str]]]:
     """Headers and cell texts shared by Markdown and LaTeX (not yet escaped)."""
     recipe_heads, recipes = recipe_columns([r for r, _ in table.rows])
-    heads = ["variant", *recipe_heads] + [table.header(c) for c in table.columns]
+    heads = ["variant", *recipe_heads] + [
+        table.header(c) for c in table.columns if c.name not in table.hidden
+    ]
     body = []
     for (r, cells), recipe in zip(table.rows, recipes, strict=True):
         row = [r.variant + (" (baseline)" if r.variant == table.baseline else ""), *recipe]
         for c, (v, d) in zip(table.columns, cells, strict=True):
+            if c.name in table.hidden:
+                continue
             cell = format_value(c, v, r)
             if v is not None and c.energy and table.methods[c.name] == "mixed":
                 cell += f" [{_method(r, c) or '?'}]"  # the header cannot say which

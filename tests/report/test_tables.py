@@ -477,3 +477,18 @@ def test_cpu_time_energy_is_said_to_be_time() -> None:
     assert any("an energy Δ is the CPU-time Δ" in n for n in notes)
     records[1].metrics["energy_per_image_j"]["method"] = "measured"
     assert not any("CPU-time Δ" in n for n in build_table(records, "base", "s").notes)
+
+
+def test_a_net_column_equal_to_gross_everywhere_is_left_out_of_md_not_csv() -> None:
+    records = two()
+    for r in records:
+        r.metrics["energy_per_image_net_j"] = dict(r.metrics["energy_per_image_j"])
+    t = build_table(records, "base", "s")
+    md = render(t)
+    assert "E/img_net_mJ" not in md.split("\n\n")[0]  # not a column of the table itself
+    assert "E_train_net_kJ [estimated]" in md  # 900 J net vs 1000 J gross: kept
+    assert any(n.startswith("E/img_net_mJ left out: equal to the gross figures") for n in t.notes)
+    assert "E/img_net_mJ" in render(t, "csv").splitlines()[0]
+    # one row where they differ keeps the column
+    records[1].metrics["energy_per_image_net_j"]["value"] *= 0.5
+    assert "E/img_net_mJ [estimated]" in render(build_table(records, "base", "s")).split("\n\n")[0]
