@@ -18,7 +18,7 @@ import numpy as np
 
 from greenbench.jobs import EvaluateResult, StageDone
 from greenbench.measure.carbon import GridIntensity, co2_g
-from greenbench.measure.compare import CI_METHOD, paired_ratio, pairs, round_median, values_by_round
+from greenbench.measure.compare import paired_ratio, pairs, round_median, values_by_round
 from greenbench.measure.energy.composite import IdleBaseline
 from greenbench.measure.energy.meter import DomainEnergy, EnergyReading
 from greenbench.measure.protocol import Block
@@ -86,7 +86,8 @@ def _interval(name: str, values: list[list[float]], stat: str, **extra: Any) -> 
     pooled = np.concatenate([np.asarray(v, dtype=float) for v in values])
     q1, q3 = np.quantile(pooled, [0.25, 0.75])
     return stored(
-        name, est.value, ci_low=est.ci_low, ci_high=est.ci_high, stat=stat, ci_method=CI_METHOD,
+        name, est.value, ci_low=est.ci_low, ci_high=est.ci_high, ci_method=est.ci_method,
+        stat=stat if est.scale == "log" else stat.replace("geometric mean", "mean"),
         rounds=est.rounds, blocks=est.blocks, spread_pct=est.spread_pct, iqr=float(q3 - q1),
         noisy=bool(est.value > 0 and (q3 - q1) / est.value > NOISY_IQR_RATIO), **extra,
     )  # fmt: skip

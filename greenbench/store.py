@@ -11,7 +11,8 @@ Schema history (bump ``SCHEMA_VERSION`` and describe the change here):
   2 — interleaved measurement: ``task``, ``baseline`` and ``runtime`` on every record;
       ``deltas`` (metric -> Δ against the baseline from time-adjacent block pairs, with its CI);
       latency and energy-per-image metrics are medians of blocks over rounds of fresh processes
-      with a hierarchical-bootstrap CI; ``measurement.blocks`` keeps every block. Version-1
+      with a CI over rounds (a hierarchical bootstrap before round-level t-intervals; each
+      record's ``ci_method`` says which); ``measurement.blocks`` keeps every block. Version-1
       records stay readable (``_from_v1``): their latency is one process' samples, unpaired.
       A store is marked version 2 on its first writable open; its rows keep their own version.
       Later, same version: a ``device_peaks`` table (device id → measured peak GFLOP/s, JSON,
@@ -68,10 +69,12 @@ class RunRecord:
     variant_hash: the variant key (``greenbench.identity.variant_key``): what resume looks up.
     metrics: name → ``{"value", "unit", ...}``; energy metrics also carry ``method``
         (``measured``/``estimated``) and ``source``; latency and energy per image carry
-        ``ci_low``/``ci_high`` (hierarchical bootstrap over rounds and blocks).
+        ``ci_low``/``ci_high`` (None under 2 rounds) and ``ci_method`` (how they were made:
+        a t-interval over rounds now, a hierarchical bootstrap in older records).
     deltas: metric name → Δ against ``baseline`` from interleaved block pairs measured in the
         same processes: ``delta_pct``, ``delta_ci_low_pct``, ``delta_ci_high_pct``,
-        ``significant``, ``p_value``, ``pairs``, ``rounds``, ``rounds_disagree``,
+        ``significant``, ``pairs``, ``rounds``, ``spread_pct`` (τ, between processes),
+        ``per_round`` (older records: ``p_value``, ``rounds_disagree``),
         ``baseline_key`` (the baseline's variant key), ``run_id``. Empty for the baseline.
     stages: per stage: name, params, cached, checkpoint, energy window (gross/net J).
     measurement: raw latency samples, energy windows, idle baseline, meter choices, settings.

@@ -315,3 +315,19 @@ def test_detection_counts_gates_against_a_known_slowdown() -> None:
     assert high == 1.0 and 0.25 < low < 0.35  # 3 of 3: the exact interval still reaches down to 29 %
     summary = calibration(slow[:1], found)
     assert summary.to_dict()["detection"]["detected"] == 3 and summary.detection is found
+
+
+def test_energy_with_a_measured_part_is_gated() -> None:
+    """A GPU counter beside the CPU-time estimate is mostly measured energy: it is gated."""
+    from greenbench.measure.energy.meter import cpu_time_only
+
+    assert cpu_time_only("estimate:cpu-time×4W/core") and cpu_time_only("estimate")
+    assert not cpu_time_only("nvml:gpu0+estimate:cpu-time×4W/core") and not cpu_time_only("")
+    assert not cpu_time_only("estimated-source") and not cpu_time_only(None)
+    blocks = synthetic_blocks(1.2)
+    mixed = [
+        Block(**{**b.__dict__, "reading": {**(b.reading or {}), "source": "nvml:gpu0+estimate:cpu"}})
+        for b in blocks
+    ]
+    energy = _by_metric(mixed)["energy_per_image_j"]
+    assert energy.outcome == "regressed" and energy.method == "estimated"  # type: ignore[attr-defined]

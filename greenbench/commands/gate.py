@@ -323,6 +323,12 @@ def _report(
     print(dumps(doc) if args.json else render_text(doc, result.verdict))
     if args.markdown:
         _append(args.markdown, render_markdown(doc, result.verdict))
+    if not any(m.outcome != "not gated" for m in result.verdict.metrics):
+        print(
+            "greenbench gate: warning: no metric was gated (each is off, or energy is the CPU-time "
+            "estimate that latency already covers): this pass decides nothing; gate latency.",
+            file=sys.stderr,
+        )
     if result.verdict.outcome == "inconclusive":
         fate = "passing (--inconclusive-passes)" if args.inconclusive_passes else "exit 3"
         print(
@@ -378,6 +384,13 @@ def _calibrate(
         "logs": str(logdir),
         "exit_code": EXIT_PASS,
     }
+    if heavier is None:
+        doc["detection_skipped"] = (
+            "latency is not gated (--fail latency:off)"
+            if model.text.startswith("built-in workload")
+            else "a heavier copy of a model of yours has no known extra work; run --calibrate without "
+            "MODEL, or benchmarks/gate_aab.py"
+        )
     text = render_calibration(doc, summary, verdicts)
     print(dumps(doc) if args.json else text)
     if args.markdown:

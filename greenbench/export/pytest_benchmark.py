@@ -17,11 +17,11 @@ The layout is what pytest-benchmark 5.x writes with ``--benchmark-json`` (its
   forward pass of the measured batch (``extra_info["images_per_call"]`` images); ``rounds`` is
   the number of calls and ``iterations`` is 1. ``data`` holds the samples (for ``--histogram``).
 - ``extra_info`` says the same (``unit``, ``stats_from``) and keeps what pytest-benchmark has no
-  field for: greenbench's own latency figure (the median of block medians with its hierarchical
-  bootstrap CI, which differs slightly from the pooled median by design), energy per image
-  (gross and net, J, with ``energy_method`` ``measured``/``estimated`` and its source), CO2 per
-  1000 images, the Δ against the baseline, and the record's identity (suite, variant exactly as
-  stored, runtime, device id, run id, variant key, suite hash).
+  field for: greenbench's own latency figure (per round the median block, over rounds their
+  geometric mean with a t-interval, which differs slightly from the pooled median by design),
+  energy per image (gross and net, J, with ``energy_method`` ``measured``/``estimated`` and its
+  source), CO2 per 1000 images, the Δ against the baseline, and the record's identity (suite,
+  variant exactly as stored, runtime, device id, run id, variant key, suite hash).
 - Names that pytest-benchmark prints (``name``, ``fullname``, ``group``, ``param``) have control
   characters, line breaks and bidi controls folded to spaces, so that no stored name can drive the
   terminal of whoever runs ``compare``; ``extra_info`` keeps them exactly.

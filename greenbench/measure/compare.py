@@ -40,6 +40,8 @@ from greenbench.measure.protocol import Block
 #: the fewest rounds (fresh processes) an interval is made from
 MIN_ROUNDS_FOR_CI = 2
 CI_METHOD = "95 % t-interval over processes (rounds): one median per round, log scale, R − 1 df"
+#: the same where a round's figure is not positive (net energy in noise): the linear scale
+CI_METHOD_LINEAR = "95 % t-interval over processes (rounds): one median per round, linear scale, R − 1 df"
 
 Scale = Literal["log", "linear"]
 
@@ -118,6 +120,12 @@ class Estimate:
     blocks: int
     confidence: float
     spread_pct: float | None = None
+    scale: Scale = "log"
+
+    @property
+    def ci_method(self) -> str:
+        """How the CI was made, in words."""
+        return CI_METHOD if self.scale == "log" else CI_METHOD_LINEAR
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -169,7 +177,7 @@ def round_median(values_by_round: Sequence[Sequence[float]], confidence: float =
     groups = _groups(values_by_round)
     ri = round_interval([float(np.median(g)) for g in groups], confidence)
     blocks = sum(int(g.size) for g in groups)
-    return Estimate(ri.value, ri.ci_low, ri.ci_high, ri.rounds, blocks, confidence, ri.spread_pct)
+    return Estimate(ri.value, ri.ci_low, ri.ci_high, ri.rounds, blocks, confidence, ri.spread_pct, ri.scale)
 
 
 def _pct(ratio: float | None) -> float | None:

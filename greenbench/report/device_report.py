@@ -24,8 +24,6 @@ from greenbench.report.table_notes import as_number as _num
 from greenbench.report.tables import Table, build_table
 from greenbench.store import RunRecord
 
-#: the accuracy figure the plots use per task (the first of the task's table columns otherwise)
-
 #: fingerprint keys shown, in order (the hostname is left out: a published report need not name
 #: the machine, and the device id already identifies its hardware)
 FINGERPRINT_KEYS = (

@@ -411,8 +411,11 @@ CPU_TIME_CAVEAT = (
 
 
 def _cpu_time_caveat(group: list[dict[str, Any]]) -> str:
-    methods = {g["energy_method"] for g in group if g.get("energy_j_per_image") is not None}
-    return CPU_TIME_CAVEAT if methods == {"estimated"} else ""
+    from greenbench.measure.energy.meter import cpu_time_only
+
+    rated = [g for g in group if g.get("energy_j_per_image") is not None]
+    only = rated and all(cpu_time_only(g.get("energy_source")) for g in rated)
+    return CPU_TIME_CAVEAT if only else ""
 
 
 def rank_rows(rows: list[dict[str, Any]], rule: str = "pareto") -> list[dict[str, Any]]:

@@ -202,8 +202,8 @@ def render_calibration(doc: dict[str, Any], summary: Calibration, verdicts: Sequ
             "off" if m.threshold_pct is None else f"+{m.threshold_pct:g} %",
             f"{_f(m.delta_low_pct)} .. {_f(m.delta_high_pct)}",
             _f(m.pass_threshold_pct),
-            _f(m.detectable_pct),
-            _f(m.detectable_median_pct),
+            _f(m.detectable_median_pct, ".2f"),
+            _f(m.detectable_pct, ".2f"),
         ]
         for m in summary.metrics
     ]
@@ -218,11 +218,8 @@ def render_calibration(doc: dict[str, Any], summary: Calibration, verdicts: Sequ
             f"{low:.0%}–{high:.0%}, Clopper–Pearson); inconclusive {found.inconclusive}/{found.runs}; "
             f"pass {found.passed}/{found.runs}"
         )
-    else:
-        lines.append(
-            "detection: not measured for a model of yours (a heavier copy of an arbitrary graph has "
-            "no known extra work); run --calibrate without MODEL, or benchmarks/gate_aab.py"
-        )
+    elif doc.get("detection_skipped"):
+        lines.append(f"detection: not measured ({doc['detection_skipped']})")
     lines.append("")
     lines.append(
         "A threshold below 'A/A passes above' leaves A/A runs inconclusive. A true regression is "

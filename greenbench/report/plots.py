@@ -221,7 +221,9 @@ def accuracy_vs_energy(points: Sequence[Point], accuracy_name: str = "mAP50", ti
                 0.99, 0.01, "hollow markers: ESTIMATED energy (a model, not a hardware counter)",
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color=ESTIMATED,
             )  # fmt: skip
-        if all(p.energy_method == "estimated" for p in shown):
+        from greenbench.measure.energy.meter import cpu_time_only
+
+        if all(cpu_time_only(p.energy_source) for p in shown):
             # CPU time × W/core: this axis, and the front on it, rank CPU time, not energy
             ax.set_xlabel("inference energy per image, gross (mJ): CPU-time model (CPU s × W/core)")
         else:

@@ -183,7 +183,9 @@ def _cpu_time_energy_note(ok: Sequence[RunRecord]) -> str | None:
     found = [m for m in readings if isinstance(m, dict)]
     if not found or any(m.get("method") != "estimated" for m in found):
         return None
-    if not all(str(m.get("source", "")).startswith("estimate:") for m in found):
+    from greenbench.measure.energy.meter import cpu_time_only
+
+    if not all(cpu_time_only(str(m.get("source", ""))) for m in found):
         return None
     return (
         "every energy figure here is estimated as process CPU time × W/core: an energy Δ is the "

@@ -217,8 +217,9 @@ def build_table(
     if hidden:
         heads = ", ".join(c.header for c in cols if c.name in hidden)
         notes.append(
-            f"{heads} left out: equal to the gross figures in every row (an idle power of 0, as the "
-            f"CPU-time estimate has: it models the process' own CPU time); the CSV keeps them"
+            f"{heads} left out: equal to the gross figures in every row (an idle power of 0: the "
+            f"CPU-time estimate models only the process' own CPU time, or the idle baseline was "
+            f"skipped); the CSV keeps them"
         )
     notes += table_notes(records, baseline, base)
     return Table(suite, baseline, task, cols, rows, methods, notes, hidden)

@@ -216,3 +216,9 @@ def test_pairs_and_values_by_round_select_and_order() -> None:
         pairs(blocks, "a", "b", field="latency")
     with pytest.raises(ValueError, match="two blocks"):
         pairs([*blocks, _block("a", 0, 0, 1, 0.5, 11.0)], "a", "b")
+
+
+def test_the_linear_fallback_says_so() -> None:
+    est = round_median([[0.5, 0.6], [-0.1, 0.0], [0.3]])
+    assert est.scale == "linear" and "linear scale" in est.ci_method
+    assert round_median([[1.0], [2.0]]).ci_method.endswith("log scale, R − 1 df")

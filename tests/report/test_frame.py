@@ -193,6 +193,6 @@ def test_public_entry_point_and_missing_store(tmp_path: Path) -> None:
 
 def test_a_measured_energy_figure_lifts_the_cpu_time_caveat(tmp_path: Path) -> None:
     records = known()
-    records[0].metrics["energy_per_image_j"]["method"] = "measured"
+    records[0].metrics["energy_per_image_j"].update(method="measured", source="rapl:package-0")
     frame = load_results(make_store(tmp_path / "m.db", records))
     assert (frame["rank_rule"] == RANK_RULES["pareto"]).all()

@@ -200,3 +200,11 @@ class PollerThread:
         """Stop the loop and wait for the thread to end."""
         self._stop.set()
         self._thread.join()
+
+
+def cpu_time_only(source: str | None) -> bool:
+    """Whether every meter behind an energy figure is the CPU-time estimate (source ``estimate`` or
+    ``estimate:…``), so that its Δ is the CPU-time Δ. A GPU counter beside it
+    (``nvml:…+estimate:…``) is not."""
+    parts = [s for s in (source or "").split("+") if s]
+    return bool(parts) and all(s == "estimate" or s.startswith("estimate:") for s in parts)
