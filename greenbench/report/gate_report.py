@@ -132,8 +132,8 @@ def render_text(doc: dict[str, Any], verdict: Verdict) -> str:
 def _method_line(verdict: Verdict) -> str:
     return (
         f"CI: t-interval over rounds (one median pair ratio per fresh process, log scale), each at "
-        f"{verdict.interval_confidence * 100:.3g} % so that all gated ones hold together at "
-        f"{verdict.confidence * 100:.3g} %; τ: the SD of the rounds' log ratios (between-process spread)"
+        f"{verdict.interval_confidence * 100:.3g} % so that at one look all gated ones hold together "
+        f"at {verdict.confidence * 100:.3g} %; τ: the SD of the rounds' log ratios (between-process spread)"
     )
 
 
