@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from greenbench.errors import GreenbenchError
 from greenbench.manifest import Loc, Problem, one_line
-from greenbench.pipeline import STAGES, get_stage
+from greenbench.pipeline import get_stage, registered
 
 if TYPE_CHECKING:
     from greenbench.suite import Suite
 
-DEFAULT_IMGSZ = 640  # ultralytics' default when defaults.imgsz is unset
+DEFAULT_IMGSZ = 640  # the image size when defaults.imgsz is unset (the detection task's default)
 _WHAT = {"torch": "a torch checkpoint", "onnx": "an ONNX model"}
 
 
@@ -69,6 +69,7 @@ def check_lineage_kinds(suite: Suite) -> tuple[dict[str, str], list[Problem]]:
     does not read (reported at the variant that lists the stage). Needs a sound graph."""
     kinds: dict[str, str] = {}
     problems = []
+    known = registered(suite.task)
     for name in suite.order():
         spec = suite.variants[name]
         if spec.from_ is not None:
@@ -78,9 +79,9 @@ def check_lineage_kinds(suite: Suite) -> tuple[dict[str, str], list[Problem]]:
             kind = "onnx" if Path(model).suffix.lower() == ".onnx" else "torch"
             source = f"the model {Path(model).name!r}"
         for i, stage in enumerate(spec.stages):
-            if stage.name not in STAGES:
+            if stage.name not in known:
                 continue  # reported by the stage checks
-            cls = get_stage(stage.name)
+            cls = get_stage(stage.name, suite.task)
             accepts: tuple[str, ...] = getattr(cls, "accepts", ("torch",))
             if kind not in accepts:
                 problems.append(

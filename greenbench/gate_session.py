@@ -78,7 +78,7 @@ class SideSpec:
         return self.variant is not None
 
 
-#: the task of a side given as a bare model file: ultralytics detection checkpoints are the .pt
+#: the task of a side given as a bare model file: the detection task's checkpoints are the .pt
 #: files greenbench loads without a suite
 FILE_TASK = "detect"
 
@@ -107,7 +107,7 @@ class Side:
 
 
 _PICKLE = (
-    "{path!r} is an ultralytics checkpoint, a Python pickle: loading it runs code from the file. If you "
+    "{path!r} is a torch checkpoint, a Python pickle: loading it runs code from the file. If you "
     "trust it, pass --allow-pickle; otherwise gate an ONNX export of it (.onnx) instead."
 )
 

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from greenbench.dataset_ref import DatasetRef
-    from greenbench.datasets import SynthSpec
+    from greenbench.tasks.base import DatasetRef, Synthetic
 
 
 class Suite(Protocol):
@@ -124,25 +123,27 @@ def stage_plan(suite: Suite, variant: str, workdir: Path, data_key: str) -> list
     return plan
 
 
-def synth_spec(suite: Suite) -> SynthSpec:
-    """The generator spec of a ``synthetic:`` dataset."""
-    from greenbench.datasets import SynthSpec
+def synthetic(suite: Suite) -> Synthetic:
+    """The generator spec of a ``synthetic:`` dataset (class names from it or ``dataset.names``)."""
+    from greenbench.tasks.base import Synthetic
 
     s = suite.dataset.synthetic
     assert s is not None
     names = s.names or suite.dataset.names or ()
-    return SynthSpec(classes=s.classes, images=s.images, imgsz=s.imgsz, seed=s.seed, names=tuple(names))
+    return Synthetic(classes=s.classes, images=s.images, imgsz=s.imgsz, seed=s.seed, names=tuple(names))
 
 
 def dataset_ref(suite: Suite) -> DatasetRef:
-    """The suite's data, identified without generating anything: the generator spec for
-    ``synthetic:`` (its data.yaml is not known yet), the checked user data.yaml otherwise (its
-    content fingerprint: label bytes, image names and sizes), reusing the walk ``load_suite``
-    made when it checked the suite."""
-    from greenbench.dataset_ref import DatasetRef, check_dataset
+    """The suite's data, identified without generating anything: the task's fingerprint of the
+    generator spec for ``synthetic:`` (its file is not written yet), the checked user dataset
+    otherwise (its content fingerprint), reusing the walk ``load_suite`` made when it checked
+    the suite."""
+    from greenbench.tasks import task_class
+    from greenbench.tasks.base import DatasetRef
 
+    task = task_class(suite.task)
     if suite.dataset.synthetic is not None:
-        return DatasetRef(Path(), "test", "synth-" + synth_spec(suite).key())
+        return DatasetRef(Path(), "test", task.synthetic_fingerprint(synthetic(suite)))
     assert suite.dataset.path is not None
     checked = suite.checked_data()  # load_suite walked it already: once per run is enough
-    return checked if checked is not None else check_dataset(Path(suite.dataset.path))
+    return checked if checked is not None else task.check_dataset(Path(suite.dataset.path))

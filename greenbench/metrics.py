@@ -3,12 +3,15 @@
 A record stores a metric as ``{"value", "unit", ...}`` in the unit named here; tables, reports
 and gates look the metric up here for its display header, scale, decimals and direction instead
 of hard-coding them. Adding a figure is one entry here (and, for the comparison table, one name
-in ``TABLE_METRICS`` or ``TASK_ACCURACY``).
+in ``TABLE_METRICS``); a task's accuracy metrics, its table columns and its headline metric
+come from the task (``greenbench.tasks.base.Task``: ``metrics``, ``table_accuracy``,
+``headline``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 Kind = Literal["accuracy", "complexity", "latency", "energy", "carbon"]
@@ -52,7 +55,8 @@ def _defs(*defs: MetricDef) -> dict[str, MetricDef]:
     return out
 
 
-def _accuracy(name: str, header: str, description: str) -> MetricDef:
+def accuracy_metric(name: str, header: str, description: str) -> MetricDef:
+    """An accuracy metric as a task declares it: a fraction in [0, 1], higher is better."""
     return MetricDef(name, "fraction", description, True, header, digits=3, kind="accuracy")
 
 
@@ -64,15 +68,8 @@ def _carbon(name: str, header: str, description: str) -> MetricDef:
     return MetricDef(name, "g", description, False, header, digits=3, kind="carbon", energy=True)
 
 
-METRICS: dict[str, MetricDef] = _defs(
-    # accuracy: detection
-    _accuracy("precision", "P", "detection precision on the evaluation split"),
-    _accuracy("recall", "R", "detection recall on the evaluation split"),
-    _accuracy("map50", "mAP50", "detection mean average precision at IoU 0.5"),
-    _accuracy("map50_95", "mAP50-95", "detection mean average precision over IoU 0.5:0.95"),
-    # accuracy: classification (planned task)
-    _accuracy("top1", "top1", "classification top-1 accuracy on the evaluation split"),
-    _accuracy("top5", "top5", "classification top-5 accuracy on the evaluation split"),
+#: the figures every task has (accuracy metrics come from the tasks: ``all_metrics``)
+CORE_METRICS: dict[str, MetricDef] = _defs(
     # complexity
     MetricDef("params", "count", "parameters of the fused inference model", False, "params_M", 1e-6, 3),
     MetricDef("gmacs", "GMAC", "multiply-accumulates of one forward pass, 10^9", False, "GMACs", digits=2),
@@ -112,20 +109,37 @@ METRICS: dict[str, MetricDef] = _defs(
     ),
 )  # fmt: skip
 
-#: a task's accuracy columns in the comparison table
-TASK_ACCURACY: dict[str, tuple[str, ...]] = {
-    "detect": ("precision", "map50"),
-    "classify": ("top1", "top5"),
-}
-
-#: the one accuracy a task is judged by (higher is better): the leaderboard's ranks, the device
-#: report's plots and Pareto fronts. The only place it is chosen
-HEADLINE_ACCURACY: dict[str, str] = {"detect": "map50", "classify": "top1"}
-
 
 def headline_accuracy(task: str) -> str | None:
-    """The headline accuracy metric of ``task`` (``HEADLINE_ACCURACY``), or None for an unknown task."""
-    return HEADLINE_ACCURACY.get(task)
+    """The headline accuracy metric of ``task`` (the task's ``headline``), or None for a task
+    not installed here (a record from another machine's plugin)."""
+    cls = _task(task)
+    return cls.headline if cls is not None else None
+
+
+def _task(task: str) -> Any:
+    from greenbench.errors import GreenbenchError
+    from greenbench.tasks import task_class
+
+    try:
+        return task_class(task)
+    except GreenbenchError:
+        return None
+
+
+@cache
+def all_metrics() -> dict[str, MetricDef]:
+    """``CORE_METRICS`` and every installed task's accuracy metrics (a name two tasks share must
+    be the same definition)."""
+    from greenbench.tasks import task_names
+
+    out = dict(CORE_METRICS)
+    for name in task_names():
+        cls = _task(name)
+        for d in cls.metrics if cls is not None else ():
+            if out.setdefault(d.name, d) != d:
+                raise ValueError(f"metric {d.name!r} of task {name!r} clashes with another definition")
+    return out
 
 
 #: the comparison table's columns after the task's accuracy columns
@@ -145,20 +159,32 @@ TABLE_METRICS: tuple[str, ...] = (
 
 def get_metric(name: str) -> MetricDef:
     """The registered metric ``name``; KeyError naming the known ones otherwise."""
+    known = all_metrics()
     try:
-        return METRICS[name]
+        return known[name]
     except KeyError:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(known)}") from None
 
 
 def table_metrics(task: str) -> list[MetricDef]:
     """The comparison table's columns for ``task``, in order; ValueError for an unknown task."""
-    if task not in TASK_ACCURACY:
-        raise ValueError(f"no table columns for task {task!r}; known tasks: {', '.join(TASK_ACCURACY)}")
-    return [METRICS[name] for name in (*TASK_ACCURACY[task], *TABLE_METRICS)]
+    cls = _task(task)
+    if cls is None:
+        from greenbench.tasks import task_names
+
+        raise ValueError(f"no table columns for task {task!r}; installed tasks: {', '.join(task_names())}")
+    known = all_metrics()
+    return [known[name] for name in (*cls.table_accuracy, *TABLE_METRICS)]
 
 
 def stored(name: str, value: float | int | None, **extra: Any) -> dict[str, Any]:
     """Metric ``name`` as a record stores it: the value and the registry's unit, kept apart
     (rendered together only at the edge), plus ``extra`` facts (CI, method, source, …)."""
     return {"value": value, "unit": get_metric(name).unit, **extra}
+
+
+def __getattr__(name: str) -> Any:
+    """``METRICS``: every metric, core and the installed tasks' (``all_metrics``), built on first use."""
+    if name == "METRICS":
+        return all_metrics()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

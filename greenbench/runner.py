@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from greenbench import jobs
-from greenbench.dataset_ref import DatasetRef, staged_copy
-from greenbench.datasets import cached_synth
 from greenbench.errors import GreenbenchError, clean_message
 from greenbench.executors.base import Executor, Outcome
 from greenbench.executors.local import DEFAULT_STALL_S
 from greenbench.executors.rounds import Rounds, run_rounds
-from greenbench.identity import dataset_ref, stage_plan, synth_spec, variant_key
+from greenbench.identity import dataset_ref, stage_plan, synthetic, variant_key
 from greenbench.lock import other_runs
 from greenbench.measure.carbon import GridIntensity, grid_intensity
 from greenbench.measure.device import fingerprint, git_commit
@@ -35,11 +33,13 @@ from greenbench.runtimes import default_runtime
 from greenbench.runtimes.base import SUFFIXES, ArtifactKind, artifact_kind, runtime_label
 from greenbench.store import RunRecord, Store, store_pending, store_record
 from greenbench.suite import Suite
+from greenbench.tasks import task_class
+from greenbench.tasks.base import DatasetRef
 
 
 @dataclass
 class RunOptions:
-    """How to run a suite. ``workdir``: artifacts, logs, datasets and ultralytics files.
+    """How to run a suite. ``workdir``: artifacts, logs, datasets and the task's framework files.
     ``executor``: where jobs run, built; else ``executor_name`` names one in the registry
     (``greenbench.executors``; default ``local``: fresh local processes)."""
 
@@ -80,11 +80,12 @@ def _now() -> str:
 
 
 def resolve_dataset(suite: Suite, workdir: Path, ref: DatasetRef) -> DatasetRef:
-    """``ref`` (from ``identity.dataset_ref``) made usable by workers: synthetic data generated
-    once into the cache, user data staged under ``workdir``."""
+    """``ref`` (from ``identity.dataset_ref``) made usable by workers, by the suite's task:
+    synthetic data generated once into the cache, user data staged under ``workdir``."""
+    task = task_class(suite.task)
     if suite.dataset.synthetic is not None:
-        return DatasetRef(cached_synth(workdir / "datasets", synth_spec(suite)), "test", ref.fingerprint)
-    return dataclasses.replace(ref, data_yaml=staged_copy(ref, workdir))  # keeps what was left out
+        return DatasetRef(task.synthesize(workdir / "datasets", synthetic(suite)), "test", ref.fingerprint)
+    return dataclasses.replace(ref, data_yaml=task.stage_dataset(ref, workdir))  # keeps what was left out
 
 
 def check_device(device: str, suite_path: Path) -> None:
@@ -104,8 +105,8 @@ def check_device(device: str, suite_path: Path) -> None:
 
 
 def _one_line(error: BaseException) -> str:
-    """A stored error: one line (ultralytics' messages span lines; tables render errors in notes),
-    without terminal escapes (ultralytics colours its messages), at most 1000 characters."""
+    """A stored error: one line (a framework's messages may span lines; tables render errors in
+    notes), without terminal escapes (frameworks colour their messages), at most 1000 characters."""
     if isinstance(error, GreenbenchError):
         text = str(error)
     else:

@@ -29,7 +29,7 @@ SMOKE_CALIBRATION_IMAGES = 8
 SMOKE_PROTOCOL = {"rounds": 2, "blocks": 2, "min_calls": 2}
 SMOKE_ENERGY = {"idle_s": 0.5, "min_window_s": 0.05}
 SMOKE_CLASSES = 3  # when the suite names no classes
-SMOKE_MAX_CLASSES = 96  # datasets.MAX_CLASSES
+SMOKE_MAX_CLASSES = 96  # the suite schema's limit on synthetic classes
 #: stage parameters a smoke run caps (name -> cap)
 _CAPPED = {"epochs": SMOKE_EPOCHS, "batch": SMOKE_BATCH, "calibration_images": SMOKE_CALIBRATION_IMAGES}
 
@@ -64,7 +64,7 @@ def apply_overrides(data: Any, overrides: Overrides, base: Path) -> Applied:
     if overrides.data is not None:
         if not overrides.data.expanduser().is_file():
             raise SuiteError(
-                f"--data {overrides.data}: no such file; pass the dataset's data.yaml (YOLO format)."
+                f"--data {overrides.data}: no such file; pass the dataset file of the suite's task."
             )
         names = _names(data)
         data["dataset"] = {"path": str(overrides.data.expanduser().resolve())}

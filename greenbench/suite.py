@@ -45,7 +45,7 @@ MAX_TEXT = 10_000  # characters of a description
 MAX_INPUT_BYTES = 4 * 2**30  # one latency input batch (float32); more is a typo, not a benchmark
 MAX_SYNTHETIC_BYTES = 8 * 2**30  # raw pixels of a synthetic dataset
 MAX_SYNTHETIC_CLASSES = 96  # datasets.MAX_CLASSES (8 shapes × 12 hue bands); not imported: numpy, PIL
-MAX_ARGS = 200  # training arguments in defaults or one stage (ultralytics has about 120)
+MAX_ARGS = 200  # training arguments in defaults or one stage (the detection task's framework has about 120)
 MAX_VARIANTS = 256  # variants of one suite (the cycle check is quadratic in a 'from' chain)
 _LOADER_FIELDS = ("path", "source_hash")  # Suite fields set by load_suite, never by the YAML
 _DETAILED = 100  # pydantic errors phrased in full (each may run difflib for a "did you mean")
@@ -105,7 +105,7 @@ class _Manifest(BaseModel):
 
 
 class SyntheticData(_Manifest):
-    """A generated toy detection dataset (coloured shapes), split 8:1:1 into train/val/test."""
+    """A generated dataset the task makes (detection: coloured shapes), split by the task."""
 
     classes: int = Field(default=3, ge=1, le=MAX_SYNTHETIC_CLASSES)
     images: int = Field(default=60, ge=10, le=100_000, description="total images before the split")
@@ -132,9 +132,10 @@ class SyntheticData(_Manifest):
 
 
 class DatasetSpec(_Manifest):
-    """Exactly one of ``path`` (a YOLO data.yaml, stored absolute) or ``synthetic``.
+    """Exactly one of ``path`` (the task's dataset file, e.g. a YOLO data.yaml for detection;
+    stored absolute) or ``synthetic``.
 
-    ``names``: the class names the data must have, in order. A data.yaml with other names is an
+    ``names``: the class names the data must have, in order. Data with other names is an
     error (a model trained on the wrong dataset is not a result), and ``greenbench run --smoke``
     generates its synthetic stand-in with these names.
     """
@@ -147,7 +148,7 @@ class DatasetSpec(_Manifest):
     def _exactly_one(self) -> DatasetSpec:
         if (self.path is None) == (self.synthetic is None):
             raise fail(
-                "expected exactly one of 'path' (a YOLO data.yaml) or 'synthetic' "
+                "expected exactly one of 'path' (the dataset file of the suite's task) or 'synthetic' "
                 "(e.g. 'synthetic: {classes: 3, images: 60}')"
             )
         if self.names is not None and len(set(self.names)) != len(self.names):
@@ -325,7 +326,7 @@ class VariantSpec(_Manifest):
     )
     allow_pickle: bool = Field(
         default=False,
-        description="load a .pt from outside greenbench: ultralytics checkpoints are pickles, "
+        description="load a .pt from outside greenbench: torch checkpoints are pickles, "
         "and unpickling runs code from the file, so it needs this explicit opt-in",
     )
     runtime: RuntimeSpec | None = None
@@ -350,20 +351,17 @@ class Suite(_Manifest):
     @field_validator("task", mode="before")
     @classmethod
     def _task(cls, value: Any) -> str:
-        from greenbench.adapters import task_names
+        from greenbench.tasks import task_names, unknown_task_message
 
-        if value in task_names():
-            return str(value)
-        planned = "task 'classify' is planned but not yet supported"
-        if value == "classify":
-            raise fail(f"{planned}; expected one of: {', '.join(task_names())}")
-        raise fail(f"expected one of: {', '.join(task_names())} ({planned}), got {show(value)}")
+        if isinstance(value, str) and value in task_names():
+            return value
+        raise fail(f"{unknown_task_message(value)}; got {show(value)}")
 
     @field_validator("variants")
     @classmethod
     def _not_empty(cls, value: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
         if not value:
-            raise fail("expected at least one variant, e.g. 'base: {model: yolov8n.yaml}'")
+            raise fail("expected at least one variant, e.g. 'base: {model: model.yaml}'")
         return value
 
     def order(self) -> list[str]:
@@ -440,10 +438,6 @@ class Suite(_Manifest):
         not): checking walks every sample, so a run reuses it instead of walking again."""
         return self._checked_data
 
-    def remember_checked_data(self, ref: Any) -> None:
-        """Keep the ``DatasetRef`` the suite checks produced (see ``checked_data``)."""
-        self._checked_data = ref
-
     def file_ref(self, value: str | None) -> Any:
         """A local file as ``{file, sha256}`` (digested once per suite); anything else as is."""
         path = Path(value) if value else None
@@ -482,8 +476,10 @@ def load_suite(path: str | Path, overrides: Overrides | None = None) -> Suite:
         # beyond that, pydantic's own words: only five are shown, the rest are counted
         problems += [Problem(err["loc"], f"{err['msg']}.") for err in errors[_DETAILED:]]
         raise report.error(problems) from None
-    problems += check(suite, file.parent)
+    checked = check(suite, file.parent)
+    problems += checked.problems
     if problems:
         raise report.error(problems)
+    suite._checked_data = checked.data
     suite._smoke = applied.smoke
     return suite

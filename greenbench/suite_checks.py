@@ -7,64 +7,82 @@ Two rules hold for every value of a suite, checked here before anything can act 
 
 - no URL (``offline.is_url``: ``scheme:/...``, ``file://`` included): greenbench never downloads;
 - nothing from outside greenbench is unpickled without the variant's ``allow_pickle: true``:
-  ``model`` (.pt/.pth), ``weights`` (any suffix: ultralytics loads any as a checkpoint), and the
-  training arguments ``pretrained``/``distill_model`` (``ultra_args.PICKLE_ARGS``) in its stage
-  params. In ``defaults`` such an argument needs the opt-in of every variant whose stages use it
-  (a stage that sets the key itself does not). ``cfg`` is refused (``ultra_args.REFUSED``), and
-  ``resume``/``model`` are reserved, so no other training argument reaches ``torch.load``.
+  ``model`` (.pt/.pth), ``weights`` (any suffix: a framework may load any as a checkpoint), and
+  the training arguments the task names in ``pickle_args`` (detection: ``pretrained``,
+  ``distill_model``) in its stage params. In ``defaults`` such an argument needs the opt-in of
+  every variant whose stages use it (a stage that sets the key itself does not). The task's
+  ``check_train_args`` refuses or reserves every other argument that would reach ``torch.load``.
+
+The checks return what they found (``Checked``: problems, and the dataset they checked) and
+write nothing into the suite but the resolved (absolute) paths.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from greenbench.adapters.ultra_args import PICKLE_ARGS, builtin_model_cfg, builtin_model_names, pickle_arg
 from greenbench.artifact_checks import check_artifacts
 from greenbench.errors import GreenbenchError
 from greenbench.manifest import Loc, Problem, from_pydantic, one_line, suggest
 from greenbench.offline import is_url
 from greenbench.pipeline import get_stage, stage_names
+from greenbench.tasks import task_class
+from greenbench.tasks.base import DatasetRef, Task
 
 if TYPE_CHECKING:
     from greenbench.suite import CarbonSettings, Suite, VariantSpec
 
 
-def check(suite: Suite, base: Path) -> list[Problem]:
+@dataclass
+class Checked:
+    """What the checks found: the problems, and the dataset they checked (walking it is work a
+    run reuses instead of repeating)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    data: DatasetRef | None = None
+
+
+def check(suite: Suite, base: Path) -> Checked:
     """Checks that span keys or touch the disk; resolved paths are stored back absolute.
 
     A key whose value is a URL gets that problem alone: the checks that would look for it on
     disk, or call it a pickle, are skipped or their problems dropped.
     """
+    task = task_class(suite.task)
+    checked = Checked()
     url_problems, urls = _check_urls(suite)
     graph_problems = _check_graph(suite)
     problems = list(graph_problems)
     for name, spec in suite.variants.items():
         loc: Loc = ("variants", name)
         if spec.model is not None and (*loc, "model") not in urls:
-            spec.model, problem = _resolve_model(spec.model, base, (*loc, "model"))
+            spec.model, problem = _resolve_model(task, spec.model, base, (*loc, "model"))
             problems += [problem] if problem else []
         if spec.weights is not None and (*loc, "weights") not in urls:
             spec.weights, problem = _resolve_file(spec.weights, base, (*loc, "weights"), "weights")
             problems += [problem] if problem else []
-        problems += _check_stages(spec, loc)
+        problems += _check_stages(task, spec, loc)
     if suite.dataset.path is not None and ("dataset", "path") not in urls:
         where = ("dataset", "path")
         suite.dataset.path, problem = _resolve_file(
-            suite.dataset.path, base, where, "dataset", _dataset_fix(suite)
+            suite.dataset.path, base, where, "dataset", _dataset_fix(task, suite)
         )
         problems += [problem] if problem else []
         if problem is None:
-            problems += _check_data_yaml(suite, Path(suite.dataset.path), where)
+            found, checked.data = _check_dataset(task, suite, Path(suite.dataset.path), where)
+            problems += found
     # stage input/output kinds and runtimes (lineages are walkable only in a sound graph)
     problems += check_artifacts(suite, graph_ok=not graph_problems)
-    problems += _check_defaults(suite)
-    problems += _check_pickle_args(suite, base, urls)  # after _check_stages: params are cleaned
+    problems += _check_defaults(task, suite)
+    problems += _check_pickle_args(task, suite, base, urls)  # after _check_stages: params are cleaned
     problems += _check_carbon(suite.measure.carbon)
-    return url_problems + [p for p in problems if not any(p.loc[: len(u)] == u for u in urls)]
+    checked.problems = url_problems + [p for p in problems if not any(p.loc[: len(u)] == u for u in urls)]
+    return checked
 
 
 _URL = (
@@ -107,18 +125,17 @@ def _check_urls(suite: Suite) -> tuple[list[Problem], set[Loc]]:
     return problems, owners
 
 
-def _check_data_yaml(suite: Suite, path: Path, loc: Loc) -> list[Problem]:
-    """The data.yaml and every sample it names (``dataset_ref.check_dataset``): run would stop
-    there anyway, after the idle baseline. The checked ref is kept on the suite for the run."""
-    from greenbench.dataset_ref import check_dataset
-
+def _check_dataset(
+    task: type[Task], suite: Suite, path: Path, loc: Loc
+) -> tuple[list[Problem], DatasetRef | None]:
+    """The dataset file and every sample it names (the task's ``check_dataset``): run would
+    stop there anyway, after the idle baseline. The checked ref is returned for the run."""
     try:
-        ref = check_dataset(path)
+        ref = task.check_dataset(path)
     except GreenbenchError as e:
-        return [Problem(loc, str(e))]
-    suite.remember_checked_data(ref)
+        return [Problem(loc, str(e))], None
     expected = suite.dataset.names
-    found = list(ref.contents.names.values()) if ref.contents is not None else None
+    found = ref.names
     if expected is not None and found is not None and found != list(expected):
         return [
             Problem(
@@ -127,8 +144,8 @@ def _check_data_yaml(suite: Suite, path: Path, loc: Loc) -> list[Problem]:
                 f"{', '.join(found)[:300]}; point dataset.path (or --data) at the right dataset, or "
                 "correct 'names'",
             )
-        ]
-    return []
+        ], ref
+    return [], ref
 
 
 def _check_carbon(carbon: CarbonSettings) -> list[Problem]:
@@ -146,9 +163,9 @@ def _check_carbon(carbon: CarbonSettings) -> list[Problem]:
 
 
 _BOTH = "sets both 'model' and 'from'; expected one (a root has 'model', a child 'from')."
-_NEITHER = "sets neither 'model' nor 'from'; expected one, e.g. 'model: yolov8n.yaml' or 'from: base'."
+_NEITHER = "sets neither 'model' nor 'from'; expected one, e.g. 'model: model.yaml' or 'from: base'."
 _PICKLE = (
-    "{value!r} is an ultralytics checkpoint, a Python pickle: loading it runs code from the file. "
+    "{value!r} is a torch checkpoint, a Python pickle: loading it runs code from the file. "
     "If you trust it, add 'allow_pickle: true' to this variant; otherwise start from a model config "
     "(.yaml)."
 )
@@ -170,8 +187,8 @@ def _check_graph(suite: Suite) -> list[Problem]:
             problems.append(Problem((*loc, "weights"), _WEIGHTS_WITHOUT_MODEL))
         for key in ("model", "weights"):
             value = getattr(spec, key)
-            # case-insensitive: 'model.PT' is as much a pickle as 'model.pt'; ultralytics loads
-            # 'weights' as a checkpoint whatever the suffix
+            # case-insensitive: 'model.PT' is as much a pickle as 'model.pt'; a framework may
+            # load 'weights' as a checkpoint whatever the suffix
             suffix = Path(value).suffix.lower() if value is not None else ""
             pickled = value is not None and (key == "weights" or suffix in (".pt", ".pth"))
             if pickled and not spec.allow_pickle:
@@ -239,16 +256,16 @@ def _shown_path(path: Path) -> str:
         return str(path)
 
 
-def _dataset_fix(suite: Suite) -> str:
+def _dataset_fix(task: type[Task], suite: Suite) -> str:
     """What to do about a missing dataset: where it goes, in which format, and the smoke run."""
     names = suite.dataset.names
     if not names:
-        return "expected a YOLO data.yaml relative to the suite's folder, or 'synthetic: {}'."
+        return f"expected {task.dataset_format} relative to the suite's folder, or 'synthetic: {{}}'."
     shown = ", ".join(names[:20]) + (f", … ({len(names)} in all)" if len(names) > 20 else "")
     return (
-        f"put the dataset there in YOLO format (a data.yaml naming train/val/test image folders, "
-        f"labels/*.txt beside images/) with the {len(names)} classes in this order: {shown}; or "
-        f"pass its data.yaml with --data PATH. To try the suite without it: greenbench run "
+        f"put the dataset there as {task.dataset_format}, with "
+        f"the {len(names)} classes in this order: {shown}; or "
+        f"pass its file with --data PATH. To try the suite without it: greenbench run "
         f"{_shown_path(suite.path)} --smoke (synthetic data with these class names, tiny epochs)."
     )
 
@@ -262,42 +279,44 @@ def _resolve_file(
         return str(found), None
     target = _expand(value)
     target = target if target.is_absolute() else base / target
-    if fix is None and what == "dataset":
-        fix = "expected a YOLO data.yaml relative to the suite's folder, or 'synthetic: {}'."
-    elif fix is None:
+    if fix is None:
         fix = "greenbench never downloads weights. Put the file at that path."
     shown = value if len(value) <= 200 else value[:200] + "..."
     return value, Problem(loc, f"{what} file {shown!r} not found (looked for {str(target)[:300]}); {fix}")
 
 
-def _resolve_model(value: str, base: Path, loc: Loc) -> tuple[str, Problem | None]:
-    """A local .yaml/.pt (made absolute) or an ultralytics built-in config name (kept as is)."""
+def _resolve_model(task: type[Task], value: str, base: Path, loc: Loc) -> tuple[str, Problem | None]:
+    """A local model file of the task (made absolute) or one of its built-in model names (kept
+    as is); a local file wins over a built-in of the same name."""
     suffix = Path(value).suffix.lower()
     if suffix in (".pt", ".pth"):
         return _resolve_file(value, base, loc, "weights")
     if suffix == ".onnx":
         return _resolve_file(value, base, loc, "ONNX model")
-    if suffix not in (".yaml", ".yml"):
-        message = (
-            f"expected a model config (.yaml/.yml), weights (.pt) or an ONNX model (.onnx), got {value!r}."
-        )
-        return value, Problem(loc, message)
-    found = _find_local(value, base)
+    bare = "/" not in value and "\\" not in value
+    found = _find_local(value, base) if suffix in task.model_suffixes else None
     if found is not None:
         return str(found), None
-    bare = "/" not in value and "\\" not in value
-    if bare and builtin_model_cfg(value) is not None:
+    if bare and task.is_builtin_model(value):
         return value, None
+    builtin = task.builtin_models()
+    example = f" such as {builtin[0]}" if builtin else ""
+    if suffix not in task.model_suffixes:
+        message = (
+            f"expected a model file of task {task.name!r} ({', '.join(task.model_suffixes)}) or one of "
+            f"its built-in models{example}, got {value!r}{suggest(value, builtin) if bare else ''}."
+        )
+        return value, Problem(loc, message)
     message = f"model config {value!r} not found: no file {base / value} or {base.parent / value}"
     if bare:
-        hint = suggest(value, builtin_model_names())
-        message += f", and not an ultralytics built-in config like yolov8n.yaml{hint}"
+        message += f", and not a built-in model of task {task.name!r}{example}{suggest(value, builtin)}"
     return value, Problem(loc, message + ". Fix the name or create the file.")
 
 
-def _check_stages(spec: VariantSpec, loc: Loc) -> list[Problem]:
-    """Stage names are registered; each stage's own validator cleans its params."""
-    known = stage_names()
+def _check_stages(task: type[Task], spec: VariantSpec, loc: Loc) -> list[Problem]:
+    """Stage names are registered (for any task or the suite's own); each stage's own validator
+    cleans its params."""
+    known = stage_names(task.name)
     problems = []
     for i, stage in enumerate(spec.stages):
         where: Loc = (*loc, "stages", i)
@@ -307,7 +326,7 @@ def _check_stages(spec: VariantSpec, loc: Loc) -> list[Problem]:
             problems.append(Problem(where, message))
             continue
         try:
-            stage.params = get_stage(stage.name).validate_params(dict(stage.params))
+            stage.params = get_stage(stage.name, task.name).validate_params(dict(stage.params), task)
         except ValidationError as exc:  # a stage may validate with pydantic (a ValueError too)
             prefix: Loc = (*where, stage.name)
             problems += [from_pydantic(err, BaseModel, prefix) for err in exc.errors()]
@@ -320,16 +339,20 @@ def _check_stages(spec: VariantSpec, loc: Loc) -> list[Problem]:
 
 
 _PICKLE_ARG = (
-    "{value!r} would be loaded by ultralytics with torch.load: a Python pickle, and loading it runs "
-    "code from the file. {fix}"
+    "{value!r} would be loaded by the task's framework with torch.load: a Python pickle, and loading "
+    "it runs code from the file. {fix}"
 )
 
 
-def _check_pickle_args(suite: Suite, base: Path, urls: set[Loc]) -> list[Problem]:
-    """``pretrained``/``distill_model`` paths: the opt-in of every variant they reach, and a file on
-    disk (stored back absolute: ultralytics would download a missing one)."""
+def _check_pickle_args(task: type[Task], suite: Suite, base: Path, urls: set[Loc]) -> list[Problem]:
+    """The task's ``pickle_args`` paths: the opt-in of every variant they reach, and a file on
+    disk (stored back absolute: a framework may download a missing one)."""
+
+    def pickle_arg(_key: str, value: object) -> bool:
+        return isinstance(value, str)  # a path (``true``/``false`` toggle a default, name no file)
+
     problems = []
-    for key in PICKLE_ARGS:
+    for key in task.pickle_args:
         where: Loc = ("defaults", key)
         if pickle_arg(key, suite.defaults.get(key)) and where not in urls:
             users = [n for n, spec in suite.variants.items() if any(key not in s.params for s in spec.stages)]
@@ -337,7 +360,7 @@ def _check_pickle_args(suite: Suite, base: Path, urls: set[Loc]) -> list[Problem
             problems += _opt_in(suite.defaults, key, where, lacking, base)
     for name, spec in suite.variants.items():
         for i, stage in enumerate(spec.stages):
-            for key in PICKLE_ARGS:
+            for key in task.pickle_args:
                 where = ("variants", name, "stages", i, stage.name, key)
                 if pickle_arg(key, stage.params.get(key)) and where not in urls:
                     lacking = [] if spec.allow_pickle else [name]
@@ -367,11 +390,9 @@ def _pickle_fix(loc: Loc, key: str, lacking: list[str]) -> str:
     )
 
 
-def _check_defaults(suite: Suite) -> list[Problem]:
-    """Training defaults must be arguments the task's adapter accepts."""
-    from greenbench.adapters import adapter_class
-
-    found = adapter_class(suite.task).check_train_args(suite.defaults)
+def _check_defaults(task: type[Task], suite: Suite) -> list[Problem]:
+    """Training defaults must be arguments the task accepts."""
+    found = task.check_train_args(suite.defaults)
     return [Problem(("defaults", key), f"{message}.") for key, message in found]
 
 

@@ -4,7 +4,7 @@
 (``greenbench.jobs``): the stages of a variant, the evaluation of a model (accuracy and
 complexity, once), or one round of the interleaved protocol; it writes
 ``{"ok": true, "result": <jobs.dump>}``. A fresh process per job keeps measurements free of the
-previous job's threads, allocator state and ultralytics' global thread setting. Progress lines
+previous job's threads, allocator state and a framework's global thread setting. Progress lines
 are appended to EVENTS. A user-caused failure (``GreenbenchError``) is written as
 ``{"ok": false, "error": ..., "user": true}``; anything else as the exception with a pointer to
 the log, and exit code 1 either way.
@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from greenbench import jobs
-from greenbench.adapters import adapter_class
-from greenbench.adapters.base import TaskAdapter
 from greenbench.errors import GreenbenchError
 from greenbench.measure.energy.composite import select_meters
 from greenbench.measure.energy.meter import Meter
 from greenbench.runtimes.base import Artifact
+from greenbench.tasks import task_class
+from greenbench.tasks.base import Task
 
 STAGE_MARKER = "stage.json"
 
@@ -62,8 +62,8 @@ def _meter(spec: jobs.MeterSpec) -> tuple[Meter, list[dict[str, Any]]]:
     return meter, [c.to_dict() for c in choices]
 
 
-def _adapter(job: jobs.JobBase) -> TaskAdapter:
-    return adapter_class(job.task)(Path(job.workdir), device=job.device)
+def _task(job: jobs.JobBase) -> Task:
+    return task_class(job.task)(Path(job.workdir), device=job.device)
 
 
 def _cached_stage(marker: Path) -> dict[str, Any] | None:
@@ -80,7 +80,7 @@ def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
     from greenbench.pipeline import get_stage
     from greenbench.pipeline.base import StageContext
 
-    adapter = _adapter(job)
+    task = _task(job)
     meter, choices = _meter(job.energy)
     checkpoint: str | None = None
     results: list[jobs.StageDone] = []
@@ -105,9 +105,9 @@ def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
                 )
             else:
                 emit(f"{spec.variant}: {spec.name}")
-                stage = get_stage(spec.name)()
+                stage = get_stage(spec.name, job.task)()
                 ctx = StageContext(
-                    adapter=adapter,
+                    task=task,
                     data_yaml=Path(job.data_yaml),
                     defaults=job.defaults,
                     params=spec.params,
@@ -150,7 +150,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # KiB on Linux → MB
 
 
-def _accuracy(adapter: TaskAdapter, job: jobs.EvaluateJob, artifact: Artifact) -> dict[str, Any]:
+def _accuracy(task: Task, job: jobs.EvaluateJob, artifact: Artifact) -> dict[str, Any]:
     """The task's accuracy metrics, computed by the variant's runtime where that runtime has its
     own evaluation path (OpenVINO at its precision hint: bf16 and int8 change the numbers); a
     fixed-shape ONNX model is evaluated at its own size only, never silently resized."""
@@ -158,41 +158,36 @@ def _accuracy(adapter: TaskAdapter, job: jobs.EvaluateJob, artifact: Artifact) -
 
     path, data, out = Path(artifact.path), Path(job.data_yaml), Path(job.out_dir) / "val"
     if artifact.kind != "onnx":
-        return adapter.evaluate(adapter.load(path), data, job.eval_imgsz, out, job.eval_split)
+        return task.evaluate(task.load(path), data, job.eval_imgsz, out, job.eval_split)
     from greenbench.pipeline.export import check_eval_imgsz
 
     check_eval_imgsz(path, job.eval_imgsz, job.label)
     forward = eval_forward(job.runtime, artifact, job.runtime_options) if job.runtime else None
-    if forward is None:  # ultralytics' own ONNX path: onnxruntime
-        return adapter.evaluate(adapter.load(path), data, job.eval_imgsz, out, job.eval_split)
-    evaluate_with = getattr(adapter, "evaluate_onnx_with", None)
-    if evaluate_with is None:
-        why = f"task {job.task!r} cannot evaluate an ONNX model through runtime {job.runtime!r}"
-        raise GreenbenchError(why)
-    result: dict[str, Any] = evaluate_with(path, forward, data, job.eval_imgsz, out, job.eval_split)
-    return result
+    if forward is None:  # the task's own ONNX path
+        return task.evaluate(task.load(path), data, job.eval_imgsz, out, job.eval_split)
+    return task.evaluate_with(path, forward, data, job.eval_imgsz, out, job.eval_split)
 
 
 def run_evaluate(job: jobs.EvaluateJob, emit: Events) -> jobs.EvaluateResult:
     """Complexity and accuracy of one model: deterministic, so measured once per variant."""
     from greenbench.measure.complexity import count_macs, count_params, file_size_mb, onnx_counts
 
-    adapter = _adapter(job)
+    task = _task(job)
     artifact = job.artifact
     if artifact is None:  # a variant without stages: the model as configured, saved so it has a size
-        model = adapter.build(job.model, job.weights)
-        path = adapter.save(model, Path(job.out_dir) / "untrained.pt")
+        model = task.build(job.model, job.weights)
+        path = task.save(model, Path(job.out_dir) / "untrained.pt")
         artifact = Artifact("torch", str(path))
     path = Path(artifact.path)
     if artifact.kind == "onnx":
         params, macs = onnx_counts(path, job.imgsz)
         counted_by = "ONNX graph (Conv/ConvTranspose/Gemm/MatMul)"
     else:
-        module = adapter.module_loader(path)
+        module = task.module_loader(path)
         params, macs = count_params(module), count_macs(module, job.imgsz)
         counted_by = "forward hooks on the fused torch model (Conv/ConvTranspose/Linear)"
     emit(f"{job.label}: accuracy")
-    accuracy: dict[str, Any] = _accuracy(adapter, job, artifact)
+    accuracy: dict[str, Any] = _accuracy(task, job, artifact)
     accuracy["split"] = job.eval_split
     return jobs.EvaluateResult(
         artifact=artifact,
@@ -212,14 +207,14 @@ def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
     from greenbench.runtimes import get_runtime
     from greenbench.runtimes.base import RuntimeSettings
 
-    adapter = _adapter(job)
+    task = _task(job)
     lat = job.latency
     settings = RuntimeSettings(job.device, lat.threads, lat.batch, job.imgsz, lat.ort_spinning)
     arms, described, failed = [], {}, {}
     for spec in job.arms:
         try:
             arm_settings = dataclasses.replace(settings, options=spec.options)
-            predictor = get_runtime(spec.runtime).load(spec.artifact, arm_settings, adapter.module_loader)
+            predictor = get_runtime(spec.runtime).load(spec.artifact, arm_settings, task.module_loader)
             predictor.call()  # one call now: a model that cannot run fails alone, not the round
             predictor.sync()
         except GreenbenchError as e:
@@ -243,7 +238,7 @@ def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
             f"{williams_period(len(arms))}-cycle periods)"
         )
     emit(f"round {job.round + 1}: {len(arms)} models × {cycles} blocks{padded}")
-    threads = set_threads(lat.threads)  # right before timing: ultralytics' imports change it
+    threads = set_threads(lat.threads)  # right before timing: a framework's imports may change it
     with meter:
         first = job.round * cycles  # the rounds continue one order design
         blocks = run_round(arms, config, job.round, meter, first_cycle=first) if arms else []

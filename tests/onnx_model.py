@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from greenbench.offline import prepare_ultralytics
+from greenbench.tasks.detect.offline import prepare_ultralytics
 from tests.conftest import ULTRALYTICS_ENV  # the variables prepare_ultralytics sets
 
 
@@ -48,7 +48,7 @@ class TinyYolo:
 
     def module_loader(self) -> Any:
         """What the detection adapter hands a torch runtime: path -> fused eval-mode module."""
-        from greenbench.adapters.detect import DetectAdapter
+        from greenbench.tasks.detect.adapter import DetectAdapter
 
         adapter = DetectAdapter(self.workdir)
         return lambda path: adapter.inference_module(adapter.load(path))
@@ -61,7 +61,7 @@ def export_tiny_yolo(folder: Path, imgsz: int = 64, **export_args: Any) -> TinyY
     Call inside ``offline_ultralytics`` (or after ``clean_ultralytics_env``): the adapter runs
     ``prepare_ultralytics`` on ``folder / "work"``.
     """
-    from greenbench.adapters.detect import DetectAdapter
+    from greenbench.tasks.detect.adapter import DetectAdapter
 
     workdir = folder / "work"
     adapter = DetectAdapter(workdir)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from greenbench.dataset_ref import check_dataset, staged_copy
-from greenbench.datasets import SynthSpec, synth_detection
 from greenbench.errors import GreenbenchError
+from greenbench.tasks.detect.dataset_ref import check_dataset, staged_copy
+from greenbench.tasks.detect.synth import SynthSpec, synth_detection
 
 
 @pytest.fixture

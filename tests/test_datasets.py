@@ -1,4 +1,4 @@
-"""Tests for greenbench.datasets: the synthetic YOLO detection dataset and its cache."""
+"""Tests for greenbench.tasks.detect.synth: the synthetic YOLO detection dataset and its cache."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from greenbench import datasets
-from greenbench.datasets import (
+from greenbench.errors import GreenbenchError
+from greenbench.tasks.detect import synth as datasets
+from greenbench.tasks.detect.synth import (
     GENERATOR_VERSION,
     MARKER,
     MAX_CLASSES,
@@ -28,7 +29,6 @@ from greenbench.datasets import (
     split_counts,
     synth_detection,
 )
-from greenbench.errors import GreenbenchError
 from tests.clitools import assert_one_paragraph_error, run_cli
 
 SMALL = SynthSpec(classes=3, images=12, imgsz=64, seed=7)

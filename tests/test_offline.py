@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from greenbench.offline import offline_settings, prepare_ultralytics
+from greenbench.tasks.detect.offline import offline_settings, prepare_ultralytics
 
 
 def test_prepare_writes_settings_fonts_and_env(tmp_path: Path, clean_ultralytics_env: None) -> None:
@@ -28,7 +28,8 @@ def test_prepare_writes_settings_fonts_and_env(tmp_path: Path, clean_ultralytics
 def test_ultralytics_imported_after_prepare_keeps_our_settings(tmp_path: Path) -> None:
     """In a fresh interpreter: ultralytics must read our settings file, not write its own."""
     code = (
-        "import sys; from pathlib import Path; from greenbench.offline import prepare_ultralytics;"
+        "import sys; from pathlib import Path;"
+        "from greenbench.tasks.detect.offline import prepare_ultralytics;"
         f"prepare_ultralytics(Path({str(tmp_path)!r}));"
         "from ultralytics.utils import SETTINGS, ONLINE, USER_CONFIG_DIR;"
         "print(SETTINGS['sync'], SETTINGS['raytune'], ONLINE, USER_CONFIG_DIR)"

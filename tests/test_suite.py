@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from greenbench.adapters.ultra_args import RESERVED, builtin_model_cfg, train_arg_names
-from greenbench.datasets import SynthSpec, synth_detection
 from greenbench.errors import SuiteError
 from greenbench.suite import StageSpec, Suite, load_suite
+from greenbench.tasks.detect.synth import SynthSpec, synth_detection
+from greenbench.tasks.detect.ultra_args import RESERVED, builtin_model_cfg, train_arg_names
 
 BROKEN = Path(__file__).parent / "suites_broken"
 EXPECT = re.compile(r"#\s*expect:\s*line=(\d+)(?:\s+key=(\S+))?")
@@ -116,7 +116,7 @@ def test_dataset_path_is_made_absolute(tmp_path: Path) -> None:
 def test_a_run_reuses_the_dataset_walk_validation_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import greenbench.dataset_ref
+    import greenbench.tasks.detect.dataset_ref
     from greenbench.identity import dataset_ref
 
     data = synth_detection(tmp_path / "suites" / "data", SynthSpec(classes=2, images=10, imgsz=32))
@@ -124,8 +124,10 @@ def test_a_run_reuses_the_dataset_walk_validation_made(
         write(tmp_path, VALID.replace("synthetic: {classes: 2, images: 20}", f"path: data/{data.name}"))
     )
     walks: list[Path] = []
-    real = greenbench.dataset_ref.check_dataset
-    monkeypatch.setattr(greenbench.dataset_ref, "check_dataset", lambda p: walks.append(p) or real(p))
+    real = greenbench.tasks.detect.dataset_ref.check_dataset
+    monkeypatch.setattr(
+        greenbench.tasks.detect.dataset_ref, "check_dataset", lambda p: walks.append(p) or real(p)
+    )
     ref = dataset_ref(suite)
     assert ref is suite.checked_data() and walks == []  # one walk per run, not two
     assert ref.fingerprint == real(Path(suite.dataset.path or "")).fingerprint

@@ -1,4 +1,5 @@
-"""``greenbench data synth``: write a synthetic detection dataset."""
+"""``greenbench data synth``: write a task's synthetic dataset (the one ``dataset.synthetic`` and
+``--smoke`` use)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ HELP = "datasets"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``synth`` action and its options."""
     actions = parser.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
-    s = actions.add_parser("synth", help="write a synthetic YOLO detection dataset")
+    s = actions.add_parser("synth", help="write a task's synthetic dataset (the one --smoke uses)")
     s.add_argument("--out", required=True)
+    s.add_argument(
+        "--task", default="detect", help="the task whose dataset format to write (default: detect)"
+    )
     s.add_argument("--classes", type=int, default=3)
     s.add_argument("--images", type=int, default=60)
     s.add_argument("--imgsz", type=int, default=128)
@@ -27,13 +31,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def synth(args: argparse.Namespace) -> int:
-    """Write a synthetic detection dataset under ``--out``; print its data.yaml."""
-    from greenbench.datasets import SynthSpec, synth_detection
+    """Write the task's synthetic dataset under ``--out``; print the file to point a suite at."""
+    from greenbench.tasks import task_class
+    from greenbench.tasks.base import Synthetic
 
+    task = task_class(args.task)
     try:
-        spec = SynthSpec(classes=args.classes, images=args.images, imgsz=args.imgsz, seed=args.seed)
-        data_yaml = synth_detection(Path(args.out), spec)
+        spec = Synthetic(classes=args.classes, images=args.images, imgsz=args.imgsz, seed=args.seed)
+        data_file = task.write_synthetic(Path(args.out), spec)
     except ValueError as e:
         raise GreenbenchError(f"data synth: {e}") from None
-    print(f"wrote {data_yaml}")
+    print(f"wrote {data_file}")
     return 0

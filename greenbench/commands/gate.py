@@ -36,7 +36,7 @@ CALIBRATION_LAYERS = 8
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Sides, thresholds and floors, outputs, what a call is, how long to measure, calibration."""
     parser.description = (
-        "A side is a model file (.onnx, or an ultralytics .pt with --allow-pickle) or SUITE.yaml:VARIANT. "
+        "A side is a model file (.onnx, or a torch .pt with --allow-pickle) or SUITE.yaml:VARIANT. "
         "Exit codes: 0 pass, 1 regressed, 2 usage error, 3 still inconclusive after --max-rounds "
         "(0 with --inconclusive-passes)."
     )

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-LIBRARIES = ("torch", "torchvision", "ultralytics", "numpy", "onnxruntime", "openvino", "codecarbon")
+#: libraries that shape the numbers whatever the task (each task adds its framework: ``packages``)
+LIBRARIES = ("torch", "torchvision", "numpy", "onnxruntime", "openvino", "codecarbon")
 #: CPU instruction-set extensions that decide what int8 and bf16 inference can gain (x86 and Arm
 #: names as /proc/cpuinfo spells them): VNNI speeds up int8 dot products, AMX tiles int8 and
 #: bf16 matrix products, AVX512_BF16 converts and multiplies bf16
@@ -56,12 +57,27 @@ def _ram_gib(meminfo: Path = Path("/proc/meminfo")) -> float:
     return 0.0
 
 
+def task_packages() -> list[str]:
+    """The frameworks of every installed task (``Task.packages``), each once, in task order."""
+    from greenbench.errors import GreenbenchError
+    from greenbench.tasks import task_class, task_names
+
+    found: list[str] = []
+    for name in task_names():
+        try:
+            packages = task_class(name).packages
+        except GreenbenchError:  # a broken plugin: its versions are not ours to report
+            continue
+        found += [p for p in packages if p not in found and p not in LIBRARIES]
+    return found
+
+
 def library_versions() -> dict[str, str]:
     """Installed versions of the libraries that shape the numbers (absent ones omitted)."""
     import greenbench
 
     versions = {"python": platform.python_version(), "greenbench": greenbench.__version__}
-    for name in LIBRARIES:
+    for name in (*LIBRARIES, *task_packages()):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -1,8 +1,9 @@
-"""Pipeline stages, looked up by name.
+"""Pipeline stages, looked up by name: the ones any task can run here, a task's own in its
+``stages`` (``greenbench.tasks.base.Task``).
 
-A stage is registered here by name with the dotted path of its class, so that validating a
-suite does not import torch or ultralytics. Adding a stage = one module + one line below.
-A stage class has ``name``, a ``params`` validator and ``run(ctx) -> StageResult``
+A stage is registered by name with the dotted path of its class, so that validating a suite
+imports no framework. Adding a stage = one module + one line below (or in the task's
+``stages``). A stage class has ``name``, a ``params`` validator and ``run(ctx) -> StageResult``
 (see ``greenbench.pipeline.base``).
 """
 
@@ -14,12 +15,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from greenbench.pipeline.base import Stage
 
-#: stage name -> "module:Class"
+#: the stages any task can run: stage name -> "module:Class"
 STAGES: dict[str, str] = {
     "train": "greenbench.pipeline.train:TrainStage",
-    "sparse_train": "greenbench.pipeline.sparse_train:SparseTrainStage",
-    "prune": "greenbench.pipeline.prune:PruneStage",
-    "finetune": "greenbench.pipeline.finetune:FinetuneStage",
     "export": "greenbench.pipeline.export:ExportStage",
     "quantize": "greenbench.pipeline.quantize:QuantizeStage",
 }
@@ -34,12 +32,19 @@ TABLE_PARAMS: dict[str, dict[str, str]] = {
 }
 
 
-def stage_names() -> list[str]:
-    """Names of every registered stage, sorted."""
-    return sorted(STAGES)
+def registered(task: str) -> dict[str, str]:
+    """Every stage a suite of ``task`` may use: name -> "module:Class" (the task's own win)."""
+    from greenbench.tasks import task_class
+
+    return {**STAGES, **task_class(task).stages}
 
 
-def get_stage(name: str) -> type[Stage]:
-    """The stage class registered as ``name`` (KeyError if none)."""
-    module, _, cls = STAGES[name].partition(":")
+def stage_names(task: str) -> list[str]:
+    """Names of every stage a suite of ``task`` may use, sorted."""
+    return sorted(registered(task))
+
+
+def get_stage(name: str, task: str) -> type[Stage]:
+    """The stage class registered as ``name`` for ``task`` (KeyError if none)."""
+    module, _, cls = registered(task)[name].partition(":")
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from greenbench.measure.energy.meter import EnergyReading, Meter
+from greenbench.tasks.base import Task, Trainer
 
 
 @dataclass
@@ -15,7 +16,7 @@ class StageContext:
     """Everything a stage may use. ``input`` is the previous stage's (or parent's) checkpoint;
     ``None`` means start from the root ``model`` config (and its ``weights``)."""
 
-    adapter: Any
+    task: Task
     data_yaml: Path
     defaults: dict[str, Any]
     params: dict[str, Any]
@@ -31,16 +32,16 @@ class StageContext:
         """The model the stage starts from: the parent's checkpoint, else the root config (with
         its weights)."""
         if self.input is not None:
-            return self.adapter.load(self.input)
-        return self.adapter.build(self.model, self.weights)
+            return self.task.load(self.input)
+        return self.task.build(self.model, self.weights)
 
     def train(
-        self, model: Any, args: dict[str, Any], label: str, trainer: type[Any] | None = None
+        self, model: Any, args: dict[str, Any], label: str, trainer: Trainer | None = None
     ) -> tuple[Path, EnergyReading]:
         """Train ``model`` with ``args`` inside the stage's energy window, emitting
         ``"<label> epoch x/y"`` after each epoch; the checkpoint and the window's energy."""
         window = self.meter.begin()
-        checkpoint = self.adapter.train(
+        checkpoint = self.task.train(
             model,
             self.data_yaml,
             self.out_dir,
@@ -61,13 +62,15 @@ class StageResult:
 
 
 class Stage(Protocol):
-    """A pipeline stage, registered by name in ``greenbench.pipeline.STAGES``."""
+    """A pipeline stage, registered by name in ``greenbench.pipeline.STAGES`` (any task) or in a
+    task's ``stages`` (that task only)."""
 
     name: ClassVar[str]
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """Return the cleaned params or raise ``ValueError`` naming the bad key."""
+    def validate_params(cls, params: dict[str, Any], task: type[Task]) -> dict[str, Any]:
+        """Return the cleaned params or raise ``ValueError`` naming the bad key; ``task``: the
+        suite's task class (it checks its own training arguments)."""
         ...
 
     def run(self, ctx: StageContext) -> StageResult:

@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from greenbench.errors import GreenbenchError
 from greenbench.pipeline.base import StageContext, StageResult
+from greenbench.tasks.base import Task
 
-DEFAULT_IMGSZ = 640  # ultralytics' default image size, when the suite's defaults set none
+DEFAULT_IMGSZ = 640  # the image size when the suite's defaults set none (the detection task's default)
 
 
 class ExportParams(BaseModel):
@@ -71,9 +72,9 @@ def check_eval_imgsz(path: Path, imgsz: int, variant: str = "") -> None:
         )
 
 
-def _versions() -> dict[str, str]:
+def _versions(task_packages: tuple[str, ...]) -> dict[str, str]:
     found = {}
-    for name in ("ultralytics", "onnx", "onnxslim", "torch"):
+    for name in (*task_packages, "onnx", "onnxslim", "torch"):
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -90,7 +91,7 @@ class ExportStage:
     produces: ClassVar[str] = "onnx"
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+    def validate_params(cls, params: dict[str, Any], task: type[Task] | None = None) -> dict[str, Any]:
         """Params as ``ExportParams`` (pydantic errors name the key); the defaults filled in so
         that the cache key says what was exported."""
         return ExportParams.model_validate(params).model_dump()
@@ -103,7 +104,7 @@ class ExportStage:
                 f"variant {ctx.variant!r}: stage 'export' takes a torch checkpoint, but its input "
                 f"{ctx.input} is already an ONNX model; remove the second 'export'."
             )
-        adapter = ctx.adapter
+        task = ctx.task
         imgsz = int(ctx.defaults.get("imgsz", DEFAULT_IMGSZ))
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         # the exporter writes beside its checkpoint: a copy here keeps the parent's folder untouched
@@ -111,17 +112,17 @@ class ExportStage:
         if ctx.input is not None:
             shutil.copyfile(ctx.input, local)
         else:
-            adapter.save(adapter.build(ctx.model, ctx.weights), local)
+            task.save(task.build(ctx.model, ctx.weights), local)
         ctx.emit(f"export onnx at {imgsz} px")
         window = ctx.meter.begin()
-        made = adapter.export_onnx(local, imgsz, p.dynamic, p.simplify, p.opset)
+        made = task.export_onnx(local, imgsz, p.dynamic, p.simplify, p.opset)
         energy = ctx.meter.end(window)
         onnx_path = ctx.out_dir / "model.onnx"
         if Path(made).resolve() != onnx_path.resolve():
             shutil.move(str(made), onnx_path)
         local.unlink()  # the source checkpoint stays in the parent's folder
         info = {"export": {**p.model_dump(), "imgsz": imgsz, "batch": 1}, **describe_onnx(onnx_path)}
-        info["versions"] = _versions()
+        info["versions"] = _versions(ctx.task.packages)
         if ctx.input is not None:
             info["source"] = str(ctx.input)
         return StageResult(onnx_path, energy, info)

@@ -2,17 +2,16 @@
 detector's accuracy (RECIPES.md, "Export and int8 quantization for CPU").
 
 ``int8_static`` (default): ``quant_pre_process``, then static QDQ quantization with per-channel
-int8 weights and uint8 activations, calibrated (MinMax) on letterboxed images from the train
-split, of the operators in ``ops`` only (Conv, Gemm, MatMul). Every other node is excluded by
-name, so the Detect decode stays fp32: quantizing it puts box pixels and class scores on one
-int8 scale and gives mAP 0. ``int8_dynamic``: ``quantize_dynamic`` (int8 weights, activations
-quantized at run time): a smaller file, but no speed-up for CNNs.
-"""
+int8 weights and uint8 activations, calibrated (MinMax) on train inputs that the task
+preprocesses as its evaluation does (a detector: letterboxed train images), of the operators in
+``ops`` only (Conv, Gemm, MatMul). Every other node is excluded by name, so the Detect decode
+stays fp32: quantizing it puts box pixels and class scores on one int8 scale and gives mAP 0.
+``int8_dynamic``: ``quantize_dynamic`` (int8 weights, activations quantized at run time): a
+smaller file, but no speed-up for CNNs."""
 
 from __future__ import annotations
 
 import importlib.metadata
-import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -21,10 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from greenbench.errors import GreenbenchError
 from greenbench.pipeline.base import StageContext, StageResult
 from greenbench.pipeline.export import DEFAULT_IMGSZ, fixed_imgsz
+from greenbench.tasks.base import Task
 
 DEFAULT_OPS = ("Conv", "Gemm", "MatMul")
-# image suffixes ultralytics reads (ultralytics.data.utils.IMG_FORMATS), without importing it here
-_IMAGES = frozenset({".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm"})
 _DYNAMIC_NOTE = "int8_dynamic quantizes activations at run time: a smaller file, no speed-up for CNNs"
 
 
@@ -48,68 +46,19 @@ class QuantizeParams(BaseModel):
         return sorted(set(value))
 
 
-def train_images(data_yaml: Path) -> tuple[list[Path], str]:
-    """Every image of the train split (folders walked, .txt lists read), sorted, and a
-    description of where they came from."""
-    from greenbench.dataset_ref import split_paths
-
-    splits, _ = split_paths(data_yaml)
-    found: list[Path] = []
-    for entry in splits["train"]:
-        if entry.is_dir():
-            found += [p for p in entry.rglob("*") if p.suffix.lower() in _IMAGES and p.is_file()]
-        else:  # an image list, as ultralytics reads it: './x' is relative to the list's folder
-            for line in entry.read_text().splitlines():
-                line = line.strip()
-                if line:
-                    p = Path(line)
-                    found.append(entry.parent / line[2:] if line.startswith("./") else p)
-    return sorted(set(found)), ", ".join(str(e) for e in splits["train"])
-
-
-def pick(images: list[Path], count: int, seed: int) -> list[Path]:
-    """``count`` of ``images`` (all if fewer), chosen with ``seed``: the same files every run."""
-    import numpy as np
-
-    if len(images) <= count:
-        return list(images)
-    chosen = np.random.default_rng(seed).choice(len(images), size=count, replace=False)
-    return [images[i] for i in sorted(chosen)]
-
-
-def letterboxed(path: Path, imgsz: int) -> Any:
-    """``path`` as ultralytics' evaluation feeds it: long side resized to ``imgsz``, padded to a
-    square with grey (114), RGB, float32 in [0, 1], shape (1, 3, imgsz, imgsz)."""
-    import cv2
-    import numpy as np
-    from ultralytics.data.augment import LetterBox
-
-    image = cv2.imread(str(path))
-    if image is None:
-        raise GreenbenchError(f"calibration image {path} cannot be read as an image")
-    h, w = image.shape[:2]
-    r = imgsz / max(h, w)
-    if r != 1:  # as ultralytics' BaseDataset.load_image: ceil, capped at imgsz, bilinear
-        size = (min(math.ceil(w * r), imgsz), min(math.ceil(h * r), imgsz))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-    boxed: Any = LetterBox(new_shape=(imgsz, imgsz), auto=False, scaleup=False)(image=image)
-    chw = boxed[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
-    return (np.ascontiguousarray(chw, dtype=np.float32) / 255.0)[None]
-
-
 class _Reader:
-    """A ``CalibrationDataReader``: one letterboxed image per call, then None."""
+    """A ``CalibrationDataReader``: one preprocessed input per call, then None."""
 
-    def __init__(self, input_name: str, images: list[Path], imgsz: int) -> None:
-        self.input_name, self.images, self.imgsz = input_name, list(images), imgsz
+    def __init__(self, input_name: str, inputs: list[Any]) -> None:
+        self.input_name, self.inputs = input_name, list(inputs)
         self._next = 0
 
     def get_next(self) -> dict[str, Any] | None:
-        if self._next >= len(self.images):
+        if self._next >= len(self.inputs):
             return None
-        image = self.images[self._next]
+        array = self.inputs[self._next]
         self._next += 1
-        return {self.input_name: letterboxed(image, self.imgsz)}
+        return {self.input_name: array}
 
 
 def _count_quantized(path: Path, ops: list[str]) -> dict[str, Any]:
@@ -156,7 +105,7 @@ class QuantizeStage:
     produces: ClassVar[str] = "onnx"
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+    def validate_params(cls, params: dict[str, Any], task: type[Task] | None = None) -> dict[str, Any]:
         """Params as ``QuantizeParams`` with the defaults filled in (the cache key says them)."""
         return QuantizeParams.model_validate(params).model_dump()
 
@@ -178,27 +127,20 @@ class QuantizeStage:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         prepared, out = ctx.out_dir / "preprocessed.onnx", ctx.out_dir / "model.onnx"
         imgsz = fixed_imgsz(source) or int(ctx.defaults.get("imgsz", DEFAULT_IMGSZ))
+        ctx.emit(f"quantize {p.mode}")
+        window = ctx.meter.begin()
         calibration: dict[str, Any] = {}
-        images: list[Path] = []
-        if p.mode == "int8_static":
-            found, where = train_images(ctx.data_yaml)
-            if not found:
-                raise GreenbenchError(
-                    f"no images in the train split of {ctx.data_yaml} ({where}) to calibrate on"
-                )
-            images = pick(found, p.calibration_images, p.seed)
+        inputs: list[Any] = []
+        if p.mode == "int8_static":  # the task reads and preprocesses its own training data
+            inputs, facts = ctx.task.calibration_inputs(ctx.data_yaml, imgsz, p.calibration_images, p.seed)
             calibration = {
-                "images": len(images),
+                "images": len(inputs),
                 "requested": p.calibration_images,
-                "split": "train",
-                "source": where,
                 "seed": p.seed,
                 "imgsz": imgsz,
                 "method": "MinMax",
-                "preprocessing": "letterbox (ultralytics LetterBox, grey 114), RGB, /255",
+                **facts,
             }
-        ctx.emit(f"quantize {p.mode}")
-        window = ctx.meter.begin()
         quant_pre_process(str(source), str(prepared))
         graph = onnx.load(str(prepared), load_external_data=False).graph
         excluded = [n.name for n in graph.node if n.op_type not in p.ops]
@@ -213,7 +155,7 @@ class QuantizeStage:
             "nodes_to_exclude": excluded,
         }
         if p.mode == "int8_static":
-            reader = _Reader(graph.input[0].name, images, imgsz)
+            reader = _Reader(graph.input[0].name, inputs)
             quantize_static(
                 str(prepared),
                 str(out),

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from greenbench.adapters.ultra_args import check_train_args
 from greenbench.pipeline.base import StageContext, StageResult
+from greenbench.tasks.base import Task
 
 
 class TrainStage:
-    """Ultralytics training with the suite's ``defaults`` overridden by the stage's params."""
+    """The task's training with the suite's ``defaults`` overridden by the stage's params."""
 
     name: ClassVar[str] = "train"
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """Params must be ultralytics training arguments that greenbench does not set itself."""
-        for _key, message in check_train_args(params):
+    def validate_params(cls, params: dict[str, Any], task: type[Task]) -> dict[str, Any]:
+        """Params must be training arguments the task accepts (and greenbench does not set)."""
+        for _key, message in task.check_train_args(params):
             raise ValueError(message)
         return dict(params)
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from greenbench.metrics import METRICS, TASK_ACCURACY, headline_accuracy
+from greenbench.metrics import METRICS, headline_accuracy, table_metrics
 from greenbench.report.pareto import pareto_mask
 from greenbench.report.plots import Point, Stage, Training
 from greenbench.report.table_notes import as_number as _num
@@ -307,7 +307,7 @@ def suite_section(records: Sequence[RunRecord], suite: str, baseline: str | None
     """The section of one suite from its current records (one per variant, table order).
     ValueError for a task without table columns."""
     table = build_table(records, baseline, suite, task)
-    accuracy = headline_accuracy(task) or TASK_ACCURACY.get(task, ("map50",))[0]
+    accuracy = headline_accuracy(task) or next(m.name for m in table_metrics(task) if m.kind == "accuracy")
     return SuiteSection(
         suite,
         task,

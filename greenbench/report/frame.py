@@ -24,15 +24,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from greenbench.metrics import HEADLINE_ACCURACY, METRICS
+from greenbench.metrics import METRICS, headline_accuracy
 from greenbench.report.pareto import pareto_rank
 from greenbench.store import DEFAULT_STORE, RunRecord, Store
 
 if TYPE_CHECKING:
     import pandas as pd
-
-#: the accuracy a suite's rows are ranked by, per task: the task's headline accuracy
-RANK_ACCURACY: dict[str, str] = HEADLINE_ACCURACY
 
 RANK_RULES: dict[str, str] = {
     "pareto": (
@@ -76,7 +73,7 @@ _SPEC: list[tuple[str, str, str]] = [
     ("baseline", "text", "the suite's baseline variant"),
     ("is_baseline", "bool", "this row is the baseline variant"),
     ("parent", "text", "the variant this one is derived from"),
-    ("accuracy_metric", "text", "which accuracy column the rank uses (detect: map50, classify: top1)"),
+    ("accuracy_metric", "text", "which accuracy column the rank uses: the task's headline metric"),
     ("accuracy", "float", "fraction in [0, 1]: the value of accuracy_metric"),
     *[(n, "float", f"fraction in [0, 1]: {METRICS[n].description}") for n in _ACCURACY],
     (
@@ -333,7 +330,7 @@ def record_row(r: RunRecord, base: RunRecord | None, peak: dict[str, Any] | None
     settings = _settings(r)
     found = r.measurement.get("carbon")
     carbon: dict[str, Any] = found if isinstance(found, dict) else {}
-    acc_name = RANK_ACCURACY.get(r.task)
+    acc_name = headline_accuracy(r.task)  # the accuracy a suite's rows are ranked by
     threads = _metric(r, "latency_ms", "threads")
     row.update(
         suite=r.suite, variant=r.variant, runtime=r.runtime, model_precision=_precision(r),

@@ -196,7 +196,7 @@ def _scatter(ax: Axes, points: Sequence[Point], x_of: str, xscale: float) -> Non
         )
 
 
-def accuracy_vs_energy(points: Sequence[Point], accuracy_name: str = "mAP50", title: str = "") -> str:
+def accuracy_vs_energy(points: Sequence[Point], accuracy_name: str = "accuracy", title: str = "") -> str:
     """Accuracy against inference energy per image (mJ, gross) with the Pareto front
     (maximum accuracy, minimum energy). Hollow markers: estimated energy; diamond: baseline."""
     shown = [p for p in points if _finite(p.accuracy, p.energy_j)]
@@ -233,7 +233,7 @@ def accuracy_vs_energy(points: Sequence[Point], accuracy_name: str = "mAP50", ti
         return _svg(fig)
 
 
-def accuracy_vs_latency(points: Sequence[Point], accuracy_name: str = "mAP50", title: str = "") -> str:
+def accuracy_vs_latency(points: Sequence[Point], accuracy_name: str = "accuracy", title: str = "") -> str:
     """Accuracy against latency (ms, median of blocks) with horizontal 95 % CI bars."""
     shown = [p for p in points if _finite(p.accuracy, p.latency_ms)]
     with _figure(title or f"{accuracy_name} vs latency") as (fig, ax):

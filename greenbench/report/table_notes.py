@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from greenbench.metrics import METRICS
+from greenbench.metrics import METRICS, MetricDef, headline_accuracy, table_metrics
 from greenbench.store import RunRecord
 
 # what reading a malformed record (a list where a mapping belongs, text for a number) raises
@@ -255,11 +255,22 @@ def _energy_note(r: RunRecord) -> str | None:
     return f"{heads}: {_protocol(r.metrics[names[0]])}"
 
 
+def _accuracy_columns(task: str) -> list[MetricDef]:
+    """The accuracy columns the table shows for ``task`` ([] for a task not installed here)."""
+    try:
+        return [m for m in table_metrics(task) if m.kind == "accuracy"]
+    except ValueError:
+        return []
+
+
 def _complexity_note(r: RunRecord) -> str:
     g = r.metrics.get("gflops", {})
+    headline = headline_accuracy(r.task) or ""
+    shown = [m.header for m in _accuracy_columns(r.task)] or ["accuracy"]
     return (
         f"GFLOPs: {g.get('convention', '2 × GMACs')} at {g.get('imgsz')} px; "
-        f"mAP/P on the {r.metrics.get('map50', {}).get('split', 'test')} split; E_train and CO2: "
+        f"{'/'.join(reversed(shown))} on the {r.metrics.get(headline, {}).get('split', 'test')} split; "
+        f"E_train and CO2: "
         f"this variant's own stages; E_lineage: every stage from the root model on; "
         f"net = gross − idle power × duration"
     )

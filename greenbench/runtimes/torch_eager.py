@@ -62,8 +62,8 @@ class TorchEager:
         check_kind(self, artifact)
         checked_options(self, settings.options)
         if module_loader is None:
-            # A checkpoint's layout belongs to its task (ultralytics pickles a YOLO model that
-            # must be fused and put in eval mode): only the task adapter knows how to load it.
+            # A checkpoint's layout belongs to its task (the detection task's framework pickles
+            # a model that must be fused and put in eval mode): only the task knows how to load it.
             raise GreenbenchError(
                 f"runtime 'torch' needs the task adapter's module loader to load {artifact.path}; "
                 "this is a bug in the caller, not in the file."

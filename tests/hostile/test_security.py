@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from greenbench.dataset_ref import check_dataset, staged_copy
+from greenbench.tasks.detect.dataset_ref import check_dataset, staged_copy
 from tests.hostile.payloads import (
     assert_no_network,
     assert_refused,
@@ -165,8 +165,8 @@ class CapturingYolo:
 def test_pretrained_path_is_never_renamed_or_fetched(  # no letter u: the tmp path must not hold one
     tmp_path: Path, clean_ultralytics_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from greenbench.adapters.detect import DetectAdapter
     from greenbench.errors import GreenbenchError
+    from greenbench.tasks.detect.adapter import DetectAdapter
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "")  # restored after the test: prepare_ultralytics sets it
     adapter = DetectAdapter(tmp_path / "work")
@@ -329,7 +329,7 @@ def test_staged_copy_keeps_labels_and_caches_in_the_work_folder(tmp_path: Path, 
 ULTRALYTICS_READS = """\
 import sys
 from pathlib import Path
-from greenbench.offline import prepare_ultralytics
+from greenbench.tasks.detect.offline import prepare_ultralytics
 prepare_ultralytics(Path(sys.argv[1]))
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.data.utils import check_det_dataset

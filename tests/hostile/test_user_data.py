@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from greenbench.dataset_ref import EXAMPLES, MAX_DEPTH, MAX_OTHER_FILES, check_dataset, staged_copy
+from greenbench.tasks.detect.dataset_ref import (
+    EXAMPLES,
+    MAX_DEPTH,
+    MAX_OTHER_FILES,
+    check_dataset,
+    staged_copy,
+)
 from tests.hostile.payloads import (
     assert_no_network,
     assert_refused,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import torch
 
-from greenbench.adapters.detect import DetectAdapter
 from greenbench.errors import GreenbenchError
+from greenbench.tasks.detect.adapter import DetectAdapter
 
 ROOT = Path(__file__).parents[2]
 MODELS = ROOT / "models"
@@ -133,7 +133,7 @@ def test_ghostnet_is_a_real_timm_ghostnet(adapter: DetectAdapter) -> None:
     from ultralytics.nn.modules import GhostBottleneck as UltraGhostBottleneck
     from ultralytics.nn.modules import GhostConv
 
-    from greenbench.adapters.ultra_modules import TimmBackbone
+    from greenbench.tasks.detect.ultra_modules import TimmBackbone
 
     model = adapter.build(str(yaml_path("ghostnet"))).model
     assert isinstance(model.model[0], TimmBackbone)
@@ -148,7 +148,7 @@ def test_timm_backbone_runs_ghostnet_as_timm_does(no_network: None) -> None:
     equal timm's own ``forward_features`` with the same weights."""
     import timm
 
-    from greenbench.adapters.ultra_modules import TimmBackbone
+    from greenbench.tasks.detect.ultra_modules import TimmBackbone
 
     backbone = TimmBackbone(960, "ghostnet_100", ["blocks.9"]).eval()
     full: Any = timm.create_model("ghostnet_100", pretrained=False).eval()
@@ -193,7 +193,7 @@ def test_timm_out_indices_variant_matches_the_header(adapter: DetectAdapter, tmp
     ],
 )
 def test_timm_backbone_rejects_a_wrong_row(no_network: None, args: tuple[Any, ...], message: str) -> None:
-    from greenbench.adapters.ultra_modules import TimmBackbone
+    from greenbench.tasks.detect.ultra_modules import TimmBackbone
 
     with pytest.raises(GreenbenchError, match=message):
         TimmBackbone(*args)
@@ -204,7 +204,7 @@ def test_register_refuses_to_shadow_an_ultralytics_layer(
 ) -> None:
     import ultralytics.nn.tasks as tasks
 
-    from greenbench.adapters import ultra_modules
+    from greenbench.tasks.detect import ultra_modules
 
     monkeypatch.setitem(ultra_modules.CUSTOM_LAYERS, "Conv", ultra_modules.TimmBackbone)
     with pytest.raises(GreenbenchError, match="already defines a layer named 'Conv'"):
@@ -215,7 +215,7 @@ def test_register_refuses_to_shadow_an_ultralytics_layer(
 LOAD_IN_FRESH_PROCESS = """
 import sys
 from pathlib import Path
-from greenbench.offline import prepare_ultralytics
+from greenbench.tasks.detect.offline import prepare_ultralytics
 prepare_ultralytics(Path(sys.argv[2]))
 import ultralytics.nn.tasks
 from ultralytics import YOLO
@@ -247,7 +247,7 @@ def test_ghostnet_checkpoint_loads_back_in_a_fresh_process(adapter: DetectAdapte
     )
     assert out.returncode == 0, out.stderr[-3000:]
     kind, count = out.stdout.strip().splitlines()[-2:]
-    assert kind == "greenbench.adapters.ultra_modules TimmBackbone"
+    assert kind == "greenbench.tasks.detect.ultra_modules TimmBackbone"
     assert int(count) == params
     assert not (tmp_path / "network-attempts.log").exists()
 
@@ -255,8 +255,8 @@ def test_ghostnet_checkpoint_loads_back_in_a_fresh_process(adapter: DetectAdapte
 @pytest.mark.slow
 def test_ghostnet_trains_one_epoch_on_synthetic_data(adapter: DetectAdapter, tmp_path: Path) -> None:
     """ultralytics' trainer rebuilds the model from the YAML stored in it: this needs ``register``."""
-    from greenbench.adapters.ultra_modules import TimmBackbone
-    from greenbench.datasets import SynthSpec, synth_detection
+    from greenbench.tasks.detect.synth import SynthSpec, synth_detection
+    from greenbench.tasks.detect.ultra_modules import TimmBackbone
 
     data = synth_detection(tmp_path / "data", SynthSpec(classes=NC, images=12, imgsz=64, seed=3))
     yolo = adapter.build(str(yaml_path("ghostnet")))

@@ -33,10 +33,10 @@ class Slim:
         from greenbench.pipeline.base import StageContext
 
         return StageContext(
-            adapter=self.adapter,
+            task=self.adapter,
             data_yaml=self.data_yaml,
             defaults=dict(TINY_TRAIN),
-            params=stage.validate_params(dict(params)),
+            params=stage.validate_params(dict(params), type(self.adapter)),
             input=parent,
             model="yolov5n.yaml",
             weights=None,
@@ -64,9 +64,9 @@ class Slim:
 @pytest.fixture(scope="module")
 def slim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slim]:
     """One adapter and data set per test module (ultralytics' variables restored afterwards)."""
-    from greenbench.adapters.detect import DetectAdapter
-    from greenbench.datasets import SynthSpec, synth_detection
     from greenbench.measure.energy.estimate import EstimateMeter
+    from greenbench.tasks.detect.adapter import DetectAdapter
+    from greenbench.tasks.detect.synth import SynthSpec, synth_detection
 
     root = tmp_path_factory.mktemp("slim")
     with pytest.MonkeyPatch.context() as mp:
@@ -82,6 +82,6 @@ def gammas(model: Any) -> Any:
     """The BN γ outside the Detect head, concatenated (float64)."""
     import torch
 
-    from greenbench.adapters.ultra_slim import backbone_bns
+    from greenbench.tasks.detect.ultra_slim import backbone_bns
 
     return torch.cat([bn.weight.detach().double().flatten() for bn in backbone_bns(model)])

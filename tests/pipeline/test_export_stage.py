@@ -28,7 +28,7 @@ def test_bad_params_are_rejected_naming_the_key(params: dict[str, Any], key: str
 
 
 def test_defaults_are_filled_in() -> None:
-    assert get_stage("export") is ExportStage
+    assert get_stage("export", "detect") is ExportStage
     assert ExportStage.validate_params({}) == {
         "format": "onnx",
         "opset": None,

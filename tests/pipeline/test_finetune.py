@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from greenbench.adapters import ultra_slim
-from greenbench.adapters.ultra_slim import fp32_path
 from greenbench.errors import GreenbenchError
 from greenbench.measure.complexity import count_params
 from greenbench.pipeline import get_stage
-from greenbench.pipeline.finetune import FinetuneStage
-from greenbench.pipeline.prune import PruneStage
+from greenbench.tasks.detect import ultra_slim
+from greenbench.tasks.detect.finetune import FinetuneStage
+from greenbench.tasks.detect.prune import PruneStage
+from greenbench.tasks.detect.ultra_slim import fp32_path
 from tests.pipeline.conftest import Slim
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def test_bad_params_are_rejected_naming_the_key(params: dict[str, Any], key: str
 
 
 def test_lr0_defaults_to_the_studys_value() -> None:
-    assert get_stage("finetune") is FinetuneStage
+    assert get_stage("finetune", "detect") is FinetuneStage
     assert FinetuneStage.validate_params({"epochs": 2}) == {"lr0": 0.001, "epochs": 2}
     assert FinetuneStage.validate_params({"lr0": 0.01})["lr0"] == 0.01
 

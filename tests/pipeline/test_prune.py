@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import torch
 
-from greenbench.adapters.ultra_slim import detect_heads, fp32_path
 from greenbench.measure.complexity import count_params
 from greenbench.pipeline import get_stage
-from greenbench.pipeline.prune import RATIO_TOLERANCE, PruneStage, head_shapes
-from greenbench.pipeline.sparse_train import SparseTrainStage
+from greenbench.tasks.detect.prune import RATIO_TOLERANCE, PruneStage, head_shapes
+from greenbench.tasks.detect.sparse_train import SparseTrainStage
+from greenbench.tasks.detect.ultra_slim import detect_heads, fp32_path
 from tests.pipeline.conftest import Slim, gammas
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ def test_bad_params_are_rejected_naming_the_key(params: dict[str, Any], key: str
 
 
 def test_defaults_are_filled_in() -> None:
-    assert get_stage("prune") is PruneStage
+    assert get_stage("prune", "detect") is PruneStage
     assert PruneStage.validate_params({"ratio": 0.3}) == {
         "ratio": 0.3,
         "importance": "bn_scale",

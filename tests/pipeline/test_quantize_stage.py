@@ -14,7 +14,8 @@ import pytest
 from greenbench.errors import GreenbenchError
 from greenbench.pipeline import get_stage
 from greenbench.pipeline.export import ExportStage
-from greenbench.pipeline.quantize import QuantizeStage, letterboxed, pick, train_images
+from greenbench.pipeline.quantize import QuantizeStage
+from greenbench.tasks.detect.calibration import letterboxed, pick, train_images
 from tests.ort_quantizer import use_onnxruntime_onnx_model
 from tests.pipeline.conftest import Slim
 
@@ -34,7 +35,7 @@ def test_bad_params_are_rejected_naming_the_key(params: dict[str, Any], key: str
 
 
 def test_defaults_are_filled_in() -> None:
-    assert get_stage("quantize") is QuantizeStage
+    assert get_stage("quantize", "detect") is QuantizeStage
     assert QuantizeStage.validate_params({"ops": ["MatMul", "Conv", "Conv"]}) == {
         "mode": "int8_static", "calibration_images": 32, "ops": ["Conv", "MatMul"], "seed": 0,
     }  # fmt: skip

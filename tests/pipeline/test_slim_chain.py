@@ -11,10 +11,10 @@ import pytest
 
 from greenbench import jobs
 from greenbench.identity import stage_plan
-from greenbench.pipeline.finetune import FinetuneStage
-from greenbench.pipeline.prune import PruneStage
-from greenbench.pipeline.sparse_train import SparseTrainStage
 from greenbench.suite import load_suite
+from greenbench.tasks.detect.finetune import FinetuneStage
+from greenbench.tasks.detect.prune import PruneStage
+from greenbench.tasks.detect.sparse_train import SparseTrainStage
 from greenbench.worker import Events, run_stages
 from tests.pipeline.conftest import Slim
 

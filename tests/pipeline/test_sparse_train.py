@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from greenbench.adapters.ultra_slim import fp32_path, load_fp32_copy
 from greenbench.pipeline import get_stage
-from greenbench.pipeline.sparse_train import SparseTrainStage
 from greenbench.pipeline.train import TrainStage
+from greenbench.tasks.detect.sparse_train import SparseTrainStage
+from greenbench.tasks.detect.ultra_slim import fp32_path, load_fp32_copy
 from tests.pipeline.conftest import TINY_TRAIN, Slim, gammas
 
 
@@ -34,7 +34,7 @@ def test_bad_params_are_rejected_naming_the_key(params: dict[str, object], key: 
 
 
 def test_params_are_cleaned_and_registered() -> None:
-    assert get_stage("sparse_train") is SparseTrainStage
+    assert get_stage("sparse_train", "detect") is SparseTrainStage
     assert SparseTrainStage.validate_params({"lambda": 1, "epochs": 2}) == {"lambda": 1.0, "epochs": 2}
 
 

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from greenbench.datasets import SynthSpec, cached_synth
 from greenbench.errors import GreenbenchError
 from greenbench.runtimes import eval_forward, get_runtime, runtime_class
 from greenbench.runtimes.base import Artifact, RuntimeSettings, runtime_label
 from greenbench.runtimes.openvino import DEFAULTS, check_options, check_precision
+from greenbench.tasks.detect.synth import SynthSpec, cached_synth
 from tests.onnx_model import TinyYolo, export_tiny_yolo, hand_built, offline_ultralytics
 from tests.ort_quantizer import use_onnxruntime_onnx_model
 
@@ -33,6 +33,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TinyYolo, P
     from greenbench.measure.energy.estimate import EstimateMeter
     from greenbench.pipeline.base import StageContext
     from greenbench.pipeline.quantize import QuantizeStage
+    from greenbench.tasks.detect import DetectTask
 
     folder = tmp_path_factory.mktemp("ov")
     use_onnxruntime_onnx_model()
@@ -41,7 +42,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TinyYolo, P
         data = cached_synth(folder / "data", SynthSpec(classes=2, images=20, imgsz=64, seed=1))
         meter = EstimateMeter()
         ctx = StageContext(
-            adapter=None,
+            task=DetectTask(folder / "work"),
             data_yaml=data,
             defaults={"imgsz": 64},
             params=QuantizeStage.validate_params({"calibration_images": 4}),
@@ -187,7 +188,7 @@ def test_errors_are_clear(tiny: tuple[TinyYolo, Path, Path], tmp_path: Path) -> 
 def test_openvino_f32_computes_what_onnxruntime_computes(tiny: tuple[TinyYolo, Path, Path]) -> None:
     import onnxruntime as ort
 
-    from greenbench.pipeline.quantize import letterboxed, train_images
+    from greenbench.tasks.detect.calibration import letterboxed, train_images
 
     image = letterboxed(train_images(tiny[2])[0][0], 64)
     for path in (tiny[0].onnx, tiny[1]):
@@ -199,7 +200,7 @@ def test_openvino_f32_computes_what_onnxruntime_computes(tiny: tuple[TinyYolo, P
 
 
 def test_openvino_map_equals_onnxruntime_map_on_the_same_file(tiny: tuple[TinyYolo, Path, Path]) -> None:
-    from greenbench.adapters.detect import DetectAdapter
+    from greenbench.tasks.detect.adapter import DetectAdapter
 
     model, int8, data = tiny
     with offline_ultralytics(model.workdir):
@@ -215,7 +216,7 @@ def test_openvino_map_equals_onnxruntime_map_on_the_same_file(tiny: tuple[TinyYo
 
             out = model.workdir / "val" / path.parent.name
             by_ort = adapter.evaluate(adapter.load(path), data, 64, out / "ort", "test")
-            by_ov = adapter.evaluate_onnx_with(path, counted, data, 64, out / "ov", "test")
+            by_ov = adapter.evaluate_with(path, counted, data, 64, out / "ov", "test")
             assert set(by_ov) == {"precision", "recall", "map50", "map50_95"}
             for key, value in by_ort.items():
                 assert 0.0 <= by_ov[key] <= 1.0 and by_ov[key] == pytest.approx(value, abs=1e-3)

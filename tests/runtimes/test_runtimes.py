@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from greenbench.datasets import SynthSpec, cached_synth
 from greenbench.errors import GreenbenchError
 from greenbench.measure.complexity import count_macs, count_params, onnx_counts
 from greenbench.runtimes import RUNTIMES, default_runtime, get_runtime, runtime_names
 from greenbench.runtimes.base import Artifact, RuntimeSettings, artifact_kind
+from greenbench.tasks.detect.synth import SynthSpec, cached_synth
 from tests.onnx_model import (
     ULTRALYTICS_ENV,
     TinyYolo,

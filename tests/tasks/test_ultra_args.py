@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from greenbench.adapters.ultra_args import check_train_value, train_arg_types
+from greenbench.tasks.detect.ultra_args import check_train_value, train_arg_types
 
 
 def test_types_come_from_the_default_yaml_comments() -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import torch
 
-from greenbench.adapters.detect import DetectAdapter, check_weights
 from greenbench.errors import GreenbenchError
+from greenbench.tasks.detect.adapter import DetectAdapter, check_weights
 
 
 @pytest.fixture
@@ -85,3 +85,14 @@ def test_pretrained_backbone_not_in_cache_is_an_error_naming_the_file(
     with pytest.raises(GreenbenchError, match="never downloads weights") as e:
         adapter.build(str(pretrained))
     assert str(tmp_path / "torch" / "hub" / "checkpoints") in str(e.value)
+
+
+def test_checkpoints_pickled_before_tasks_were_a_package_still_load() -> None:
+    """A checkpoint written by an older greenbench names its custom layer by the old module path;
+    unpickling resolves it to the class now in the detection task's package."""
+    import pickle
+
+    from greenbench.tasks.detect.ultra_modules import TimmBackbone
+
+    old = b"cgreenbench.adapters.ultra_modules\nTimmBackbone\n."  # protocol 0: a global reference
+    assert pickle.loads(old) is TimmBackbone

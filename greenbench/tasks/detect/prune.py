@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from greenbench.adapters.ultra_args import check_train_value
 from greenbench.errors import GreenbenchError
 from greenbench.pipeline.base import StageContext, StageResult
+from greenbench.tasks.base import Task
+from greenbench.tasks.detect.ultra_args import check_train_value
 
 IMPORTANCES = ("bn_scale", "l1", "l2", "random")
 #: torch-pruning may take at most this fraction of any one layer's channels
@@ -94,7 +95,7 @@ def head_shapes(model: Any) -> list[tuple[str, tuple[int, ...]]]:
     """(name, out-channel shape) of every conv in the Detect head: pruning must leave them."""
     from torch import nn
 
-    from greenbench.adapters.ultra_slim import detect_heads
+    from greenbench.tasks.detect.ultra_slim import detect_heads
 
     return [
         (f"{i}.{name}", (m.out_channels,))
@@ -109,8 +110,8 @@ def _counts(model: Any, imgsz: int) -> dict[str, float]:
     counting forward runs in inference mode and the Detect head caches its anchors."""
     import copy
 
-    from greenbench.adapters.ultra_slim import bn_channels
     from greenbench.measure.complexity import count_macs, count_params
+    from greenbench.tasks.detect.ultra_slim import bn_channels
 
     macs = count_macs(copy.deepcopy(model), imgsz)
     return {
@@ -132,7 +133,7 @@ class PruneStage:
     name: ClassVar[str] = "prune"
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+    def validate_params(cls, params: dict[str, Any], task: type[Task] | None = None) -> dict[str, Any]:
         """Check every key; fill in the defaults (so equal prunings share one cache key)."""
         for key in params:
             if key not in PARAMS:
@@ -161,7 +162,7 @@ class PruneStage:
         import torch
         import torch_pruning as tp
 
-        from greenbench.adapters.ultra_slim import detect_heads, load_fp32_copy, save_module
+        from greenbench.tasks.detect.ultra_slim import detect_heads, load_fp32_copy, save_module
 
         params = self.validate_params(ctx.params)
         imgsz = int(params.get("imgsz", ctx.defaults.get("imgsz", DEFAULT_IMGSZ)))

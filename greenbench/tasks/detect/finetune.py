@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 
 from greenbench.errors import GreenbenchError
 from greenbench.pipeline.base import StageContext, StageResult
-from greenbench.pipeline.sparse_train import check_training
+from greenbench.tasks.base import Task
+from greenbench.tasks.detect.sparse_train import check_training
 
 #: the study lowers lr0 from 0.01 to 0.001 for fine-tuning
 DEFAULT_LR0 = 0.001
@@ -22,7 +23,7 @@ def _check_classes(model: Any, ctx: StageContext) -> None:
     """The module is trained as it is: its head must already have the data's class count."""
     import yaml
 
-    from greenbench.adapters.ultra_slim import detect_heads
+    from greenbench.tasks.detect.ultra_slim import detect_heads
 
     names = (yaml.safe_load(ctx.data_yaml.read_text(encoding="utf-8")) or {}).get("names") or {}
     heads = detect_heads(model)
@@ -44,7 +45,7 @@ class FinetuneStage:
     name: ClassVar[str] = "finetune"
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+    def validate_params(cls, params: dict[str, Any], task: type[Task] | None = None) -> dict[str, Any]:
         """Ultralytics training arguments; ``lr0`` filled in (0.001) so the cache key says it."""
         out = {"lr0": DEFAULT_LR0, **params}
         check_training(out)
@@ -52,11 +53,11 @@ class FinetuneStage:
 
     def run(self, ctx: StageContext) -> StageResult:
         """Fine-tune; raise ``GreenbenchError`` if the parameter count grew."""
-        from greenbench.adapters.ultra_slim import load_fp32_copy, module_trainer
         from greenbench.measure.complexity import count_params
+        from greenbench.tasks.detect.ultra_slim import load_fp32_copy, module_trainer
 
         params = self.validate_params(ctx.params)
-        adapter = ctx.adapter
+        task = ctx.task
         yolo = ctx.start_model()
         fp32 = load_fp32_copy(yolo.model, ctx.input) if ctx.input else None
         _check_classes(yolo.model, ctx)
@@ -65,7 +66,7 @@ class FinetuneStage:
         if args.get("optimizer", "auto") == "auto":  # 'auto' ignores lr0 (picks its own): say which
             args["optimizer"] = "SGD"
         checkpoint, energy = ctx.train(yolo, args, "finetune", trainer=module_trainer(yolo.model))
-        params_after = count_params(adapter.load(checkpoint).model)
+        params_after = count_params(task.load(checkpoint).model)
         if params_after > params_before:
             where = (
                 f"variant {ctx.variant!r}, stage finetune"

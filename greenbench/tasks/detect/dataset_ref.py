@@ -33,7 +33,7 @@ import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ import yaml
 
 from greenbench.errors import GreenbenchError
 from greenbench.offline import is_url
+from greenbench.tasks.base import DatasetRef
 
 #: image suffixes ultralytics reads (``ultralytics.data.utils.IMG_FORMATS``), lower case
 IMAGE_SUFFIXES = frozenset(
@@ -112,23 +113,6 @@ class Contents:
     splits: dict[str, tuple[tuple[Sample, ...], ...]]
     names: dict[int, str]
     channels: int | None = None
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    """A checked dataset: its data.yaml, the split accuracy is measured on, a content fingerprint.
-
-    ignored: samples ultralytics would drop, counted by reason (see ``REASONS``);
-    ignored_examples: up to ``EXAMPLES`` of their paths per reason; contents: what
-    ``staged_copy`` links (None for a ref built by hand: it checks the data again).
-    """
-
-    data_yaml: Path
-    eval_split: str
-    fingerprint: str
-    ignored: dict[str, int] = field(default_factory=dict, compare=False)
-    ignored_examples: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
-    contents: Contents | None = field(default=None, compare=False, repr=False)
 
 
 def _error(path: Path, what: str) -> GreenbenchError:
@@ -615,7 +599,7 @@ def staged_copy(ref: DatasetRef, workdir: Path) -> Path:
         raise _stage_error(ref, root, e) from None
     try:
         _build(contents, out, tmp)
-        from greenbench.datasets import install_complete
+        from greenbench.tasks.detect.synth import install_complete
 
         install_complete(tmp, out, MARKER)
     except OSError as e:

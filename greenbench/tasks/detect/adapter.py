@@ -1,6 +1,7 @@
-"""Detection adapter on ultralytics: build, train, evaluate, predict, save and load.
+"""The detection task on ultralytics: build, train, evaluate, export, save and load YOLO models;
+check, fingerprint, stage and generate YOLO datasets (``greenbench.tasks.base.Task``).
 
-Every network path of ultralytics is switched off by ``greenbench.offline`` before the first
+Every network path of ultralytics is switched off by ``greenbench.tasks.detect.offline`` before the first
 import (done in ``DetectAdapter.__init__``); nothing here downloads weights or data.
 """
 
@@ -11,9 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from greenbench.adapters.ultra_args import PICKLE_ARGS, pickle_arg
 from greenbench.errors import GreenbenchError
-from greenbench.offline import prepare_ultralytics
+from greenbench.metrics import MetricDef, accuracy_metric
+from greenbench.tasks.base import DatasetRef, Synthetic
+from greenbench.tasks.detect.offline import prepare_ultralytics
+from greenbench.tasks.detect.ultra_args import PICKLE_ARGS, pickle_arg
 
 #: training arguments greenbench always sets (the suite may not override them)
 FORCED_TRAIN_ARGS = {"plots": False, "exist_ok": True, "verbose": False}
@@ -68,31 +71,95 @@ def refuse_downloads() -> None:
     torch.hub.download_url_to_file = refuse
 
 
-class DetectAdapter:
-    """Ultralytics YOLO detection models (the ``TaskAdapter`` of task ``detect``).
+class DetectTask:
+    """Ultralytics YOLO detection models: the task ``detect``.
 
     workdir: greenbench's work folder; ultralytics settings, fonts and caches go below it.
     device: ``cpu`` or ``cuda:N``.
     """
 
-    task: ClassVar[str] = "detect"
-    metrics: ClassVar[tuple[str, ...]] = ("precision", "recall", "map50", "map50_95")
-    dataset_format: ClassVar[str] = "a YOLO data.yaml (train/val/test image folders with labels/)"
+    name: ClassVar[str] = "detect"
+    metrics: ClassVar[tuple[MetricDef, ...]] = (
+        accuracy_metric("precision", "P", "detection precision on the evaluation split"),
+        accuracy_metric("recall", "R", "detection recall on the evaluation split"),
+        accuracy_metric("map50", "mAP50", "detection mean average precision at IoU 0.5"),
+        accuracy_metric("map50_95", "mAP50-95", "detection mean average precision over IoU 0.5:0.95"),
+    )
+    table_accuracy: ClassVar[tuple[str, ...]] = ("precision", "map50")
+    headline: ClassVar[str] = "map50"
+    dataset_format: ClassVar[str] = (
+        "a data.yaml in YOLO format (naming train/val/test image folders, labels/*.txt beside images/)"
+    )
     model_suffixes: ClassVar[tuple[str, ...]] = (".yaml", ".yml", ".pt", ".pth", ".onnx")
+    pickle_args: ClassVar[tuple[str, ...]] = PICKLE_ARGS
+    stages: ClassVar[dict[str, str]] = {
+        "sparse_train": "greenbench.tasks.detect.sparse_train:SparseTrainStage",
+        "prune": "greenbench.tasks.detect.prune:PruneStage",
+        "finetune": "greenbench.tasks.detect.finetune:FinetuneStage",
+    }
+    packages: ClassVar[tuple[str, ...]] = ("ultralytics",)
 
+    # --- suite checks (no ultralytics import) ---------------------------------------------
     @classmethod
     def check_train_args(cls, args: dict[str, Any]) -> list[tuple[str, str]]:
         """Ultralytics training arguments, checked against its own ``default.yaml`` (names, the
         types in its comments, ranges) without importing ultralytics."""
-        from greenbench.adapters.ultra_args import check_train_args
+        from greenbench.tasks.detect.ultra_args import check_train_args
 
         return check_train_args(args)
+
+    @classmethod
+    def builtin_models(cls) -> list[str]:
+        """Ultralytics' bundled model configs (``yolov8n.yaml``, scaled names included)."""
+        from greenbench.tasks.detect.ultra_args import builtin_model_names
+
+        return builtin_model_names()
+
+    @classmethod
+    def is_builtin_model(cls, name: str) -> bool:
+        """Whether ``name`` is an ultralytics built-in config (``yolov5s.yaml``, ``yolov8n.yaml``)."""
+        from greenbench.tasks.detect.ultra_args import builtin_model_cfg
+
+        return builtin_model_cfg(name) is not None
+
+    @classmethod
+    def check_dataset(cls, path: Path) -> DatasetRef:
+        """The data.yaml and every sample it names (``dataset_ref.check_dataset``)."""
+        from greenbench.tasks.detect.dataset_ref import check_dataset
+
+        return check_dataset(path)
+
+    @classmethod
+    def stage_dataset(cls, ref: DatasetRef, workdir: Path) -> Path:
+        """A data.yaml under ``workdir`` linking the usable samples (``dataset_ref.staged_copy``)."""
+        from greenbench.tasks.detect.dataset_ref import staged_copy
+
+        return staged_copy(ref, workdir)
+
+    @classmethod
+    def synthetic_fingerprint(cls, spec: Synthetic) -> str:
+        """``synth-<key>`` of the shapes dataset ``spec`` describes."""
+        return "synth-" + _synth_spec(spec).key()
+
+    @classmethod
+    def synthesize(cls, cache_root: Path, spec: Synthetic) -> Path:
+        """The data.yaml of ``spec``'s shapes dataset, generated once under ``cache_root``."""
+        from greenbench.tasks.detect.synth import cached_synth
+
+        return cached_synth(cache_root, _synth_spec(spec))
+
+    @classmethod
+    def write_synthetic(cls, out: Path, spec: Synthetic) -> Path:
+        """A shapes dataset written into ``out``; its data.yaml."""
+        from greenbench.tasks.detect.synth import synth_detection
+
+        return synth_detection(out, _synth_spec(spec))
 
     def __init__(self, workdir: Path, device: str = "cpu") -> None:
         self.workdir = Path(workdir).resolve()
         prepare_ultralytics(self.workdir)
         refuse_downloads()
-        from greenbench.adapters.ultra_modules import register
+        from greenbench.tasks.detect.ultra_modules import register
 
         register()  # custom YAML layers (TimmBackbone: GhostNet) before any model YAML is parsed
         self.device = device
@@ -142,13 +209,13 @@ class DetectAdapter:
     ) -> Path:
         """Train ``yolo`` on ``data_yaml`` into ``out_dir``; return the best (else last) weights.
 
-        ``trainer``: a ``DetectionTrainer`` subclass to train with (``greenbench.adapters.ultra_slim``:
+        ``trainer``: a ``DetectionTrainer`` subclass to train with (``greenbench.tasks.detect.ultra_slim``:
         sparse training, training a pruned module); None for ultralytics' own."""
         import torch
 
         if on_epoch is not None:
             yolo.add_callback("on_train_epoch_end", lambda tr: on_epoch(int(tr.epoch) + 1, int(tr.epochs)))
-        from greenbench.adapters.ultra_slim import add_fp32_copy
+        from greenbench.tasks.detect.ultra_slim import add_fp32_copy
 
         add_fp32_copy(yolo)  # best_fp32.pt beside best.pt: pruning needs fp32 γ (fp16 ties over-prune)
         out_dir = out_dir.resolve()
@@ -242,7 +309,7 @@ class DetectAdapter:
         out = self.load(checkpoint).export(format="onnx", device="cpu", half=False, nms=False, **args)
         return Path(out)
 
-    def evaluate_onnx_with(
+    def evaluate_with(
         self,
         onnx: Path,
         forward: Callable[[Any], list[Any]],
@@ -279,3 +346,24 @@ class DetectAdapter:
         # the registry is a class attribute: swapped for this one validation, in this process only
         with mock.patch.dict(AutoBackend._BACKEND_MAP, {"onnx": _Backend}):
             return self.evaluate(self.load(onnx), data_yaml, imgsz, out_dir, split)
+
+    # --- quantization ---------------------------------------------------------------------
+    def calibration_inputs(
+        self, data_yaml: Path, imgsz: int, count: int, seed: int
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """``count`` train images, letterboxed as evaluation feeds them (``calibration``)."""
+        from greenbench.tasks.detect.calibration import calibration_inputs
+
+        return calibration_inputs(data_yaml, imgsz, count, seed)
+
+
+#: the name this class had before tasks were a package (tests and plugins may still use it)
+DetectAdapter = DetectTask
+
+
+def _synth_spec(spec: Synthetic) -> Any:
+    from greenbench.tasks.detect.synth import SynthSpec
+
+    return SynthSpec(
+        classes=spec.classes, images=spec.images, imgsz=spec.imgsz, seed=spec.seed, names=spec.names
+    )

@@ -1,27 +1,31 @@
-"""Custom layers for ultralytics model YAMLs: ``TimmBackbone`` (a real timm network, e.g. GhostNet).
+"""Custom layers for ultralytics model YAMLs: ``TimmBackbone`` (a real timm network, e.g.
+GhostNet).
 
-Ultralytics' YAML parser (``ultralytics.nn.tasks.parse_model``) resolves a layer name that has no
-``nn.`` or ``torchvision.ops.`` prefix with ``globals()[name]`` of ``ultralytics.nn.tasks``: the
-only hook it offers for a layer it does not ship is a name in that module's namespace. ``register``
-puts the classes of this module there; that is the one patch of ultralytics made here.
+Ultralytics' YAML parser (``ultralytics.nn.tasks.parse_model``) resolves a layer name that has
+no ``nn.`` or ``torchvision.ops.`` prefix with ``globals()[name]`` of ``ultralytics.nn.tasks``:
+the only hook it offers for a layer it does not ship is a name in that module's namespace.
+``register`` puts the classes of this module there; that is the one patch of ultralytics made
+here.
 
-For a layer it does not know, ``parse_model`` passes the YAML ``args`` to the constructor unchanged
-and records the layer's output channels as its input's (3 for layer 0). Only a layer reading
-this one's output would use that record, and the only layer that can read a list of maps,
-``Index``, takes its channels from its own first argument: no further patch of the parser is
-needed (``TorchVision`` with ``split=True`` is handled the same way by ultralytics).
+For a layer it does not know, ``parse_model`` passes the YAML ``args`` to the constructor
+unchanged and records the layer's output channels as its input's (3 for layer 0). Only a layer
+reading this one's output would use that record, and the only layer that can read a list of
+maps, ``Index``, takes its channels from its own first argument: no further patch of the parser
+is needed (``TorchVision`` with ``split=True`` is handled the same way by ultralytics).
 
 A checkpoint pickles ``TimmBackbone`` by its import path
-(``greenbench.adapters.ultra_modules.TimmBackbone``): loading it back needs greenbench importable,
-not ``register``; building a model from a YAML (and ultralytics' trainer, which rebuilds the model
-from the YAML stored in the checkpoint) needs ``register`` first. Such a checkpoint also pickles
-timm's own classes (``timm.models.ghostnet.GhostBottleneck``...), so it loads with a timm whose
-modules keep those names, and not under ultralytics' opt-in ``ULTRALYTICS_SAFE_LOAD``, whose
-allow-list holds torch and ultralytics classes only.
-"""
+(``greenbench.tasks.detect.ultra_modules.TimmBackbone``; checkpoints written before tasks were a
+package name ``greenbench.adapters.ultra_modules``, kept as an alias of this module): loading it
+back needs greenbench importable, not ``register``; building a model from a YAML (and
+ultralytics' trainer, which rebuilds the model from the YAML stored in the checkpoint) needs
+``register`` first. Such a checkpoint also pickles timm's own classes
+(``timm.models.ghostnet.GhostBottleneck``...), so it loads with a timm whose modules keep those
+names, and not under ultralytics' opt-in ``ULTRALYTICS_SAFE_LOAD``, whose allow-list holds torch
+and ultralytics classes only."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +33,10 @@ import torch
 from torch import nn
 
 from greenbench.errors import GreenbenchError
+
+#: the path checkpoints written by greenbench before its tasks were packages pickle this module by
+LEGACY_PATH = "greenbench.adapters.ultra_modules"
+sys.modules.setdefault(LEGACY_PATH, sys.modules[__name__])
 
 
 class TimmBackbone(nn.Module):

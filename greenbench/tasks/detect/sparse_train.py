@@ -1,7 +1,7 @@
 """Stage ``sparse_train``: training with an L1 penalty on BatchNorm γ (network slimming, step 1).
 
 The penalty λ·Σ|γ| enters as its subgradient λ·sign(γ), added to each BN weight gradient outside
-the Detect head once per optimizer step (``greenbench.adapters.ultra_slim.sparse_trainer``).
+the Detect head once per optimizer step (``greenbench.tasks.detect.ultra_slim.sparse_trainer``).
 Channels whose γ it drives towards 0 are the ones ``prune`` removes.
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from greenbench.adapters.ultra_args import check_train_args
 from greenbench.pipeline.base import StageContext, StageResult
+from greenbench.tasks.base import Task
+from greenbench.tasks.detect.ultra_args import check_train_args
 
 
 def positive_number(params: dict[str, Any], key: str) -> float:
@@ -43,7 +44,7 @@ class SparseTrainStage:
     name: ClassVar[str] = "sparse_train"
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+    def validate_params(cls, params: dict[str, Any], task: type[Task] | None = None) -> dict[str, Any]:
         """``lambda`` > 0; the other keys must be ultralytics training arguments."""
         if "lambda" not in params:
             raise ValueError("stage parameter 'lambda' (the L1 weight on BN γ, e.g. 5e-4) is required")
@@ -54,11 +55,11 @@ class SparseTrainStage:
 
     def run(self, ctx: StageContext) -> StageResult:
         """Sparse-train; record λ, how often it applied and mean |γ| before and after."""
-        from greenbench.adapters.ultra_slim import load_fp32_copy, mean_abs_gamma, sparse_trainer
+        from greenbench.tasks.detect.ultra_slim import load_fp32_copy, mean_abs_gamma, sparse_trainer
 
         params = self.validate_params(ctx.params)
         lam = params.pop("lambda")
-        adapter = ctx.adapter
+        task = ctx.task
         yolo = ctx.start_model()
         if ctx.input:
             load_fp32_copy(yolo.model, ctx.input)
@@ -66,7 +67,7 @@ class SparseTrainStage:
         args = {**ctx.defaults, **params}
         checkpoint, energy = ctx.train(yolo, args, "sparse_train", trainer=sparse_trainer(lam))
         trainer = yolo.trainer
-        trained = adapter.load(checkpoint)
+        trained = task.load(checkpoint)
         fp32 = load_fp32_copy(trained.model, checkpoint)
         batch, nbs = int(trainer.batch_size), int(trainer.args.nbs)  # as ultralytics resolved them
         info = {

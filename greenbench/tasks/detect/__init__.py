@@ -1,0 +1,11 @@
+"""The detection task: ultralytics YOLO models on YOLO datasets. The only package that imports
+ultralytics or knows its formats: the task class (``adapter``), its training-argument checks
+(``ultra_args``), BatchNorm and trainer helpers (``ultra_slim``), custom model layers
+(``ultra_modules``), the dataset check, fingerprint and staging (``dataset_ref``), the synthetic
+shapes generator (``synth``), the offline switches (``offline``), calibration images
+(``calibration``) and the stages only detection runs (``sparse_train``, ``prune``, ``finetune``).
+"""
+
+from greenbench.tasks.detect.adapter import DetectTask
+
+__all__ = ["DetectTask"]

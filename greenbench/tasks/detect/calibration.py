@@ -1,0 +1,76 @@
+"""Calibration images for static int8 quantization of a detector: train images, letterboxed as
+ultralytics' evaluation feeds them (``DetectTask.calibration_inputs``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from greenbench.errors import GreenbenchError
+
+# image suffixes ultralytics reads (ultralytics.data.utils.IMG_FORMATS), without importing it here
+_IMAGES = frozenset({".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm"})
+PREPROCESSING = "letterbox (ultralytics LetterBox, grey 114), RGB, /255"
+
+
+def train_images(data_yaml: Path) -> tuple[list[Path], str]:
+    """Every image of the train split (folders walked, .txt lists read), sorted, and a
+    description of where they came from."""
+    from greenbench.tasks.detect.dataset_ref import split_paths
+
+    splits, _ = split_paths(data_yaml)
+    found: list[Path] = []
+    for entry in splits["train"]:
+        if entry.is_dir():
+            found += [p for p in entry.rglob("*") if p.suffix.lower() in _IMAGES and p.is_file()]
+        else:  # an image list, as ultralytics reads it: './x' is relative to the list's folder
+            for line in entry.read_text().splitlines():
+                line = line.strip()
+                if line:
+                    p = Path(line)
+                    found.append(entry.parent / line[2:] if line.startswith("./") else p)
+    return sorted(set(found)), ", ".join(str(e) for e in splits["train"])
+
+
+def pick(images: list[Path], count: int, seed: int) -> list[Path]:
+    """``count`` of ``images`` (all if fewer), chosen with ``seed``: the same files every run."""
+    import numpy as np
+
+    if len(images) <= count:
+        return list(images)
+    chosen = np.random.default_rng(seed).choice(len(images), size=count, replace=False)
+    return [images[i] for i in sorted(chosen)]
+
+
+def letterboxed(path: Path, imgsz: int) -> Any:
+    """``path`` as ultralytics' evaluation feeds it: long side resized to ``imgsz``, padded to a
+    square with grey (114), RGB, float32 in [0, 1], shape (1, 3, imgsz, imgsz)."""
+    import cv2
+    import numpy as np
+    from ultralytics.data.augment import LetterBox
+
+    image = cv2.imread(str(path))
+    if image is None:
+        raise GreenbenchError(f"calibration image {path} cannot be read as an image")
+    h, w = image.shape[:2]
+    r = imgsz / max(h, w)
+    if r != 1:  # as ultralytics' BaseDataset.load_image: ceil, capped at imgsz, bilinear
+        size = (min(math.ceil(w * r), imgsz), min(math.ceil(h * r), imgsz))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    boxed: Any = LetterBox(new_shape=(imgsz, imgsz), auto=False, scaleup=False)(image=image)
+    chw = boxed[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
+    return (np.ascontiguousarray(chw, dtype=np.float32) / 255.0)[None]
+
+
+def calibration_inputs(
+    data_yaml: Path, imgsz: int, count: int, seed: int
+) -> tuple[list[Any], dict[str, Any]]:
+    """``count`` train images chosen with ``seed``, letterboxed to ``imgsz``, and where they came
+    from (split, folders, preprocessing) for the record."""
+    found, where = train_images(data_yaml)
+    if not found:
+        raise GreenbenchError(f"no images in the train split of {data_yaml} ({where}) to calibrate on")
+    images = pick(found, count, seed)
+    facts = {"split": "train", "source": where, "preprocessing": PREPROCESSING}
+    return [letterboxed(image, imgsz) for image in images], facts
