@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from greenbench import jobs
 from greenbench.executors.local import LocalExecutor
 from greenbench.measure.carbon import GridIntensity
 from greenbench.measure.device import fingerprint
 from greenbench.measure.energy.composite import skipped_idle
 from greenbench.measure.stats import bootstrap_median_ci
-from greenbench.records import Context, deltas
-from greenbench.runner import Runner, RunOptions
+from greenbench.run import jobs
+from greenbench.run.records import Context, deltas
+from greenbench.run.runner import Runner, RunOptions
 from greenbench.store import Store
 from greenbench.suite import ProtocolSettings, load_suite
 

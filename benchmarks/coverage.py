@@ -31,8 +31,8 @@ from collections import Counter
 
 import numpy as np
 
-from greenbench.gate import GateConfig, decide, rules
-from greenbench.gate_session import EXTRA_ROUNDS, GateSettings
+from greenbench.gate.decision import GateConfig, decide, rules
+from greenbench.gate.session import EXTRA_ROUNDS, GateSettings
 from greenbench.measure.compare import paired_ratio
 from greenbench.measure.protocol import Block
 from greenbench.suite import ProtocolSettings

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from greenbench.executors.local import LocalExecutor
-from greenbench.gate import GateConfig, rules
-from greenbench.gate_session import GateResult, GateSession, GateSettings, Side
+from greenbench.gate.decision import GateConfig, rules
+from greenbench.gate.session import GateResult, GateSession, GateSettings, Side
 from greenbench.measure.device import fingerprint
 from greenbench.measure.energy.composite import skipped_idle
 from greenbench.measure.workload import conv_stack, extra_work

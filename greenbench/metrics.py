@@ -10,40 +10,12 @@ come from the task (``greenbench.tasks.base.Task``: ``metrics``, ``table_accurac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
-Kind = Literal["accuracy", "complexity", "latency", "energy", "carbon"]
-
-
-@dataclass(frozen=True)
-class MetricDef:
-    """One stored metric.
-
-    name: the key in ``RunRecord.metrics``. unit: the stored unit (``J``, ``ms``, ``count``, …).
-    higher_is_better: True/False, or None where neither is (e.g. a cross-check).
-    header: the table header, with the display unit (``E/img_mJ``); display = value × ``scale``,
-    shown with ``digits`` decimals. energy: the metric carries ``method`` (measured/estimated)
-    and ``source``; a Δ is only taken against a figure of the same method and source.
-    interval: the metric carries ``ci_low``/``ci_high`` (and, from schema 2, a paired Δ
-    against the baseline in ``RunRecord.deltas``).
-    """
-
-    name: str
-    unit: str
-    description: str
-    higher_is_better: bool | None
-    header: str
-    scale: float = 1.0
-    digits: int = 3
-    kind: Kind = "complexity"
-    energy: bool = False
-    interval: bool = False
-
-    def display(self, value: float) -> str:
-        """``value`` (in ``unit``) scaled and rounded for a table cell."""
-        return f"{value * self.scale:.{self.digits}f}"
+from greenbench.metric_def import Kind as Kind
+from greenbench.metric_def import MetricDef as MetricDef
+from greenbench.metric_def import accuracy_metric as accuracy_metric
 
 
 def _defs(*defs: MetricDef) -> dict[str, MetricDef]:
@@ -53,11 +25,6 @@ def _defs(*defs: MetricDef) -> dict[str, MetricDef]:
             raise ValueError(f"metric {d.name!r} registered twice")
         out[d.name] = d
     return out
-
-
-def accuracy_metric(name: str, header: str, description: str) -> MetricDef:
-    """An accuracy metric as a task declares it: a fraction in [0, 1], higher is better."""
-    return MetricDef(name, "fraction", description, True, header, digits=3, kind="accuracy")
 
 
 def _energy(name: str, header: str, description: str, scale: float, digits: int, **kw: bool) -> MetricDef:

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from greenbench.errors import GreenbenchError
-from greenbench.tasks.detect.dataset_ref import check_dataset, staged_copy
+from greenbench.tasks.detect.dataset_ref import check_dataset
+from greenbench.tasks.detect.staging import staged_copy
 from greenbench.tasks.detect.synth import SynthSpec, synth_detection
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -436,7 +437,7 @@ def test_cached_synth_rewords_a_failure_after_generation(
     def no_rename(src: object, dst: object) -> None:
         raise PermissionError(13, "Permission denied", str(dst))
 
-    monkeypatch.setattr(datasets.os, "rename", no_rename)
+    monkeypatch.setattr(os, "rename", no_rename)  # the atomic install renames the finished folder
     with pytest.raises(
         GreenbenchError, match=re.escape(f"cannot write under {tmp_path}: Permission denied at ")
     ):

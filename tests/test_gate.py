@@ -8,7 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from greenbench.gate import (
+from greenbench.gate.calibration import calibration, clopper_pearson, detection
+from greenbench.gate.decision import (
     DEFAULT_FLOOR,
     DEFAULT_THRESHOLD_PCT,
     DifferenceCheck,
@@ -21,7 +22,6 @@ from greenbench.gate import (
     parse_floor,
     rules,
 )
-from greenbench.gate_calibration import calibration, clopper_pearson, detection
 from greenbench.measure.protocol import Block, rotation
 
 SOURCE = "estimate:cpu-time×4W/core"

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from greenbench.lock import ActiveRun, WorkdirBusy, WorkdirLock, other_runs, runs_dir
 from greenbench.report.tables import build_table
+from greenbench.run.lock import ActiveRun, WorkdirBusy, WorkdirLock, other_runs, runs_dir
 from tests.factories import make_record
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from greenbench.lock import ActiveRun
+from greenbench.run.lock import ActiveRun
 with ActiveRun(sys.argv[1], Path(sys.argv[2])):
     print("ready", flush=True)
     time.sleep(60)

@@ -26,7 +26,7 @@ def test_stored_takes_the_unit_from_the_registry() -> None:
 
 def test_every_metric_a_record_gets_is_registered() -> None:
     from greenbench.measure.energy.composite import IdleBaseline
-    from greenbench.records import Context, build_metrics, codecarbon_check
+    from greenbench.run.records import Context, build_metrics, codecarbon_check
     from tests.test_records import GRID, block, evaluated, stage
 
     ctx = Context(IdleBaseline({"package-0": 1.0}, 1.0, "measured"), GRID, 1.0, 64)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from greenbench.progress import RunProgress
+from greenbench.run.progress import RunProgress
 from greenbench.suite import load_suite
 
 SUITE = """

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from greenbench.jobs import EvaluateResult, StageDone
 from greenbench.measure.carbon import GridIntensity
 from greenbench.measure.compare import pairs
 from greenbench.measure.energy.composite import IdleBaseline, skipped_idle
 from greenbench.measure.protocol import Block
-from greenbench.records import Context, build_metrics, codecarbon_check, deltas
+from greenbench.run.jobs import EvaluateResult, StageDone
+from greenbench.run.records import Context, build_metrics, codecarbon_check, deltas
 from greenbench.runtimes.base import Artifact
 
 GRID = GridIntensity(400.0, "test", "DEU", None)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from greenbench import jobs
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import Outcome, Where
 from greenbench.executors.rounds import Rounds, run_rounds
 from greenbench.measure.energy.composite import skipped_idle
+from greenbench.run import jobs
 
 
 class Scripted:

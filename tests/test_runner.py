@@ -6,15 +6,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from greenbench import jobs
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import Outcome, Where
-from greenbench.identity import PlannedStage, stage_plan
 from greenbench.measure.energy.composite import skipped_idle
-from greenbench.runner import Runner, RunOptions
+from greenbench.run import jobs
+from greenbench.run.runner import Runner, RunOptions
 from greenbench.runtimes.base import Artifact
 from greenbench.store import RunRecord, Store
 from greenbench.suite import load_suite
+from greenbench.suite.identity import PlannedStage, stage_plan
 
 
 def plans(suite_file: Path, tmp_path: Path, data_key: str = "data-1") -> dict[str, list[PlannedStage]]:

@@ -10,9 +10,9 @@ from factories import make_measured_record
 
 from greenbench.commands.table import SuiteRef, current_records, read_suite_ref, table_text
 from greenbench.errors import SuiteError
-from greenbench.smoke import SMOKE_EPOCHS, SMOKE_IMGSZ, Overrides
 from greenbench.store import Store
 from greenbench.suite import load_suite
+from greenbench.suite.smoke import SMOKE_EPOCHS, SMOKE_IMGSZ, Overrides
 from greenbench.tasks.detect.synth import SynthSpec, synth_detection
 
 THWS = Path(__file__).resolve().parents[1] / "suites" / "yolo_thws.yaml"
@@ -129,8 +129,8 @@ def test_recipe_columns_come_from_the_whole_lineage(tmp_path: Path) -> None:
 
 
 def test_smoke_takes_as_many_classes_as_the_generator_draws(tmp_path: Path) -> None:
-    from greenbench.smoke import SMOKE_MAX_CLASSES
     from greenbench.suite import MAX_SYNTHETIC_CLASSES
+    from greenbench.suite.smoke import SMOKE_MAX_CLASSES
     from greenbench.tasks.detect.synth import MAX_CLASSES
 
     assert SMOKE_MAX_CLASSES == MAX_SYNTHETIC_CLASSES == MAX_CLASSES

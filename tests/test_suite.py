@@ -117,7 +117,7 @@ def test_a_run_reuses_the_dataset_walk_validation_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import greenbench.tasks.detect.dataset_ref
-    from greenbench.identity import dataset_ref
+    from greenbench.suite.identity import dataset_ref
 
     data = synth_detection(tmp_path / "suites" / "data", SynthSpec(classes=2, images=10, imgsz=32))
     suite = load_suite(

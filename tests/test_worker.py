@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from greenbench.worker import _cached_stage
+from greenbench.run.worker import _cached_stage
 
 
 def test_cached_stage_needs_a_complete_marker_and_the_checkpoint(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def add_peak_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _suite_threads(path: str) -> int:
-    from greenbench.manifest import read_manifest
+    from greenbench.suite.manifest import read_manifest
 
     data = read_manifest(Path(path))[1]
     measure = data.get("measure") if isinstance(data, dict) else None

@@ -1,7 +1,7 @@
 """``greenbench gate REFERENCE CANDIDATE``: fail CI on a real latency or energy regression.
 
-Both sides are measured in this job, interleaved, in fresh processes (``greenbench.gate_session``);
-the decision is ``greenbench.gate``'s: pass, regressed, or inconclusive after more rounds.
+Both sides are measured in this job, interleaved, in fresh processes (``greenbench.gate.session``);
+the decision is ``greenbench.gate.decision``'s: pass, regressed, or inconclusive after more rounds.
 Exit codes: 0 pass, 1 regressed, 2 usage error (a bad flag, a missing or unloadable model file, an
 unknown variant), 3 still inconclusive after ``--max-rounds`` (0 with ``--inconclusive-passes``).
 ``--calibrate [MODEL]`` runs A/A gates and reports the false-alarm rate with its Clopper–Pearson
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from greenbench.errors import GreenbenchError
 
 if TYPE_CHECKING:
-    from greenbench.gate import MetricRule
-    from greenbench.gate_session import GateResult, GateSession, GateSettings, Side, SideSpec
+    from greenbench.gate.decision import MetricRule
+    from greenbench.gate.session import GateResult, GateSession, GateSettings, Side, SideSpec
 
 HELP = "fail CI on a latency/energy regression: candidate vs reference, measured interleaved"
 
@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _usage(message: str) -> GreenbenchError:
-    from greenbench.gate import GateUsageError
+    from greenbench.gate.decision import GateUsageError
 
     return GateUsageError(message)
 
@@ -93,7 +93,7 @@ def _settings(args: argparse.Namespace, specs: list[SideSpec], suites: dict[Path
     side's fixed input shape for what is still unset, then the flags."""
     from dataclasses import replace
 
-    from greenbench.gate_session import GateSettings, onnx_input_shape, settings_from_suite
+    from greenbench.gate.session import GateSettings, onnx_input_shape, settings_from_suite
 
     settings = GateSettings()
     suite_sides = [s for s in reversed(specs) if s.is_suite]  # the candidate's suite wins
@@ -140,7 +140,7 @@ def _check(s: GateSettings) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from greenbench.gate import GateConfig
+    from greenbench.gate.decision import GateConfig
 
     if args.alpha is None:
         return GateConfig()
@@ -150,7 +150,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _specs(args: argparse.Namespace) -> list[SideSpec]:
-    from greenbench.gate_session import parse_side
+    from greenbench.gate.session import parse_side
 
     if args.calibrate:
         if len(args.sides) > 1:
@@ -170,8 +170,8 @@ def _specs(args: argparse.Namespace) -> list[SideSpec]:
 def run(args: argparse.Namespace) -> int:
     """Check every option (exit 2), measure, print, write the Markdown summary; the exit code."""
     from greenbench.executors import factory
-    from greenbench.gate import rules
-    from greenbench.gate_session import load_suites
+    from greenbench.gate.decision import rules
+    from greenbench.gate.session import load_suites
 
     metric_rules = rules(args.fail, args.floor)
     config = _config(args)
@@ -198,10 +198,10 @@ def _measure(
 
     from greenbench.executors import factory
     from greenbench.executors.local import DEFAULT_STALL_S
-    from greenbench.gate_session import GateSession, prepare_suite_sides, side_of
-    from greenbench.lock import ActiveRun, WorkdirLock
+    from greenbench.gate.session import GateSession, prepare_suite_sides, side_of
     from greenbench.measure.device import fingerprint
     from greenbench.measure.energy.composite import skipped_idle
+    from greenbench.run.lock import ActiveRun, WorkdirLock
 
     started = time.monotonic()
 
@@ -243,7 +243,7 @@ def _measure(
 def _workload(workdir: Path, settings: GateSettings, extra_layers: int = 0) -> Side:
     """The built-in calibration model: a small ONNX conv stack at the chosen image size and batch
     (``extra_layers`` more identical layers: a heavier copy whose extra work is known)."""
-    from greenbench.gate_session import Side
+    from greenbench.gate.session import Side
     from greenbench.measure.workload import conv_stack
     from greenbench.runtimes.base import Artifact
 
@@ -352,7 +352,7 @@ def _calibrate(
 ) -> int:
     """A/A runs of ``model``; with ``heavier`` (the built-in workload's heavier copy and its
     extra work in %), as many runs against it, counted as the detection rate."""
-    from greenbench.gate_calibration import calibration, detection
+    from greenbench.gate.calibration import calibration, detection
     from greenbench.report.gate_report import GATE_SCHEMA_VERSION, dumps, render_calibration
 
     started = time.monotonic()

@@ -1,6 +1,6 @@
 """``greenbench run SUITE``: run a suite, store a record per variant, print the table.
 
-One run at a time per work folder (``greenbench.lock``): a second run on the same folder stops
+One run at a time per work folder (``greenbench.run.lock``): a second run on the same folder stops
 at once with a message naming the first. Worker output shown on the terminal has its control
 characters replaced: a variant name or a log line cannot move the cursor or recolour the screen.
 """
@@ -18,8 +18,8 @@ from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
 from greenbench.executors.local import DEFAULT_STALL_S as DEFAULT_STALL_TIMEOUT_S
 
 if TYPE_CHECKING:
-    from greenbench.smoke import Overrides
     from greenbench.suite import Suite
+    from greenbench.suite.smoke import Overrides
 
 HELP = "run a suite (resumes: variants stored ok are skipped)"
 
@@ -86,7 +86,7 @@ def add_override_options(parser: argparse.ArgumentParser) -> None:
 
 def overrides(args: argparse.Namespace) -> Overrides:
     """The suite changes the options ask for; ``--smoke`` with ``--data`` is a usage error."""
-    from greenbench.smoke import Overrides
+    from greenbench.suite.smoke import Overrides
 
     if args.smoke and args.data:
         raise RunUsageError(
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the suite with progress on stderr, then print its table from the store; exit 1 if
     any variant failed. The work folder is locked first: a second run on it stops at once."""
     from greenbench.executors import factory
-    from greenbench.lock import ActiveRun, WorkdirLock
+    from greenbench.run.lock import ActiveRun, WorkdirLock
     from greenbench.suite import load_suite
 
     stall_s = stall_timeout(args.stall_timeout)
@@ -142,8 +142,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_locked(args: argparse.Namespace, suite: Suite, workdir: Path, stall_s: float | None) -> int:
     from rich.console import Console
 
-    from greenbench.progress import RunProgress
-    from greenbench.runner import Runner, RunOptions
+    from greenbench.run.progress import RunProgress
+    from greenbench.run.runner import Runner, RunOptions
     from greenbench.store import Store
 
     console = Console(stderr=True, soft_wrap=True)

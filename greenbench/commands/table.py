@@ -105,7 +105,7 @@ def _bad(path: Path, key: str, expected: str, got: object) -> SuiteError:
 
 def read_suite_ref(path: Path) -> SuiteRef:
     """Name, variant order, baseline, task and device of a suite file, without loading the suite."""
-    from greenbench.manifest import read_manifest
+    from greenbench.suite.manifest import read_manifest
 
     # the same bounded reader as validate: no FIFO hang, no alias bomb, no deep nesting
     data = read_manifest(path)[1]

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from greenbench.errors import GreenbenchError
-from greenbench.jobs import Job, Result
 from greenbench.measure.energy.composite import IdleBaseline
+from greenbench.run.jobs import Job, Result
 
 
 @dataclass(frozen=True)

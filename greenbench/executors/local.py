@@ -25,10 +25,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from greenbench import jobs
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import JobFailed, Outcome, Where
 from greenbench.measure.energy.composite import IdleBaseline
+from greenbench.run import jobs
 
 DEFAULT_STALL_S = 1800.0  # no line of log or progress for 30 min: longer than any epoch prints nothing
 LOW_SPACE_BYTES = 64 * 2**20  # below this a worker that died without a result is taken as out of space
@@ -41,7 +41,7 @@ def _file_stem(label: str, kind: str, serial: int) -> str:
 
 
 class LocalExecutor:
-    """Runs jobs as ``python -m greenbench.worker JOB RESULT EVENTS`` in ``logdir``.
+    """Runs jobs as ``python -m greenbench.run.worker JOB RESULT EVENTS`` in ``logdir``.
 
     device: this machine's fingerprint. idle: measures the idle baseline (called once, lazily,
     so that a run with nothing to do measures nothing). progress: receives the workers' lines.
@@ -68,7 +68,7 @@ class LocalExecutor:
         self.cwd = cwd
         self.stall_s = stall_s or None
         #: the worker command, before its JOB RESULT EVENTS arguments (a seam for tests)
-        self.argv: list[str] = [sys.executable, "-m", "greenbench.worker"]
+        self.argv: list[str] = [sys.executable, "-m", "greenbench.run.worker"]
         self._serial = 0
 
     def where(self) -> Where:

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from greenbench import jobs
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import Executor, Where
+from greenbench.run import jobs
 
 
 @dataclass

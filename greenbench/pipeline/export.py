@@ -5,7 +5,7 @@ The graph is fp32, batch 1, with one output (the decoded Detect tensor), simplif
 Its input is fixed at the suite's training ``imgsz`` (``defaults.imgsz``, 640 if unset), which is
 also where accuracy is evaluated; ``dynamic: true`` exports dynamic batch and image axes instead.
 A fixed-shape model is only ever run at its own size: ultralytics would evaluate it at the
-export's size whatever was asked, so the suite checks (``greenbench.artifact_checks``) and the
+export's size whatever was asked, so the suite checks (``greenbench.suite.artifact_checks``) and the
 evaluation (``check_eval_imgsz``) refuse a mismatch rather than resize silently.
 """
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from greenbench.errors import TERMINAL_UNSAFE
-from greenbench.gate import MetricVerdict, Verdict
-from greenbench.gate_calibration import Calibration
+from greenbench.gate.calibration import Calibration
+from greenbench.gate.decision import MetricVerdict, Verdict
 from greenbench.metrics import METRICS
 from greenbench.report.tables import md_escape
 

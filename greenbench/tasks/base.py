@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from greenbench.metrics import MetricDef
+    from greenbench.metric_def import MetricDef
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from greenbench import manifest
 from greenbench.errors import SuiteError, clean_message
-from greenbench.suite import load_suite
+from greenbench.suite import load_suite, manifest
 
 REPO = Path(__file__).parents[2]
 CORPUS = REPO / "tests" / "suites_hostile"

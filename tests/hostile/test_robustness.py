@@ -24,14 +24,13 @@ from typing import Any
 
 import pytest
 
-from greenbench import jobs
-from greenbench import store as store_module
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import JobFailed
 from greenbench.executors.local import LocalExecutor
-from greenbench.lock import WorkdirBusy, WorkdirLock
 from greenbench.measure.energy.composite import skipped_idle
-from greenbench.runner import Runner, RunOptions
+from greenbench.run import jobs
+from greenbench.run.lock import WorkdirBusy, WorkdirLock
+from greenbench.run.runner import Runner, RunOptions
 from greenbench.runtimes.base import Artifact
 from greenbench.store import (
     RESERVE_BYTES,
@@ -45,6 +44,8 @@ from greenbench.store import (
     store_pending,
     store_record,
 )
+from greenbench.store import db as store_db
+from greenbench.store import pending as pending_module
 from greenbench.suite import load_suite
 from tests.clitools import assert_one_paragraph_error
 from tests.hostile.hostile_tools import gb, store_of, table_record
@@ -230,7 +231,7 @@ def test_a_store_locked_past_the_busy_timeout_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = store_of(tmp_path / "gb.db", table_record("a"))
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_S", 0.2)
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -303,14 +304,14 @@ def test_the_reserve_makes_room_for_a_pending_record_on_a_full_disk(
     folder = tmp_path / "pending"
     reserve_space(folder)
     assert (folder / RESERVE_NAME).stat().st_size >= RESERVE_BYTES
-    real = store_module._write_synced
+    real = pending_module._write_synced
 
     def full_while_reserved(path: Path, data: bytes) -> None:
         if (folder / RESERVE_NAME).exists():
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(store_module, "_write_synced", full_while_reserved)
+    monkeypatch.setattr(pending_module, "_write_synced", full_while_reserved)
     kept = save_pending(table_record("a"), folder)
     assert RunRecord.from_dict(json.loads(kept.read_text())).variant == "a"
     assert not (folder / RESERVE_NAME).exists()
@@ -377,7 +378,7 @@ def test_a_hostile_pending_file_is_set_aside_and_the_rest_stored(tmp_path: Path,
 def test_a_pending_file_too_big_to_be_a_record_is_not_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "MAX_PENDING_BYTES", 100)
+    monkeypatch.setattr(pending_module, "MAX_PENDING_BYTES", 100)
     folder = tmp_path / "pending"
     save_pending(table_record("big", measurement={"pad": "x" * 1000}), folder)
     with Store(tmp_path / "gb.db") as s:

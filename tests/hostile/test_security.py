@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from greenbench.tasks.detect.dataset_ref import check_dataset, staged_copy
+from greenbench.tasks.detect.dataset_ref import check_dataset
+from greenbench.tasks.detect.staging import staged_copy
 from tests.hostile.payloads import (
     assert_no_network,
     assert_refused,

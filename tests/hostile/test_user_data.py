@@ -17,8 +17,8 @@ from greenbench.tasks.detect.dataset_ref import (
     MAX_DEPTH,
     MAX_OTHER_FILES,
     check_dataset,
-    staged_copy,
 )
+from greenbench.tasks.detect.staging import staged_copy
 from tests.hostile.payloads import (
     assert_no_network,
     assert_refused,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from greenbench.errors import GreenbenchError
-from greenbench.metrics import MetricDef, accuracy_metric
+from greenbench.metric_def import MetricDef, accuracy_metric
 from greenbench.tasks.base import DatasetRef, Synthetic
 from greenbench.tasks.detect.offline import prepare_ultralytics
 from greenbench.tasks.detect.ultra_args import PICKLE_ARGS, pickle_arg
@@ -132,7 +132,7 @@ class DetectTask:
     @classmethod
     def stage_dataset(cls, ref: DatasetRef, workdir: Path) -> Path:
         """A data.yaml under ``workdir`` linking the usable samples (``dataset_ref.staged_copy``)."""
-        from greenbench.tasks.detect.dataset_ref import staged_copy
+        from greenbench.tasks.detect.staging import staged_copy
 
         return staged_copy(ref, workdir)
 

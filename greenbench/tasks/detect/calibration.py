@@ -17,7 +17,7 @@ PREPROCESSING = "letterbox (ultralytics LetterBox, grey 114), RGB, /255"
 def train_images(data_yaml: Path) -> tuple[list[Path], str]:
     """Every image of the train split (folders walked, .txt lists read), sorted, and a
     description of where they came from."""
-    from greenbench.tasks.detect.dataset_ref import split_paths
+    from greenbench.tasks.detect.data_yaml import split_paths
 
     splits, _ = split_paths(data_yaml)
     found: list[Path] = []

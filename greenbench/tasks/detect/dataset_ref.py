@@ -30,18 +30,24 @@ import hashlib
 import math
 import os
 import stat
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from greenbench.errors import GreenbenchError
 from greenbench.offline import is_url
 from greenbench.tasks.base import DatasetRef
+from greenbench.tasks.detect.data_yaml import (
+    channels,
+    class_names,
+    dataset_error,
+    label_path,
+    load_data_yaml,
+    read_splits,
+    stat_of,
+    suffix_of,
+)
 
 #: image suffixes ultralytics reads (``ultralytics.data.utils.IMG_FORMATS``), lower case
 IMAGE_SUFFIXES = frozenset(
@@ -64,8 +70,6 @@ IMAGE_SUFFIXES = frozenset(
 )
 #: the PIL decoders an image may be opened with: never EPS (Ghostscript) or other exotic plugins
 _PIL_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "JPEG2000", "AVIF", "HEIF")
-SPLITS = ("train", "val", "test")
-MAX_YAML_BYTES = 10_000_000  # a data.yaml is a few hundred bytes; more is not a data.yaml
 MAX_LIST_BYTES = 500_000_000  # a .txt image list (COCO's train2017.txt is 4 MB)
 MAX_FILES = 5_000_000  # files walked in one dataset (Objects365 has 1.7 M images)
 MAX_OTHER_FILES = 10_000  # non-image files in a split folder: more, and 10x its images, is no image folder
@@ -77,7 +81,6 @@ COORD_TOLERANCE = 0.01  # ultralytics keeps coordinates up to 1.01 (and down to 
 EXAMPLES = 5  # example paths kept per reason
 STAGING_VERSION = 2  # part of the staged folder's name: a new layout never reuses an old copy
 MARKER = ".greenbench-complete"
-_SYSTEM = (Path("/proc"), Path("/sys"), Path("/dev"))
 
 #: why a sample is ignored (the keys of ``DatasetRef.ignored``)
 REASONS = {
@@ -115,194 +118,6 @@ class Contents:
     channels: int | None = None
 
 
-def _error(path: Path, what: str) -> GreenbenchError:
-    return GreenbenchError(f"dataset {path}: {what}")
-
-
-def _expand(value: str) -> Path:
-    """``value`` with ``~`` expanded where a home is known (``~nobody/x`` stays as written)."""
-    try:
-        return Path(value).expanduser()
-    except RuntimeError:
-        return Path(value)
-
-
-def _stat(path: str | Path) -> os.stat_result | None:
-    """``os.stat`` (links followed), or None when there is nothing there (or a bad name)."""
-    try:
-        return os.stat(path)
-    except (OSError, ValueError):
-        return None
-
-
-def _load(path: Path) -> dict[str, Any]:
-    st = _stat(path)
-    if st is None or not stat.S_ISREG(st.st_mode):
-        raise _error(path, "not a regular file; expected a YOLO data.yaml.")
-    if st.st_size > MAX_YAML_BYTES:
-        raise _error(path, f"{st.st_size} bytes, too large for a YOLO data.yaml; check the file.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise GreenbenchError(f"dataset {path} cannot be read as YAML: {reason}") from None
-    if not isinstance(data, dict):
-        raise GreenbenchError(f"dataset {path} is not a YOLO data.yaml (a mapping with train/val keys).")
-    return data
-
-
-def _key_name(loc: tuple[Any, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
-
-
-def _urls(value: Any, loc: tuple[Any, ...], seen: set[int]) -> Iterator[tuple[str, str]]:
-    """(key, value) of every URL below ``value``; shared YAML aliases are visited once."""
-    stack = [(value, loc)]  # not recursive: a deeply nested value is no RecursionError
-    while stack:
-        value, loc = stack.pop()
-        if isinstance(value, str):
-            if is_url(value):
-                yield _key_name(loc), value
-        elif isinstance(value, (dict, list)) and id(value) not in seen:
-            seen.add(id(value))
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            stack += [(item, (*loc, key)) for key, item in reversed(list(items))]
-
-
-def _check_urls(path: Path, data: dict[str, Any]) -> None:
-    seen: set[int] = set()
-    for key, value in data.items():
-        if key == "download":  # ignored (dropped from the staged copy), so it may be anything
-            continue
-        for where, url in _urls(value, (key,), seen):
-            raise _error(
-                path,
-                f"'{where}' is a URL ({url}). greenbench never downloads data: fetch it yourself and "
-                f"write the local path there.",
-            )
-
-
-def class_names(path: Path, data: dict[str, Any]) -> dict[int, str]:
-    """``names`` as ``{id: name}``, checked: strings, ids 0..n-1, and ``nc`` (if given) agrees."""
-    names = data.get("names")
-    example = "e.g. 'names: [cat, dog]' or 'names: {0: cat, 1: dog}'"
-    if names is None:
-        raise _error(path, f"no 'names:' key; list the class names, {example}.")
-    if isinstance(names, list):
-        items = list(enumerate(names))
-    elif isinstance(names, dict):
-        items = []
-        for key, name in names.items():
-            if isinstance(key, str) and key.isdigit():
-                key = int(key)
-            if isinstance(key, bool) or not isinstance(key, int):
-                raise _error(
-                    path, f"'names' has the key {key!r}; expected class ids 0, 1, 2, ... ({example})."
-                )
-            items.append((key, name))
-        if sorted(k for k, _ in items) != list(range(len(items))):
-            raise _error(
-                path, f"the ids in 'names' are {sorted(k for k, _ in items)}; expected 0..{len(items) - 1}."
-            )
-    else:
-        raise _error(path, f"'names' is {names!r}, neither a list nor a mapping; {example}.")
-    if not items:
-        raise _error(path, f"'names' is empty; list the class names, {example}.")
-    for key, name in items:
-        if not isinstance(name, str) or not name.strip():
-            raise _error(
-                path, f"'names' entry {key} is {name!r}, not a text name; quote it (e.g. '\"{name}\"')."
-            )
-    nc = data.get("nc")
-    if "nc" in data and (isinstance(nc, bool) or not isinstance(nc, int) or nc != len(items)):
-        raise _error(
-            path, f"'nc: {nc}' disagrees with 'names', which lists {len(items)} classes; fix or drop 'nc'."
-        )
-    return dict(sorted(items))
-
-
-def _channels(path: Path, data: dict[str, Any]) -> int | None:
-    value = data.get("channels")
-    if value is not None and (isinstance(value, bool) or value not in (1, 3)):
-        raise _error(path, f"'channels: {value!r}'; expected 1 (grey) or 3 (colour).")
-    return value
-
-
-def _root(path: Path, data: dict[str, Any]) -> Path:
-    root = data.get("path")
-    if not root:
-        return path.parent
-    if not isinstance(root, str):
-        raise _error(path, f"'path: {root!r}' is not a folder path.")
-    root_path = _expand(root)
-    if root_path.is_absolute():
-        return root_path
-    for base in (path.parent, Path.cwd()):
-        if _stat(base / root_path) is not None:
-            return (base / root_path).resolve()
-    return path.parent / root_path
-
-
-def split_paths(path: Path) -> tuple[dict[str, list[Path]], str]:
-    """The existing folders/lists of each split and the split to evaluate on (``test`` or ``val``).
-
-    Also checks the data.yaml's keys: no URL anywhere, ``names``/``nc``/``channels`` sound.
-    """
-    return _splits(path, _load(path))
-
-
-def _splits(path: Path, data: dict[str, Any]) -> tuple[dict[str, list[Path]], str]:
-    _check_urls(path, data)
-    class_names(path, data)
-    _channels(path, data)
-    root = _root(path, data)
-    splits: dict[str, list[Path]] = {}
-    for split in SPLITS:
-        value = data.get(split)
-        if value is None:
-            if split == "test":
-                continue
-            raise GreenbenchError(
-                f"dataset {path} has no '{split}:' key; a YOLO data.yaml needs train and val."
-            )
-        entries = value if isinstance(value, list) else [value]
-        if not entries or not all(isinstance(e, str) and e.strip() for e in entries):
-            raise _error(
-                path, f"'{split}: {value!r}'; expected a folder, a .txt image list, or a list of them."
-            )
-        paths = [p if p.is_absolute() else root / p for p in (_expand(e) for e in entries)]
-        missing = [p for p in paths if _stat(p) is None]
-        if missing:
-            hint = (
-                " Its 'download:' key is ignored: greenbench never downloads data. Fetch the dataset "
-                "yourself and point 'path:' at it."
-                if "download" in data
-                else ""
-            )
-            raise GreenbenchError(f"dataset {path}: the '{split}' images at {missing[0]} do not exist.{hint}")
-        for p in paths:
-            real = p.resolve()
-            if real == Path(real.anchor) or any(real == s or s in real.parents for s in _SYSTEM):
-                raise _error(
-                    path,
-                    f"the '{split}' split is {real}, the filesystem root or a system folder; point it "
-                    f"at a folder of images or a .txt image list.",
-                )
-        splits[split] = paths
-    return splits, ("test" if "test" in splits else "val")
-
-
-def label_path(image: str) -> str:
-    """Where ultralytics looks for the label of ``image``: the last ``/images/`` of the path
-    replaced by ``/labels/`` and the suffix by ``.txt`` (``img2label_paths``)."""
-    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
-    return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
-
-
-def _suffix(name: str) -> str:
-    return name.rpartition(".")[2].lower() if "." in name else ""
-
-
 class _Scanner:
     """One pass over a dataset: images found, samples checked, counts, fingerprint."""
 
@@ -317,7 +132,7 @@ class _Scanner:
     def _count_file(self) -> None:
         self.files += 1
         if self.files > MAX_FILES:
-            raise _error(
+            raise dataset_error(
                 self.path, f"more than {MAX_FILES:,} files under its splits; point them at image folders."
             )
 
@@ -328,7 +143,7 @@ class _Scanner:
         except OSError as e:
             loop = e.errno == errno.ELOOP
             what = "a symlink loop" if loop else "a dangling symlink (its target does not exist)"
-        return _error(self.path, f"'{key}': {file} is {what}; remove it or fix its target.")
+        return dataset_error(self.path, f"'{key}': {file} is {what}; remove it or fix its target.")
 
     def ignore(self, reason: str, file: str) -> None:
         """Count ``file`` as ignored for ``reason``; keep it as an example if there are few."""
@@ -350,49 +165,51 @@ class _Scanner:
                 with os.scandir(here) as it:
                     entries = sorted((e.name, e.path) for e in it)
             except OSError as e:
-                raise _error(self.path, f"'{key}': cannot read the folder {here}: {e.strerror}.") from None
+                raise dataset_error(
+                    self.path, f"'{key}': cannot read the folder {here}: {e.strerror}."
+                ) from None
             subdirs = []
             for name, full in entries:
                 if name.startswith("."):  # ultralytics' glob skips hidden files and folders
                     continue
-                st = _stat(full)
+                st = stat_of(full)
                 if st is None:
                     raise self._broken_link(full, key)
                 self._count_file()
                 if stat.S_ISDIR(st.st_mode):
                     ident = (st.st_dev, st.st_ino)
                     if ident in ancestors:
-                        raise _error(
+                        raise dataset_error(
                             self.path,
                             f"'{key}': {full} links back to a folder above it (a symlink cycle); "
                             f"remove the link.",
                         )
                     if ident in seen:
-                        raise _error(
+                        raise dataset_error(
                             self.path,
                             f"'{key}': {full} reaches a folder already read through another path "
                             f"(a symlink); its images would count twice. Remove the link.",
                         )
                     if os.path.lexists(os.path.join(full, MARKER)):
-                        raise _error(
+                        raise dataset_error(
                             self.path,
                             f"'{key}': {full} is a copy greenbench staged in its work folder; point "
                             f"'{key}' at your images, not at a folder that holds greenbench's work folder.",
                         )
                     if depth >= MAX_DEPTH:
-                        raise _error(
+                        raise dataset_error(
                             self.path,
                             f"'{key}': {full} is nested more than {MAX_DEPTH} folders deep; flatten it.",
                         )
                     seen.add(ident)
                     subdirs.append((full, f"{rel}{name}/", depth + 1, ancestors | {ident}))
-                elif _suffix(name) in IMAGE_SUFFIXES:
+                elif suffix_of(name) in IMAGE_SUFFIXES:
                     images += 1
                     yield full, rel + name
                 else:  # labels or annotations may sit beside the images: only a tree of mostly others
                     others += 1
                     if others > MAX_OTHER_FILES and others > 10 * images:
-                        raise _error(
+                        raise dataset_error(
                             self.path,
                             f"'{key}': {top} holds more than {MAX_OTHER_FILES:,} files that are not images "
                             f"(e.g. {full}); point '{key}' at a folder of images.",
@@ -405,20 +222,22 @@ class _Scanner:
         folder, which would be greenbench's work folder: never what the user meant)."""
         st = os.stat(file)
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_LIST_BYTES:
-            raise _error(self.path, f"'{key}': {file} is not a folder or a .txt image list.")
+            raise dataset_error(self.path, f"'{key}': {file} is not a folder or a .txt image list.")
         raw = file.read_bytes()
         self.digest.update(raw)
         try:
             lines = raw.decode("utf-8-sig").splitlines()
         except UnicodeDecodeError:
-            raise _error(self.path, f"'{key}': {file} is not a UTF-8 text list of image paths.") from None
+            raise dataset_error(
+                self.path, f"'{key}': {file} is not a UTF-8 text list of image paths."
+            ) from None
         images = []
         for number, line in enumerate(lines, 1):
             entry = line.strip()
             if not entry:
                 continue
             if is_url(entry):
-                raise _error(
+                raise dataset_error(
                     self.path,
                     f"'{key}': line {number} of {file} is a URL ({entry}); greenbench never downloads "
                     f"data. Fetch it yourself and list local paths.",
@@ -427,7 +246,7 @@ class _Scanner:
                 entry = entry[2:]
             full = entry if os.path.isabs(entry) else os.path.join(file.parent, entry)
             self._count_file()
-            if _suffix(full) not in IMAGE_SUFFIXES:
+            if suffix_of(full) not in IMAGE_SUFFIXES:
                 self.ignore("not_an_image", full)
                 continue
             images.append(full)
@@ -437,7 +256,7 @@ class _Scanner:
 
     def sample(self, image: str, rel: str, key: str) -> Sample | None:
         """The sample of ``image`` if ultralytics would use it; else None (counted as ignored)."""
-        st = _stat(image)
+        st = stat_of(image)
         if st is None:
             if os.path.islink(image):
                 raise self._broken_link(image, key)
@@ -446,7 +265,7 @@ class _Scanner:
         self.digest.update(f"{rel}:{st.st_size}".encode())
         reason = _image_problem(image, st)
         label = label_path(image)
-        lst = _stat(label)
+        lst = stat_of(label)
         if lst is None and os.path.islink(label):
             raise self._broken_link(label, key)
         if lst is None or not stat.S_ISREG(lst.st_mode):  # ultralytics: no label file, a background image
@@ -529,8 +348,8 @@ def check_dataset(path: Path) -> DatasetRef:
     The fingerprint covers the data.yaml's bytes, every image's name and size and every label
     file's bytes — not modification times, so a copy or a fresh clone keeps its results.
     """
-    data = _load(path)
-    splits, eval_split = _splits(path, data)
+    data = load_data_yaml(path)
+    splits, eval_split = read_splits(path, data)
     names = class_names(path, data)
     scan = _Scanner(path, len(names))
     scan.digest.update(path.read_bytes())
@@ -552,16 +371,18 @@ def check_dataset(path: Path) -> DatasetRef:
         if not any(usable):
             where = ", ".join(str(e) for e in entries)
             if not found:
-                raise _error(
+                raise dataset_error(
                     path,
                     f"no images in the '{split}' split at {where} (looked for files ending in "
                     f"{', '.join(sorted(IMAGE_SUFFIXES))}); point '{split}:' at a folder of images or a "
                     f".txt list of image paths.",
                 )
-            raise _error(path, f"none of the {found} images of the '{split}' split is usable: {_why(scan)}.")
+            raise dataset_error(
+                path, f"none of the {found} images of the '{split}' split is usable: {_why(scan)}."
+            )
         staged[split] = tuple(usable)
     examples = {reason: tuple(paths) for reason, paths in scan.examples.items()}
-    contents = Contents(staged, names, _channels(path, data))
+    contents = Contents(staged, names, channels(path, data))
     return DatasetRef(path, eval_split, scan.digest.hexdigest()[:16], dict(scan.ignored), examples, contents)
 
 
@@ -570,79 +391,4 @@ def _why(scan: _Scanner) -> str:
     return "; ".join(
         f"{n} {REASONS[reason]} (e.g. {scan.examples[reason][0]})"
         for reason, n in sorted(scan.ignored.items())
-    )
-
-
-def staged_copy(ref: DatasetRef, workdir: Path) -> Path:
-    """A data.yaml under ``workdir`` that ultralytics can read but not act on.
-
-    Under ``workdir/data/<fingerprint>-<STAGING_VERSION>``: ``images/<split>/...`` holds one
-    symlink per usable image and ``labels/<split>/...`` one per label file (in real folders, so
-    no folder resolves back into the user's data), and data.yaml names them by absolute path
-    with ``names``, ``nc`` and ``channels`` only — no ``download:`` (a URL or code), no other key.
-    ultralytics' label caches, restored JPEGs and ``cache: disk`` arrays therefore land in the
-    work folder; a ``*.cache`` or any other file in the user's folders is never linked. Built in a
-    temporary folder and renamed into place, so a second run staging the same data at the same
-    time, or a full disk, never leaves half a copy that looks complete.
-    """
-    contents = ref.contents if ref.contents is not None else check_dataset(ref.data_yaml).contents
-    assert contents is not None  # check_dataset always fills it
-    root = workdir.resolve() / "data"
-    out = root / f"{ref.fingerprint}-{STAGING_VERSION}"
-    target = out / "data.yaml"
-    if (out / MARKER).is_file() and target.is_file():
-        return target
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=root))
-    except OSError as e:
-        raise _stage_error(ref, root, e) from None
-    try:
-        _build(contents, out, tmp)
-        from greenbench.tasks.detect.synth import install_complete
-
-        install_complete(tmp, out, MARKER)
-    except OSError as e:
-        raise _stage_error(ref, root, e) from None
-    finally:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _build(contents: Contents, out: Path, tmp: Path) -> None:
-    """Write the staged copy that will live at ``out`` into ``tmp``."""
-
-    def here(final: str | Path) -> Path:
-        return tmp / Path(final).relative_to(out)
-
-    staged: dict[str, Any] = {"path": str(out)}
-    for split, entries in contents.splits.items():
-        folders = []
-        for i, samples in enumerate(entries):
-            images = out / "images" / (split if len(entries) == 1 else f"{split}{i}")
-            for sample in samples:
-                link = images / sample.rel
-                here(link).parent.mkdir(parents=True, exist_ok=True)
-                here(link).symlink_to(os.path.realpath(sample.image))
-                if sample.label is not None:  # ultralytics only reads label files
-                    label = here(label_path(str(link)))
-                    label.parent.mkdir(parents=True, exist_ok=True)
-                    label.symlink_to(os.path.realpath(sample.label))
-            folders.append(str(images))
-        staged[split] = folders[0] if len(folders) == 1 else folders
-    staged["nc"] = len(contents.names)
-    staged["names"] = contents.names
-    if contents.channels is not None:
-        staged["channels"] = contents.channels
-    (tmp / "data.yaml").write_text(yaml.safe_dump(staged, sort_keys=False), encoding="utf-8")
-    (tmp / MARKER).write_text("", encoding="utf-8")
-
-
-def _stage_error(ref: DatasetRef, root: Path, e: OSError) -> GreenbenchError:
-    culprit = f" at {e.filename}" if e.filename else ""
-    return GreenbenchError(
-        f"cannot stage the dataset {ref.data_yaml} under {root}: {e.strerror or e}{culprit}. Free some "
-        f"space or pass --workdir with a writable folder; the dataset itself is only read."
     )

@@ -24,7 +24,6 @@ import colorsys
 import hashlib
 import json
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -34,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from greenbench.errors import GreenbenchError
+from greenbench.tasks.detect.staging import install_complete
 
 # Bump whenever the drawing, the split or the file layout changes: it is part of the cache key,
 # so a stale cached dataset is never reused after the generator changes.
@@ -467,38 +467,9 @@ def cached_synth(cache_root: Path, spec: SynthSpec) -> Path:
         try:
             _write_data_yaml(tmp, spec, root=final)
             (tmp / MARKER).write_text(spec.key() + "\n", encoding="utf-8")
-            install_complete(tmp, final)
+            install_complete(tmp, final, MARKER)
         except OSError as e:
             raise _write_error(cache_root, e) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final / "data.yaml"
-
-
-def install_complete(tmp: Path, final: Path, marker: str = MARKER) -> None:
-    """Rename the complete folder ``tmp`` (holding ``marker``) to ``final``, replacing an
-    incomplete ``final``; if another process installed a complete ``final`` first, keep its copy.
-
-    ``OSError`` escapes (e.g. a full disk): the caller words it.
-    """
-    try:
-        os.rename(tmp, final)
-        return
-    except OSError:
-        if not final.exists():
-            raise
-    if (final / marker).is_file():
-        return  # another process finished first; its copy is identical, ours is discarded
-    # An incomplete folder (crash, older greenbench): move it aside, then take its place.
-    stale = Path(tempfile.mkdtemp(prefix=f".{final.name}.stale-", dir=final.parent))
-    try:
-        os.rename(final, stale / "old")
-    except FileNotFoundError:
-        pass  # another process moved it first
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        if not (final / marker).is_file():
-            raise
-    finally:
-        shutil.rmtree(stale, ignore_errors=True)

@@ -24,7 +24,7 @@ from greenbench.measure.energy.composite import (
 )
 from greenbench.measure.energy.estimate import EstimateMeter, process_cpu_time_s
 from greenbench.measure.energy.meter import Availability, DomainEnergy, EnergyReading, Meter
-from greenbench.records import reading_from_dict
+from greenbench.run.records import reading_from_dict
 from tests.measure.energy.fakes import FakePowercap
 
 

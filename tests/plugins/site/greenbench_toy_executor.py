@@ -11,7 +11,7 @@ from typing import Any
 
 from greenbench.executors.base import Outcome, Where
 from greenbench.executors.local import LocalExecutor
-from greenbench.jobs import Job
+from greenbench.run.jobs import Job
 
 TOY_PREFIX = "toy-"
 

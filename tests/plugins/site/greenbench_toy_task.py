@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from greenbench.errors import GreenbenchError
-from greenbench.metrics import MetricDef, accuracy_metric
+from greenbench.metric_def import MetricDef, accuracy_metric
 from greenbench.tasks.base import DatasetRef, Synthetic
 
 SPLITS = ("train", "val", "test")

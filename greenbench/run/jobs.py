@@ -21,9 +21,9 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from greenbench.errors import GreenbenchError
-from greenbench.identity import PlannedStage
 from greenbench.runtimes.base import Artifact
 from greenbench.suite import LatencySettings, ProtocolSettings
+from greenbench.suite.identity import PlannedStage
 
 JOB_VERSION = 2
 

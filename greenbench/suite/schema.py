@@ -1,13 +1,12 @@
-"""Suite manifests: the pydantic schema, YAML loading with ``file:line`` errors, the variant DAG.
+"""The suite schema: pydantic models of a suite manifest, and the variant DAG.
 
 A suite is data only: dataset, training defaults, measurement settings and named variants.
-``load_suite`` validates every key and raises one ``SuiteError`` that lists up to five problems,
-one line each, as ``file:line: dotted.key: what was expected``.
+Reading one (YAML with ``file:line`` errors, overrides, the checks that span keys or touch the
+disk) is ``greenbench.suite.reader.load_suite``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import re
 from pathlib import Path
@@ -19,24 +18,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from greenbench.errors import SuiteError, clean_message
-from greenbench.identity import config_key, file_sha256
-from greenbench.manifest import (
-    Problem,
-    allowed_keys,
-    fail,
-    from_pydantic,
-    read_manifest,
-    show,
-    unknown_key,
-)
-from greenbench.smoke import Overrides, apply_overrides
-from greenbench.suite_checks import check, kind_of
+from greenbench.suite.identity import config_key, file_sha256
+from greenbench.suite.problems import fail, show
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 MAX_NAME = 100  # characters of a suite, variant or stage name
@@ -47,8 +34,7 @@ MAX_SYNTHETIC_BYTES = 8 * 2**30  # raw pixels of a synthetic dataset
 MAX_SYNTHETIC_CLASSES = 96  # datasets.MAX_CLASSES (8 shapes × 12 hue bands); not imported: numpy, PIL
 MAX_ARGS = 200  # training arguments in defaults or one stage (the detection task's framework has about 120)
 MAX_VARIANTS = 256  # variants of one suite (the cycle check is quadratic in a 'from' chain)
-_LOADER_FIELDS = ("path", "source_hash")  # Suite fields set by load_suite, never by the YAML
-_DETAILED = 100  # pydantic errors phrased in full (each may run difflib for a "did you mean")
+LOADER_FIELDS = ("path", "source_hash")  # Suite fields set by load_suite, never by the YAML
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # newlines and tabs are fine in a text
 
@@ -293,7 +279,7 @@ class StageSpec(_Manifest):
 class RuntimeSpec(_Manifest):
     """The runtime that measures a variant and its options: YAML ``runtime: openvino`` or
     ``runtime: {name: openvino, precision: bf16, streams: 1}`` becomes name + options. The name
-    and options are checked by ``greenbench.artifact_checks`` (each runtime's ``check_options``);
+    and options are checked by ``greenbench.suite.artifact_checks`` (each runtime's ``check_options``);
     the checked options, defaults filled in, are stored back."""
 
     name: Word
@@ -424,13 +410,18 @@ class Suite(_Manifest):
             config["runtime"] = runtime.model_dump(mode="json")
         return config
 
+    def loaded(self, checked_data: Any, smoke: dict[str, Any] | None) -> None:
+        """What reading the suite found besides the manifest (``reader.load_suite``): the
+        ``DatasetRef`` the checks walked, and what ``--smoke`` changed (None: a real run)."""
+        self._checked_data, self._smoke = checked_data, smoke
+
     @property
     def smoke(self) -> dict[str, Any] | None:
         """What ``--smoke`` changed (settings and notes), or None for a real run."""
         return self._smoke
 
     def variant_hash(self, name: str) -> str:
-        """The key of ``variant_config(name)`` (``greenbench.identity.config_key``)."""
+        """The key of ``variant_config(name)`` (``greenbench.suite.identity.config_key``)."""
         return config_key(self.variant_config(name))
 
     def checked_data(self) -> Any:
@@ -447,39 +438,3 @@ class Suite(_Manifest):
         if key not in self._digests:
             self._digests[key] = file_sha256(path)
         return {"file": path.name, "sha256": self._digests[key]}
-
-
-def load_suite(path: str | Path, overrides: Overrides | None = None) -> Suite:
-    """Read, validate and resolve a suite manifest; any problem raises one ``SuiteError``.
-
-    ``overrides`` (``--data``, ``--weights``, ``--smoke``) rewrite the manifest before validation
-    (``greenbench.smoke``), so the changed suite passes the same checks."""
-    raw, data, report, problems = read_manifest(path)
-    applied = apply_overrides(data, overrides or Overrides(), Path(path).resolve().parent)
-    data = applied.data
-    if not isinstance(data, dict):
-        kind = "null" if data is None else f"a {kind_of(data)}"
-        message = (
-            f"{report.shown}:1: the top level is {kind}; expected a mapping with the "
-            "keys name, task, dataset, baseline and variants."
-        )
-        raise SuiteError(clean_message(message, one_line=True))
-    allowed = allowed_keys(Suite, (), _LOADER_FIELDS)
-    problems += [Problem((key,), unknown_key(key, allowed)) for key in _LOADER_FIELDS if key in data]
-    file = Path(path).resolve()
-    fields = {"path": file, "source_hash": hashlib.sha256(raw).hexdigest()}
-    try:
-        suite = Suite.model_validate({**data, **fields})
-    except ValidationError as exc:
-        errors = exc.errors()
-        problems += [from_pydantic(err, Suite, hidden=_LOADER_FIELDS) for err in errors[:_DETAILED]]
-        # beyond that, pydantic's own words: only five are shown, the rest are counted
-        problems += [Problem(err["loc"], f"{err['msg']}.") for err in errors[_DETAILED:]]
-        raise report.error(problems) from None
-    checked = check(suite, file.parent)
-    problems += checked.problems
-    if problems:
-        raise report.error(problems)
-    suite._checked_data = checked.data
-    suite._smoke = applied.smoke
-    return suite

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from greenbench.errors import GreenbenchError
-from greenbench.manifest import Loc, Problem, one_line
 from greenbench.pipeline import get_stage, registered
-
-if TYPE_CHECKING:
-    from greenbench.suite import Suite
+from greenbench.suite.problems import Loc, Problem, one_line
+from greenbench.suite.schema import Suite
 
 DEFAULT_IMGSZ = 640  # the image size when defaults.imgsz is unset (the detection task's default)
 _WHAT = {"torch": "a torch checkpoint", "onnx": "an ONNX model"}

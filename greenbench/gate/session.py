@@ -16,12 +16,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from greenbench import jobs
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import Executor
 from greenbench.executors.rounds import Rounds, run_rounds
-from greenbench.gate import GateConfig, GateUsageError, MetricRule, Verdict, decide
+from greenbench.gate.decision import GateConfig, GateUsageError, MetricRule, Verdict, decide
 from greenbench.measure.protocol import Block
+from greenbench.run import jobs
 from greenbench.runtimes import default_runtime
 from greenbench.runtimes.base import SUFFIXES, Artifact, artifact_kind
 from greenbench.suite import LatencySettings, ProtocolSettings
@@ -185,8 +185,8 @@ def settings_from_suite(suite: Any, base: GateSettings) -> GateSettings:
 def load_suites(specs: Sequence[SideSpec]) -> dict[Path, Any]:
     """The suite of every suite side, loaded and checked once (by resolved path); an unknown
     variant is a ``GateUsageError`` that lists the suite's variants."""
-    from greenbench.manifest import suggest
     from greenbench.suite import load_suite
+    from greenbench.suite.problems import suggest
 
     suites: dict[Path, Any] = {}
     for spec in specs:
@@ -209,7 +209,7 @@ def prepare_suite_sides(
 ) -> dict[str, Artifact]:
     """The model file of each suite side (by ``text``), produced through its suite's cached stages
     (``Runner.prepare_artifacts``: what ``greenbench run`` would measure)."""
-    from greenbench.runner import Runner, RunOptions
+    from greenbench.run.runner import Runner, RunOptions
     from greenbench.store import Store
 
     out: dict[str, Artifact] = {}

@@ -1,7 +1,7 @@
 """The child side of an executor: one job per fresh process.
 
-``python -m greenbench.worker JOB.json RESULT.json [EVENTS]`` runs one typed job
-(``greenbench.jobs``): the stages of a variant, the evaluation of a model (accuracy and
+``python -m greenbench.run.worker JOB.json RESULT.json [EVENTS]`` runs one typed job
+(``greenbench.run.jobs``): the stages of a variant, the evaluation of a model (accuracy and
 complexity, once), or one round of the interleaved protocol; it writes
 ``{"ok": true, "result": <jobs.dump>}``. A fresh process per job keeps measurements free of the
 previous job's threads, allocator state and a framework's global thread setting. Progress lines
@@ -21,10 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from greenbench import jobs
 from greenbench.errors import GreenbenchError
 from greenbench.measure.energy.composite import select_meters
 from greenbench.measure.energy.meter import Meter
+from greenbench.run import jobs
 from greenbench.runtimes.base import Artifact
 from greenbench.tasks import task_class
 from greenbench.tasks.base import Task
@@ -273,7 +273,7 @@ _RUNNERS: dict[type[Any], Callable[[Any, Events], Any]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m greenbench.worker JOB.json RESULT.json [EVENTS]``."""
+    """Entry point: ``python -m greenbench.run.worker JOB.json RESULT.json [EVENTS]``."""
     _die_with_parent()
     args = argv or sys.argv[1:]
     job_path, result_path = args[:2]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
-from greenbench.gate import Verdict
+from greenbench.gate.decision import Verdict
 
 
 @dataclass(frozen=True)

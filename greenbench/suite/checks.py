@@ -22,20 +22,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from greenbench.artifact_checks import check_artifacts
 from greenbench.errors import GreenbenchError
-from greenbench.manifest import Loc, Problem, from_pydantic, one_line, suggest
 from greenbench.offline import is_url
 from greenbench.pipeline import get_stage, stage_names
+from greenbench.suite.artifact_checks import check_artifacts
+from greenbench.suite.problems import Loc, Problem, from_pydantic, one_line, suggest
+from greenbench.suite.schema import CarbonSettings, Suite, VariantSpec
 from greenbench.tasks import task_class
 from greenbench.tasks.base import DatasetRef, Task
-
-if TYPE_CHECKING:
-    from greenbench.suite import CarbonSettings, Suite, VariantSpec
 
 
 @dataclass

@@ -1,47 +1,28 @@
-"""Run records and the embedded SQLite store.
+"""The embedded SQLite store of run records (``greenbench.store.record``).
 
 One row per variant per run, the full record kept as JSON beside the indexed identity columns.
-Records are only ever added: ``--force`` adds newer ones, nothing stored is overwritten.
-
-Schema history (bump ``SCHEMA_VERSION`` and describe the change here):
-  1 — first version: identity, status/error, stages, metrics {value, unit, …}, measurement,
-      device, versions, timestamps.
-      Later, same version: the file carries ``PRAGMA application_id`` ``APPLICATION_ID`` ("GrnB");
-      unmarked version-1 stores are recognised by their tables and marked on a writable open.
-  2 — interleaved measurement: ``task``, ``baseline`` and ``runtime`` on every record;
-      ``deltas`` (metric -> Δ against the baseline from time-adjacent block pairs, with its CI);
-      latency and energy-per-image metrics are medians of blocks over rounds of fresh processes
-      with a CI over rounds (a hierarchical bootstrap before round-level t-intervals; each
-      record's ``ci_method`` says which); ``measurement.blocks`` keeps every block. Version-1
-      records stay readable (``_from_v1``): their latency is one process' samples, unpaired.
-      A store is marked version 2 on its first writable open; its rows keep their own version.
-      Later, same version: a ``device_peaks`` table (device id → measured peak GFLOP/s, JSON,
-      rows only added; the newest counts), created on a writable open; a store without it reads
-      as one with no peaks.
+Records are only ever added: ``--force`` adds newer ones, nothing stored is overwritten. The
+schema history is in ``greenbench.store.record``.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
-import os
 import re
 import shlex
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 from greenbench.errors import GreenbenchError
+from greenbench.store.record import SCHEMA_VERSION, RunRecord, Status
 
-SCHEMA_VERSION = 2
 DEFAULT_STORE = Path("results/greenbench.db")
 
-Status = Literal["ok", "failed"]
 BUSY_TIMEOUT_S = 30.0  # how long a read or write waits for another process' transaction
 
 
@@ -51,148 +32,6 @@ class StoreFull(GreenbenchError):
 
 class StoreDamaged(GreenbenchError):
     """The store file is damaged; the message says how to recover what it holds."""
-
-
-class BadRecord(GreenbenchError):
-    """One stored record cannot be read (not JSON, wrong shape, unknown schema version)."""
-
-
-def metric(value: float | int | None, unit: str, **extra: Any) -> dict[str, Any]:
-    """A stored metric: value and unit kept apart (rendered together only at the edge)."""
-    return {"value": value, "unit": unit, **extra}
-
-
-@dataclass
-class RunRecord:
-    """Everything known about one variant measured in one run.
-
-    variant_hash: the variant key (``greenbench.identity.variant_key``): what resume looks up.
-    metrics: name → ``{"value", "unit", ...}``; energy metrics also carry ``method``
-        (``measured``/``estimated``) and ``source``; latency and energy per image carry
-        ``ci_low``/``ci_high`` (None under 2 rounds) and ``ci_method`` (how they were made:
-        a t-interval over rounds now, a hierarchical bootstrap in older records).
-    deltas: metric name → Δ against ``baseline`` from interleaved block pairs measured in the
-        same processes: ``delta_pct``, ``delta_ci_low_pct``, ``delta_ci_high_pct``,
-        ``significant``, ``pairs``, ``rounds``, ``spread_pct`` (τ, between processes),
-        ``per_round`` (older records: ``p_value``, ``rounds_disagree``),
-        ``baseline_key`` (the baseline's variant key), ``run_id``. Empty for the baseline.
-    stages: per stage: name, params, cached, checkpoint, energy window (gross/net J).
-    measurement: raw latency samples, energy windows, idle baseline, meter choices, settings.
-    smoke: for a ``greenbench run --smoke`` record, what the smoke run changed (settings, notes
-        such as pretrained weights replaced by training from scratch); None for a real result.
-        Tables, leaderboards and exports keep smoke records apart from real ones.
-    """
-
-    run_id: str
-    suite: str
-    suite_hash: str
-    variant: str
-    variant_hash: str
-    parent: str | None
-    status: Status
-    device_id: str
-    started_at: str
-    finished_at: str
-    error: str | None = None
-    task: str = "detect"
-    baseline: str | None = None
-    runtime: str | None = None
-    stages: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
-    deltas: dict[str, dict[str, Any]] = field(default_factory=dict)
-    measurement: dict[str, Any] = field(default_factory=dict)
-    device: dict[str, Any] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)
-    smoke: dict[str, Any] | None = None
-    schema_version: int = SCHEMA_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
-        """Inverse of ``to_dict``, one read path per schema version (as pyperf's ``_json_load``)."""
-        if not isinstance(d, dict):
-            raise BadRecord(f"a stored record is a JSON {type(d).__name__}, not an object")
-        version = d.get("schema_version", 1)
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise BadRecord(f"a stored record has schema_version {_short(version)}, not a whole number")
-        if version == 1:
-            return cls._from_v1(d)
-        if version != SCHEMA_VERSION:
-            raise BadRecord(
-                f"a stored record of {_short(d.get('variant'))} has schema version {version}, which "
-                f"this greenbench ({SCHEMA_VERSION}) cannot read; upgrade greenbench."
-            )
-        _check_shape(d)
-        return cls(**d)
-
-    @classmethod
-    def _from_v1(cls, d: dict[str, Any]) -> RunRecord:
-        """A version-1 record: no task, baseline, runtime or deltas; latency from one process."""
-        d = dict(d)
-        metrics = d.get("metrics", {})
-        lat = metrics.get("latency_ms") if isinstance(metrics, dict) else None
-        if isinstance(lat, dict):
-            d["metrics"] = {
-                **d["metrics"],
-                "latency_ms": {**lat, "ci_method": "bootstrap of one process' samples (schema 1)"},
-            }
-        d = {**d, "task": "detect", "runtime": "torch", "schema_version": 1}
-        _check_shape(d)
-        return cls(**d)
-
-    def value(self, name: str) -> float | None:
-        """The value of metric ``name`` or None."""
-        m = self.metrics.get(name)
-        return None if m is None else m.get("value")
-
-
-def _short(value: object) -> str:
-    """A stored value quoted for a message: one line, at most 60 characters."""
-    text = repr(value)
-    text = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", "?", text)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-_TEXT = {"run_id", "suite", "suite_hash", "variant", "variant_hash", "device_id", "started_at", "finished_at"}
-_TEXT |= {"task"}
-_TEXT_OR_NONE = {"parent", "error", "baseline", "runtime"}
-_MAPS = {"metrics", "deltas", "measurement", "device", "versions"}
-_NAMES = {f.name for f in fields(RunRecord)}
-_REQUIRED = {f.name for f in fields(RunRecord) if f.default is MISSING and f.default_factory is MISSING}
-
-
-def _check_shape(d: dict[str, Any]) -> None:
-    """Raise ``BadRecord`` unless ``d`` has the fields of a ``RunRecord`` with the types the
-    store, the resume and the tables rely on (stored JSON is not trusted)."""
-    name = _short(d.get("variant"))
-
-    def bad(problem: str) -> BadRecord:
-        return BadRecord(f"the stored record of {name} {problem}")
-
-    if unknown := sorted(str(k) for k in set(d) - _NAMES):
-        raise bad(f"has unknown field(s) {_short(', '.join(unknown))}")
-    if missing := sorted(_REQUIRED - set(d)):
-        raise bad(f"lacks the field(s) {', '.join(missing)}")
-    for key in sorted(d):
-        value = d[key]
-        if key in _TEXT and not isinstance(value, str):
-            raise bad(f"has {key} {_short(value)}, not a string")
-        if key in _TEXT_OR_NONE and value is not None and not isinstance(value, str):
-            raise bad(f"has {key} {_short(value)}, not a string or null")
-        if key in _MAPS and not isinstance(value, dict):
-            raise bad(f"has {key} of type {type(value).__name__}, not an object")
-    if d.get("smoke") is not None and not isinstance(d["smoke"], dict):
-        raise bad(f"has smoke {_short(d['smoke'])}, not an object or null")
-    if d["status"] not in ("ok", "failed"):
-        raise bad(f"has status {_short(d['status'])}, not 'ok' or 'failed'")
-    if not all(isinstance(m, dict) for m in d.get("metrics", {}).values()):
-        raise bad("has a metric that is not an object of value and unit")
-    stages = d.get("stages", [])
-    if not isinstance(stages, list) or not all(isinstance(st, dict) for st in stages):
-        raise bad("has stages that are not a list of objects")
 
 
 _DDL = """
@@ -525,126 +364,3 @@ class Store:
             self.warnings.append(f"device peak row {row[0]} of {self.path} skipped: not a JSON object")
             return None
         return peak
-
-
-# --- records measured but not yet stored ------------------------------------------------------
-# Before a record is added, it is written to ``<workdir>/pending/``; after the add, the file is
-# removed. A full disk or a killed run between the two leaves the file, and the next run stores
-# it before it looks for work: a measured result is never measured twice or lost. A few MB are
-# kept reserved in the folder, so a pending record can be written even when the disk filled up.
-
-RESERVE_NAME = ".reserve"
-RESERVE_BYTES = 4 * 1024 * 1024
-MAX_PENDING_BYTES = 256 * 1024 * 1024  # far above any record: a bigger file is not one of ours
-
-
-def pending_name(record: RunRecord) -> str:
-    """``<run_id>-<variant>-<tag>.json``: safe in a path whatever the names hold; ``tag`` keeps
-    names that differ only in unsafe characters apart."""
-    tag = hashlib.sha256(f"{record.run_id}\0{record.variant}".encode()).hexdigest()[:8]
-    run, variant = (re.sub(r"[^A-Za-z0-9_.-]", "_", x)[:60] for x in (record.run_id, record.variant))
-    return f"{run}-{variant}-{tag}.json"
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    try:
-        with path.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError:
-        path.unlink(missing_ok=True)
-        raise
-
-
-def reserve_space(folder: Path, nbytes: int = RESERVE_BYTES) -> None:
-    """Keep ``nbytes`` allocated in ``folder/.reserve`` (freed when a pending record needs it)."""
-    path = folder / RESERVE_NAME
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if path.is_file() and not path.is_symlink() and path.stat().st_size >= nbytes:
-            return
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            os.posix_fallocate(fd, 0, nbytes)  # real blocks: a sparse file would reserve nothing
-        finally:
-            os.close(fd)
-    except OSError:
-        # already too full to reserve, or no fallocate: a run goes on without the reserve
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-
-def save_pending(record: RunRecord, folder: Path) -> Path:
-    """Write ``record`` to ``folder`` (durably, atomically) before it is stored; return the file."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / pending_name(record)
-    tmp = path.with_name(path.name + ".tmp")
-    data = json.dumps(record.to_dict()).encode()
-    try:
-        _write_synced(tmp, data)
-    except OSError as e:
-        if e.errno != errno.ENOSPC:
-            raise
-        (folder / RESERVE_NAME).unlink(missing_ok=True)  # what the reserve is kept for
-        _write_synced(tmp, data)
-    os.replace(tmp, path)
-    return path
-
-
-def store_record(store: Store, record: RunRecord, folder: Path) -> int:
-    """Add ``record`` to ``store`` with a pending copy in ``folder`` until it is stored.
-
-    A full store disk is ``StoreFull`` naming the pending file the next run stores."""
-    kept: Path | None = None
-    why = ""
-    try:
-        kept = save_pending(record, folder)
-    except OSError as e:  # the store may be on another disk: try it anyway
-        why = e.strerror or str(e)
-    try:
-        row = store.add(record)
-    except GreenbenchError as e:  # full, locked past the timeout, damaged: the record is kept
-        if kept is None:
-            raise type(e)(f"{e} The record of {record.variant!r} could not be kept ({why}).") from None
-        raise type(e)(
-            f"{e} The measured record of {record.variant!r} is kept in {kept}; the next "
-            f"'greenbench run' with this work folder stores it without measuring again."
-        ) from None
-    if kept is not None:
-        kept.unlink(missing_ok=True)
-    return row
-
-
-def store_pending(store: Store, folder: Path) -> list[RunRecord]:
-    """Store the records a previous run kept in ``folder`` (oldest first) unless their key is
-    already stored ok, or this very record is; return those stored. An unreadable file is
-    renamed ``*.bad`` (never retried) and said in ``store.warnings``."""
-    stored: list[RunRecord] = []
-    if not folder.is_dir():
-        reserve_space(folder)
-        return stored
-    for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
-        try:
-            if path.is_symlink() or not path.is_file():
-                raise BadRecord("it is not a regular file")  # a pipe would block the read
-            if path.stat().st_size > MAX_PENDING_BYTES:
-                raise BadRecord(f"it is larger than {MAX_PENDING_BYTES // 2**20} MB")
-            record = RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, RecursionError, GreenbenchError) as e:
-            bad = path.with_name(path.name + ".bad")
-            try:
-                path.rename(bad)
-            except OSError:
-                bad = path
-            why = " ".join(str(e).split())[:300]
-            store.warnings.append(f"pending record {path} not stored: {why}; left as {bad}")
-            continue
-        if not store.holds(record):
-            store.add(record)
-            stored.append(record)
-        path.unlink(missing_ok=True)
-    reserve_space(folder)
-    return stored

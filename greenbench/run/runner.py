@@ -18,21 +18,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from greenbench import jobs
 from greenbench.errors import GreenbenchError, clean_message
 from greenbench.executors.base import Executor, Outcome
 from greenbench.executors.local import DEFAULT_STALL_S
 from greenbench.executors.rounds import Rounds, run_rounds
-from greenbench.identity import dataset_ref, stage_plan, synthetic, variant_key
-from greenbench.lock import other_runs
 from greenbench.measure.carbon import GridIntensity, grid_intensity
 from greenbench.measure.device import fingerprint, git_commit
 from greenbench.measure.energy.composite import IdleBaseline, measure_idle, select_meters, skipped_idle
-from greenbench.records import Context, build_metrics, deltas
+from greenbench.run import jobs
+from greenbench.run.lock import other_runs
+from greenbench.run.records import Context, build_metrics, deltas
 from greenbench.runtimes import default_runtime
 from greenbench.runtimes.base import SUFFIXES, ArtifactKind, artifact_kind, runtime_label
 from greenbench.store import RunRecord, Store, store_pending, store_record
 from greenbench.suite import Suite
+from greenbench.suite.identity import dataset_ref, stage_plan, synthetic, variant_key
 from greenbench.tasks import task_class
 from greenbench.tasks.base import DatasetRef
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from greenbench.jobs import EvaluateResult, StageDone
 from greenbench.measure.carbon import GridIntensity, co2_g
 from greenbench.measure.compare import paired_ratio, pairs, round_median, values_by_round
 from greenbench.measure.energy.composite import IdleBaseline
@@ -24,6 +23,7 @@ from greenbench.measure.energy.meter import DomainEnergy, EnergyReading
 from greenbench.measure.protocol import Block
 from greenbench.measure.stats import NOISY_IQR_RATIO
 from greenbench.metrics import stored
+from greenbench.run.jobs import EvaluateResult, StageDone
 
 Metrics = dict[str, dict[str, Any]]
 
