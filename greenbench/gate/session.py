@@ -3,7 +3,7 @@ processes through an executor, add rounds while the decision is inconclusive, an
 
 A side is a model file (``.onnx``, or an ultralytics ``.pt`` with the pickle opt-in) or
 ``SUITE.yaml:VARIANT``, whose model file comes out of the suite's cached stages exactly as
-``greenbench run`` produces it (``Runner.prepare_artifacts``). Both sides are arms of the same
+``greenbench run`` produces it (``run.prepare.prepare_variant``). Both sides are arms of the same
 ``RoundJob``s: every round is one fresh process timing them in alternating blocks
 (``greenbench.measure.protocol``), so a stored figure from another day is never the reference.
 """
@@ -208,19 +208,20 @@ def prepare_suite_sides(
     specs: Sequence[SideSpec], suites: dict[Path, Any], workdir: Path, executor: Executor, progress: Progress
 ) -> dict[str, Artifact]:
     """The model file of each suite side (by ``text``), produced through its suite's cached stages
-    (``Runner.prepare_artifacts``: what ``greenbench run`` would measure)."""
-    from greenbench.run.runner import Runner, RunOptions
-    from greenbench.store import Store
+    exactly as ``greenbench run`` produces it (``run.prepare.prepare_variant`` on the suite's
+    ``Plan``). Nothing is stored."""
+    from greenbench.run.plan import Plan
+    from greenbench.run.prepare import check_device, prepare_variant
 
     out: dict[str, Artifact] = {}
     for path, suite in suites.items():
         members = [s for s in specs if s.is_suite and s.path.resolve() == path]
         names = list(dict.fromkeys(str(s.variant) for s in members))
         progress(f"preparing {', '.join(names)} of suite {suite.name} (cached stages are reused)")
-        # the runner wants a store for resuming runs; the gate stores nothing, so a scratch file
-        with Store(workdir / "gate-scratch.db") as store:
-            options = RunOptions(workdir=workdir, skip_idle=True, progress=progress, executor=executor)
-            found = Runner(suite, store, options).prepare_artifacts(names)
+        plan = Plan.of(suite, workdir)
+        check_device(suite.measure.device, suite.path)
+        plan.resolve()
+        found = {name: prepare_variant(plan, name, executor.run).artifact for name in names}
         for spec in members:
             out[spec.text] = found[str(spec.variant)]
     return out

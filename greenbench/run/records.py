@@ -1,4 +1,6 @@
-"""Turn what the worker processes measured into a record's metrics: units, methods, net energy.
+"""Turn what the worker processes measured into a record: metrics with units, methods and net
+energy, the typed ``Measurement`` of how it was measured, and the record itself (``ok_record``,
+``failed_record``).
 
 Pure functions (no I/O): the runner passes in the typed results, the blocks of the interleaved
 rounds, the idle baseline of the machine that measured them and the grid intensity. Every
@@ -11,11 +13,13 @@ same way (``greenbench.measure.compare``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
+from greenbench.errors import GreenbenchError, clean_message
 from greenbench.measure.carbon import GridIntensity, co2_g
 from greenbench.measure.compare import paired_ratio, pairs, round_median, values_by_round
 from greenbench.measure.energy.composite import IdleBaseline
@@ -23,7 +27,14 @@ from greenbench.measure.energy.meter import DomainEnergy, EnergyReading
 from greenbench.measure.protocol import Block
 from greenbench.measure.stats import NOISY_IQR_RATIO
 from greenbench.metrics import stored
+from greenbench.run import jobs
 from greenbench.run.jobs import EvaluateResult, StageDone
+from greenbench.run.plan import Plan
+from greenbench.run.prepare import Prepared
+from greenbench.runtimes.base import runtime_label
+from greenbench.store import RunRecord
+from greenbench.suite import Suite
+from greenbench.tasks.base import DatasetRef
 
 Metrics = dict[str, dict[str, Any]]
 
@@ -240,3 +251,194 @@ def build_metrics(
     metrics = {**accuracy_and_complexity(ev, ctx.imgsz), **interleaved(blocks, variant, ctx, threads)}
     train_metrics, stages = training(stage_results, variant, ctx)
     return {**metrics, **train_metrics}, stages
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+def now() -> str:
+    """The time a record states, UTC to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def one_line_error(error: BaseException) -> str:
+    """A stored error: one line (a framework's messages may span lines; tables render errors in
+    notes), without terminal escapes (frameworks colour their messages), at most 1000 characters."""
+    if isinstance(error, GreenbenchError):
+        text = str(error)
+    else:
+        text = f"internal error: {type(error).__name__}: {error} (please report it)"
+    return clean_message(text, limit=1000, one_line=True)
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What every record of one run states about the run: its id, the suite, the device the
+    executor reports, the suite's git commit."""
+
+    run_id: str
+    suite: Suite
+    device: dict[str, Any]
+    git_commit: str
+
+    def of(self, name: str, key: str, started: str) -> dict[str, Any]:
+        """The identity fields of variant ``name``'s record (``key``: its resume key)."""
+        suite = self.suite
+        return {
+            "run_id": self.run_id,
+            "suite": suite.name,
+            "suite_hash": suite.source_hash,
+            "variant": name,
+            "variant_hash": key,
+            "parent": suite.variants[name].from_,
+            "device_id": self.device["device_id"],
+            "started_at": started,
+            "device": self.device,
+            "versions": {**self.device.get("versions", {}), "suite_git_commit": self.git_commit},
+            "task": suite.task,
+            "baseline": suite.baseline,
+            "smoke": suite.smoke,
+        }
+
+
+def failed_record(
+    identity: RunIdentity, name: str, key: str, started: str, error: BaseException
+) -> RunRecord:
+    """Variant ``name``'s record of a failure: its own stages as planned, the error in one line."""
+    own = [{"name": st.name, "params": st.params} for st in identity.suite.variants[name].stages]
+    return RunRecord(
+        **identity.of(name, key, started),
+        status="failed",
+        finished_at=now(),
+        error=one_line_error(error),
+        stages=own,
+    )
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """How a variant was measured (``RunRecord.measurement``): the protocol and its blocks, the
+    model file and its runtime, the idle baseline and grid intensity, the lineage of stages, the
+    data, the settings and any other greenbench run seen meanwhile."""
+
+    protocol: dict[str, Any]
+    blocks: list[dict[str, Any]]
+    baseline_blocks: list[dict[str, Any]]
+    runtime: dict[str, Any]
+    artifact: jobs.Artifact
+    idle: IdleBaseline
+    intensity: GridIntensity
+    pue: float
+    lineage: list[dict[str, Any]]
+    dataset: DatasetRef
+    settings: dict[str, Any]
+    concurrent_runs: list[dict[str, object]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the store keeps it."""
+        d = self.dataset
+        return {
+            "protocol": self.protocol,
+            "blocks": self.blocks,
+            # the partner blocks the Δ was computed from: a resumed baseline has no record of them
+            "baseline_blocks": self.baseline_blocks,
+            "runtime": self.runtime,
+            "artifact": {"kind": self.artifact.kind, "path": self.artifact.path},
+            "idle": self.idle.to_dict(),
+            "carbon": {
+                "g_per_kwh": self.intensity.g_per_kwh,
+                "source": self.intensity.source,
+                "pue": self.pue,
+            },
+            "weights_file": self.artifact.path,
+            # every stage from the root model on (the record's `stages` are its own): what made it
+            "lineage": self.lineage,
+            "dataset": {
+                "data_yaml": str(d.data_yaml),
+                "eval_split": d.eval_split,
+                "fingerprint": d.fingerprint,
+                "ignored": d.ignored,
+                "ignored_examples": {k: list(v) for k, v in d.ignored_examples.items()},
+            },
+            "settings": self.settings,
+            "concurrent_runs": self.concurrent_runs,
+        }
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the interleaved rounds of one group gave: every block, the arms' runtime
+    descriptions, the rounds lost, and the machine they ran on."""
+
+    blocks: list[dict[str, Any]]
+    arms: dict[str, dict[str, Any]]
+    lost_rounds: list[str]
+    idle: IdleBaseline
+    device: dict[str, Any]
+
+
+def ok_record(
+    identity: RunIdentity,
+    plan: Plan,
+    name: str,
+    started: str,
+    prepared: Prepared,
+    measured: Measured,
+    paired: bool,
+    intensity: GridIntensity,
+    concurrent_runs: list[dict[str, object]],
+) -> RunRecord:
+    """Variant ``name``'s record of a measurement: metrics from its evaluation, blocks and stages;
+    its Δ against the baseline when the two were measured interleaved (``paired``)."""
+    suite = identity.suite
+    pue = suite.measure.carbon.pue
+    ctx = Context(measured.idle, intensity, pue, plan.latency_imgsz)
+    arm = measured.arms.get(name, {})
+    metrics, stages = build_metrics(
+        prepared.evaluated, measured.blocks, prepared.stages, name, ctx, int(arm.get("threads", 0))
+    )
+    found: dict[str, dict[str, Any]] = {}
+    if paired and name != suite.baseline:
+        pairing = {
+            "baseline": suite.baseline,
+            "baseline_key": plan.key(suite.baseline),
+            "run_id": identity.run_id,
+        }
+        found = deltas(measured.blocks, name, suite.baseline, ctx, pairing)
+    measurement = Measurement(
+        protocol={
+            **suite.measure.protocol.model_dump(),
+            "min_block_s": suite.measure.energy.min_window_s,
+            "arms": sorted({b["arm"] for b in measured.blocks}),
+            "paired_with_baseline": bool(found),
+            "lost_rounds": measured.lost_rounds,
+        },
+        blocks=[b for b in measured.blocks if b["arm"] == name],
+        baseline_blocks=[b for b in measured.blocks if found and b["arm"] == suite.baseline],
+        runtime=arm,
+        artifact=prepared.artifact,
+        idle=measured.idle,
+        intensity=intensity,
+        pue=pue,
+        lineage=[
+            {
+                "variant": v,
+                "stages": [{"name": st.name, "params": st.params} for st in suite.variants[v].stages],
+            }
+            for v in suite.lineage(name)
+        ],
+        dataset=plan.data,
+        settings=suite.measure.model_dump(),
+        concurrent_runs=concurrent_runs,
+    )
+    where = {"device": measured.device, "device_id": measured.device["device_id"]}
+    return RunRecord(
+        **{**identity.of(name, plan.key(name), started), **where},
+        status="ok",
+        finished_at=now(),
+        runtime=runtime_label(*plan.runtime(name, prepared.artifact.kind)),
+        stages=stages,
+        metrics=metrics,
+        deltas=found,
+        measurement=measurement.to_dict(),
+    )
