@@ -32,6 +32,7 @@ from greenbench.measure.device import fingerprint
 from greenbench.measure.energy.composite import skipped_idle
 from greenbench.measure.stats import bootstrap_median_ci
 from greenbench.run import jobs
+from greenbench.run.jobs import IdleJob
 from greenbench.run.records import Context, deltas
 from greenbench.run.runner import Runner, RunOptions
 from greenbench.store import Store
@@ -97,7 +98,7 @@ def main() -> None:
         for v in VARIANTS
     }
     device = fingerprint("cpu", threads=1)
-    executor = LocalExecutor(work / "logs", device, lambda: skipped_idle("benchmark"), cwd=work)
+    executor = LocalExecutor(work / "logs", device, IdleJob.skip("benchmark"), cwd=work)
     ctx = Context(skipped_idle("benchmark"), GridIntensity(400.0, "-", "DEU", None), 1.0, a.imgsz)
     meter = jobs.MeterSpec(("auto",), 4.0)
     base = {"task": "detect", "workdir": str(work / "work"), "device": "cpu"}

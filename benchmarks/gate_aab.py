@@ -31,8 +31,8 @@ from greenbench.executors.local import LocalExecutor
 from greenbench.gate.decision import GateConfig, rules
 from greenbench.gate.session import GateResult, GateSession, GateSettings, Side
 from greenbench.measure.device import fingerprint
-from greenbench.measure.energy.composite import skipped_idle
 from greenbench.measure.workload import conv_stack, extra_work
+from greenbench.run.jobs import IdleJob
 from greenbench.runtimes.base import Artifact
 
 EXTRA_LAYERS = (1, 2, 3, 4, 8)
@@ -73,7 +73,7 @@ def main() -> None:
     )
     metric_rules = rules(a.fail or [])
     executor = LocalExecutor(
-        work / "logs", fingerprint("cpu", threads=1), lambda: skipped_idle("benchmark"), cwd=work
+        work / "logs", fingerprint("cpu", threads=1), IdleJob.skip("benchmark"), cwd=work
     )
     session = GateSession(executor, settings, work, progress=lambda _msg: None)
     results: dict[str, list[GateResult]] = {name: [] for name in scenarios}

@@ -10,6 +10,7 @@ import pytest
 
 from greenbench.executors import ENTRY_POINT_GROUP, UnknownExecutor, available, factory
 from greenbench.executors.local import LocalExecutor
+from greenbench.run.jobs import IdleJob
 
 SITE = Path(__file__).parent / "plugins" / "site"
 
@@ -25,8 +26,8 @@ def test_an_installed_executor_is_found_by_its_entry_point(monkeypatch: pytest.M
     assert available()["toy"] == "greenbench_toy_executor:ToyExecutor"
     toy = factory("toy")
     assert toy.__name__ == "ToyExecutor" and issubclass(toy, LocalExecutor)
-    executor = toy(logdir=Path("logs"), device={"device_id": "abc"}, idle=lambda: None, progress=print,
-                   cwd=None, stall_s=None)  # fmt: skip
+    executor = toy(logdir=Path("logs"), device={"device_id": "abc"}, idle=IdleJob.skip("test"),
+                   progress=print, cwd=None, stall_s=None)  # fmt: skip
     assert executor.device["device_id"] == "toy-abc" and executor.name == "toy"
 
 
@@ -44,3 +45,34 @@ def test_unknown_and_broken_executors_are_usage_errors(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(UnknownExecutor, match=r"cannot be loaded .*ModuleNotFoundError"):
         factory("broken")
+
+
+def test_the_executor_measures_its_machines_idle_baseline_as_a_job(tmp_path: Path) -> None:
+    """The idle baseline is a job like any other: a fresh worker process on the executor's
+    machine reads the meters; a skipped one starts nothing."""
+    from greenbench.run.jobs import MeterSpec
+
+    energy = MeterSpec(meters=("estimate",), watts_per_core=4.0)
+    job = IdleJob("idle", "detect", str(tmp_path), "cpu", energy=energy, seconds=0.3, context="s.yaml")
+    lines: list[str] = []
+    executor = LocalExecutor(tmp_path / "logs", {"device_id": "d"}, job, progress=lines.append)
+    idle = executor.where().idle
+    assert not idle.skipped and idle.duration_s >= 0.3 and idle.method == "estimated"
+    assert idle.power_w and all(w >= 0 for w in idle.power_w.values())
+    assert "idle baseline: 0.3 s" in lines  # the worker's own progress line, relayed
+    assert any(p.name.endswith("-idle.log") for p in (tmp_path / "logs").iterdir())
+    assert executor.where() is executor.where()  # measured once
+
+    quiet = LocalExecutor(tmp_path / "none", {"device_id": "d"}, IdleJob.skip("not wanted"))
+    assert quiet.where().idle.skipped and quiet.where().idle.reason == "not wanted"
+    assert not (tmp_path / "none").exists()  # no process was started
+
+
+def test_meters_the_machine_lacks_fail_the_idle_job_naming_the_suite(tmp_path: Path) -> None:
+    from greenbench.executors.base import JobFailed
+    from greenbench.run.jobs import MeterSpec
+
+    energy = MeterSpec(meters=("rapl",), watts_per_core=4.0, powercap_root=str(tmp_path / "no-powercap"))
+    job = IdleJob("idle", "detect", str(tmp_path), "cpu", energy=energy, seconds=0.1, context="suite.yaml")
+    with pytest.raises(JobFailed, match=r"measure.energy.meters in suite.yaml: .*rapl"):
+        LocalExecutor(tmp_path / "logs", {"device_id": "d"}, job).where()

@@ -200,7 +200,7 @@ def _measure(
     from greenbench.executors.local import DEFAULT_STALL_S
     from greenbench.gate.session import GateSession, prepare_suite_sides, side_of
     from greenbench.measure.device import fingerprint
-    from greenbench.measure.energy.composite import skipped_idle
+    from greenbench.run import jobs
     from greenbench.run.lock import ActiveRun, WorkdirLock
 
     started = time.monotonic()
@@ -222,9 +222,10 @@ def _measure(
     # towards 1), so a gross-energy change reads smaller than the same net change; the reason
     # line says gross
     why = "greenbench gate compares gross energy per image"
+    idle = jobs.IdleJob.skip(why, str(workdir.resolve()), settings.device)
     executor = factory(args.executor)(
-        logdir=logdir, device=device, idle=lambda: skipped_idle(why), progress=progress,
-        cwd=workdir.resolve(), stall_s=DEFAULT_STALL_S,
+        logdir=logdir, device=device, idle=idle, progress=progress, cwd=workdir.resolve(),
+        stall_s=DEFAULT_STALL_S,
     )  # fmt: skip
     device = dict(executor.device)  # the device its jobs run on, as the executor reports it
     session = GateSession(executor, settings, workdir.resolve(), progress)

@@ -8,9 +8,10 @@ packaging convention pytest plugins use, so it needs no edit here::
     [project.entry-points."greenbench.executors"]
     ray = "greenbench_ray:RayExecutor"
 
-The entry names a factory called with keyword arguments only (``LocalExecutor``'s constructor
-is one): ``logdir`` (this run's log folder), ``device`` (the fingerprint of the machine the
-driver measures by default), ``idle`` (a callable measuring the idle baseline once),
+The entry names a factory called with keyword arguments only (``LocalExecutor``'s constructor is
+one): ``logdir`` (this run's log folder), ``device`` (the fingerprint of the machine the driver
+measures by default), ``idle`` (the ``run.jobs.IdleJob`` that measures the idle baseline of the
+machine the executor's jobs run on: the executor runs it there, once, before the first job),
 ``progress`` (a callable taking one line of text), ``cwd`` (the work folder) and ``stall_s``
 (seconds of silence after which a job counts as hung, or None). What it returns follows
 ``greenbench.executors.base.Executor``; its ``device`` is the device its jobs' records name.

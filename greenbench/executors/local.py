@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import JobFailed, Outcome, Where
-from greenbench.measure.energy.composite import IdleBaseline
+from greenbench.measure.energy.composite import skipped_idle
 from greenbench.run import jobs
 
 DEFAULT_STALL_S = 1800.0  # no line of log or progress for 30 min: longer than any epoch prints nothing
@@ -43,8 +43,10 @@ def _file_stem(label: str, kind: str, serial: int) -> str:
 class LocalExecutor:
     """Runs jobs as ``python -m greenbench.run.worker JOB RESULT EVENTS`` in ``logdir``.
 
-    device: this machine's fingerprint. idle: measures the idle baseline (called once, lazily,
-    so that a run with nothing to do measures nothing). progress: receives the workers' lines.
+    device: this machine's fingerprint. idle: the job that measures this machine's idle
+    baseline, run once, lazily, in a fresh process like every other job (so that a run with
+    nothing to do measures nothing; a skipped one starts nothing). progress: receives the
+    workers' lines.
     stall_s: seconds without a change to a worker's log or events file after which it is
     stopped as hung (None or 0: never).
     """
@@ -55,14 +57,14 @@ class LocalExecutor:
         self,
         logdir: Path,
         device: dict[str, object],
-        idle: Callable[[], IdleBaseline],
+        idle: jobs.IdleJob,
         progress: Callable[[str], None] = lambda _msg: None,
         cwd: Path | None = None,
         stall_s: float | None = DEFAULT_STALL_S,
     ) -> None:
         self.logdir = logdir
         self.device = dict(device)
-        self._idle_probe = idle
+        self._idle_job = idle
         self._where: Where | None = None
         self.progress = progress
         self.cwd = cwd
@@ -72,14 +74,26 @@ class LocalExecutor:
         self._serial = 0
 
     def where(self) -> Where:
-        """This machine, with its idle baseline measured on first use."""
+        """This machine, with its idle baseline measured on first use (by ``IdleJob``)."""
         if self._where is None:
-            self._where = Where(self.device, self._idle_probe())
+            job = self._idle_job
+            if job.skipped:
+                idle = skipped_idle(job.skipped)
+            else:
+                result, _ = self._execute(job)
+                assert isinstance(result, jobs.IdleResult)
+                idle = result.idle
+            self._where = Where(self.device, idle)
         return self._where
 
     def run(self, job: jobs.Job) -> Outcome:
         """Run ``job`` in a fresh process and wait for it (stopping it if it hangs)."""
         where = self.where()
+        result, log_file = self._execute(job)
+        return Outcome(result, where, str(log_file))
+
+    def _execute(self, job: jobs.Job) -> tuple[jobs.Result, Path]:
+        """``job``'s result, from a fresh worker process, and the process' log."""
         self._serial += 1
         kind = type(job).__name__.removesuffix("Job").lower()
         stem = self.logdir / _file_stem(job.label, kind, self._serial)
@@ -123,7 +137,7 @@ class LocalExecutor:
             raise JobFailed(
                 f"{what} returned a result greenbench cannot read ({why}); see {log_file}."
             ) from None
-        return Outcome(result, where, str(log_file))
+        return result, log_file
 
     def _wait(self, proc: subprocess.Popen[bytes], events: Path, log_file: Path) -> bool:
         """Relay progress until ``proc`` ends; True if it was stopped for making no progress."""

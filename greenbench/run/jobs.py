@@ -10,6 +10,8 @@ Format history (bump ``JOB_VERSION`` and describe the change here):
   1 — StagesJob/StagesResult, EvaluateJob/EvaluateResult, RoundJob/RoundResult.
   2 — ArmSpec.options and EvaluateJob.runtime/runtime_options: the variant's runtime and its
       options (a worker of format 1 would drop them and measure with the defaults).
+  3 — IdleJob/IdleResult: the idle baseline is a job the executor runs on its own machine (it
+      was measured by the runner, on the driver).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from greenbench.errors import GreenbenchError
+from greenbench.measure.energy.composite import IdleBaseline
 from greenbench.runtimes.base import Artifact
 from greenbench.suite import LatencySettings, ProtocolSettings
 from greenbench.suite.identity import PlannedStage
 
-JOB_VERSION = 2
+JOB_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -165,11 +168,37 @@ class RoundResult:
     meters: tuple[dict[str, Any], ...] = ()
 
 
-Job = StagesJob | EvaluateJob | RoundJob
-Result = StagesResult | EvaluateResult | RoundResult
-_TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (StagesJob, EvaluateJob, RoundJob, StagesResult, EvaluateResult, RoundResult)
-}
+@dataclass(frozen=True)
+class IdleJob(JobBase):
+    """The idle baseline of the machine an executor runs jobs on, measured there by its own
+    process: ``seconds`` of doing nothing under the suite's meters. ``skipped``: why it is not
+    measured (an executor answers that without starting anything). ``context``: what names the
+    meter settings in an error (the suite file)."""
+
+    energy: MeterSpec
+    seconds: float
+    skipped: str = ""
+    context: str = ""
+
+    @classmethod
+    def skip(cls, reason: str, workdir: str = "", device: str = "cpu") -> IdleJob:
+        """An idle job that measures nothing: the baseline is skipped for ``reason``."""
+        meters = MeterSpec(meters=("estimate",), watts_per_core=0.0)
+        return cls("idle", "", workdir, device, energy=meters, seconds=0.0, skipped=reason)
+
+
+@dataclass(frozen=True)
+class IdleResult:
+    """The idle baseline ``IdleJob`` measured (or the skipped one)."""
+
+    idle: IdleBaseline
+
+
+Job = StagesJob | EvaluateJob | RoundJob | IdleJob
+Result = StagesResult | EvaluateResult | RoundResult | IdleResult
+_JOBS = (StagesJob, EvaluateJob, RoundJob, IdleJob)
+_RESULTS = (StagesResult, EvaluateResult, RoundResult, IdleResult)
+_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (*_JOBS, *_RESULTS)}
 
 
 def dump(obj: Job | Result) -> str:

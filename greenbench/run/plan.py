@@ -121,6 +121,15 @@ class Plan:
             codecarbon=cc,
         )
 
+    def idle_job(self, skipped: str = "") -> jobs.IdleJob:
+        """The job that measures the idle baseline of the machine jobs run on (``skipped``: why
+        it is not measured)."""
+        e = self.suite.measure.energy
+        return jobs.IdleJob(
+            **self.base("idle"), energy=self.meter_spec(), seconds=e.idle_s, skipped=skipped,
+            context=str(self.suite.path),
+        )  # fmt: skip
+
     def round_job(self, index: int, arms: list[jobs.ArmSpec]) -> jobs.RoundJob:
         """Round ``index`` of the interleaved protocol over ``arms`` (one fresh process)."""
         m = self.suite.measure

@@ -22,7 +22,6 @@ from greenbench.executors.local import DEFAULT_STALL_S
 from greenbench.executors.rounds import Rounds, run_rounds
 from greenbench.measure.carbon import GridIntensity, grid_intensity
 from greenbench.measure.device import fingerprint, git_commit
-from greenbench.measure.energy.composite import IdleBaseline, measure_idle, select_meters, skipped_idle
 from greenbench.run import jobs
 from greenbench.run.lock import other_runs
 from greenbench.run.plan import Plan
@@ -84,7 +83,7 @@ class Runner:
             executor = factory(options.executor_name)(
                 logdir=self.logdir,
                 device=fingerprint(m.device, threads=m.latency.threads),
-                idle=self._measure_idle,
+                idle=self.plan.idle_job(self._idle_skipped()),
                 progress=options.progress,
                 cwd=self.workdir,
                 stall_s=options.stall_s,
@@ -146,21 +145,13 @@ class Runner:
         )  # fmt: skip
 
     # --- the whole suite ----------------------------------------------------------------
-    def _measure_idle(self) -> IdleBaseline:
-        """The idle baseline of this machine, measured once before any job (or skipped)."""
-        suite, opt = self.suite, self.opt
-        e = suite.measure.energy
+    def _idle_skipped(self) -> str:
+        """Why the idle baseline is not measured in this run ("" when it is)."""
+        e, opt = self.suite.measure.energy, self.opt
         skip = e.skip_idle if opt.skip_idle is None else opt.skip_idle
-        if skip:
-            why = "--no-idle" if opt.skip_idle else "measure.energy.skip_idle"
-            return skipped_idle(f"skipped by {why}")
-        opt.progress(f"idle baseline: {e.idle_s:g} s")
-        try:
-            meter, _ = select_meters(e.meters, e.watts_per_core, e.gpus, opt.powercap_root)
-        except GreenbenchError as err:
-            raise type(err)(f"measure.energy.meters in {suite.path}: {err}") from None
-        with meter:
-            return measure_idle(meter, e.idle_s)
+        if not skip:
+            return ""
+        return f"skipped by {'--no-idle' if opt.skip_idle else 'measure.energy.skip_idle'}"
 
     def _prepare(self) -> None:
         """Carbon intensity, the dataset, the idle baseline: once per run, before any variant."""

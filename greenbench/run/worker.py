@@ -253,6 +253,22 @@ def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
     )
 
 
+def run_idle(job: jobs.IdleJob, emit: Events) -> jobs.IdleResult:
+    """The idle baseline of this machine: ``job.seconds`` of nothing under the job's meters."""
+    from greenbench.measure.energy.composite import measure_idle, skipped_idle
+
+    if job.skipped:
+        return jobs.IdleResult(skipped_idle(job.skipped))
+    emit(f"idle baseline: {job.seconds:g} s")
+    try:
+        meter, _ = _meter(job.energy)
+    except GreenbenchError as err:
+        where = f"measure.energy.meters in {job.context}: " if job.context else ""
+        raise type(err)(f"{where}{err}") from None
+    with meter:
+        return jobs.IdleResult(measure_idle(meter, job.seconds))
+
+
 def _die_with_parent() -> None:
     """Linux: get SIGTERM when the runner dies, even by SIGKILL, instead of running on alone."""
     import ctypes
@@ -269,6 +285,7 @@ _RUNNERS: dict[type[Any], Callable[[Any, Events], Any]] = {
     jobs.StagesJob: run_stages,
     jobs.EvaluateJob: run_evaluate,
     jobs.RoundJob: run_round,
+    jobs.IdleJob: run_idle,
 }
 
 

@@ -27,8 +27,8 @@ import pytest
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import JobFailed
 from greenbench.executors.local import LocalExecutor
-from greenbench.measure.energy.composite import skipped_idle
 from greenbench.run import jobs
+from greenbench.run.jobs import IdleJob
 from greenbench.run.lock import WorkdirBusy, WorkdirLock
 from greenbench.run.runner import Runner, RunOptions
 from greenbench.runtimes.base import Artifact
@@ -409,7 +409,7 @@ WRITE_RESULT = "import sys; open(sys.argv[2], 'w').write({!r}); sys.exit({})"
 
 def local(tmp_path: Path, script: str, stall_s: float | None = None) -> LocalExecutor:
     """A local executor whose worker is ``python -c script``."""
-    ex = LocalExecutor(tmp_path / "logs", {"device_id": "d"}, lambda: skipped_idle("test"), stall_s=stall_s)
+    ex = LocalExecutor(tmp_path / "logs", {"device_id": "d"}, IdleJob.skip("test"), stall_s=stall_s)
     ex.argv = [sys.executable, "-c", script]
     return ex
 
@@ -556,7 +556,7 @@ def test_a_really_full_disk(tiny_fs: Path) -> None:
         store_record(store, table_record("a", measurement={"pad": "x" * 200_000}), pending)
         assert store.count() == 1 and not list(pending.glob("*.json"))  # the reserve made room
         fill(tiny_fs / "work")
-        ex = LocalExecutor(tiny_fs / "logs", {"device_id": "d"}, lambda: skipped_idle("test"))
+        ex = LocalExecutor(tiny_fs / "logs", {"device_id": "d"}, IdleJob.skip("test"))
         with pytest.raises(JobFailed, match=f"no space left in {tiny_fs}"):
             ex.run(JOB)
         with pytest.raises(StoreFull, match="could not be kept"):

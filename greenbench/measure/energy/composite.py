@@ -246,8 +246,8 @@ def measure_idle(meter: Meter, seconds: float, sleep: Callable[[float], None] = 
     """Idle power per domain over ``seconds`` of doing nothing; ``seconds <= 0`` skips it.
 
     A ``process``-scoped domain gets 0 W: it counts only the work of the process that reads
-    it, and the baseline is taken in another process (the runner's, not the worker's), so
-    subtracting what that process did while waiting would be wrong.
+    it, and the baseline is taken in another process (the idle job's, not the measuring
+    worker's), so subtracting what that process did while waiting would be wrong.
     """
     if seconds <= 0:
         return IdleBaseline({}, 0.0, meter.method, skipped=True, reason="idle_s is 0")
