@@ -22,6 +22,7 @@ from greenbench.gate.decision import (
     parse_floor,
     rules,
 )
+from greenbench.measure.energy.meter import DomainEnergy, EnergyReading
 from greenbench.measure.protocol import Block, rotation
 
 SOURCE = "estimate:cpu-time×4W/core"
@@ -68,11 +69,15 @@ def synthetic_blocks(
                         arm=arm, round=r, cycle=c, position=position, start_s=float(c), duration_s=0.2,
                         calls=20, images=20, samples_ms=(ms,), latency_ms=ms, energy_j=energy * 20,
                         energy_per_image_j=energy,
-                        reading={"method": method, "source": SOURCE if method == "estimated" else RAPL,
-                                 "energy_j": energy * 20},
+                        reading=_reading(energy * 20, method, SOURCE if method == "estimated" else RAPL),
                     )
                 )  # fmt: skip
     return out
+
+
+def _reading(energy_j: float, method: str, source: str) -> EnergyReading:
+    """One window's reading from one domain of ``method`` and ``source``."""
+    return EnergyReading(0.2, (DomainEnergy("package-0", energy_j, method, source),))  # type: ignore[arg-type]
 
 
 def _by_metric(blocks: list[Block], **kw: object) -> dict[str, object]:
@@ -326,7 +331,7 @@ def test_energy_with_a_measured_part_is_gated() -> None:
     assert not cpu_time_only("estimated-source") and not cpu_time_only(None)
     blocks = synthetic_blocks(1.2)
     mixed = [
-        Block(**{**b.__dict__, "reading": {**(b.reading or {}), "source": "nvml:gpu0+estimate:cpu"}})
+        Block(**{**b.__dict__, "reading": _reading(b.energy_j or 0.0, "estimated", "nvml:gpu0+estimate:cpu")})
         for b in blocks
     ]
     energy = _by_metric(mixed)["energy_per_image_j"]

@@ -11,6 +11,7 @@ import pytest
 from greenbench.measure.carbon import GridIntensity
 from greenbench.measure.compare import pairs
 from greenbench.measure.energy.composite import IdleBaseline, skipped_idle
+from greenbench.measure.energy.meter import EnergyReading
 from greenbench.measure.protocol import Block
 from greenbench.run.jobs import EvaluateResult, StageDone
 from greenbench.run.records import Context, build_metrics, codecarbon_check, deltas
@@ -29,14 +30,14 @@ def window(energy_j: float, duration_s: float, images: int, method: str = "measu
 
 def block(
     arm: str, rnd: int, cycle: int, latency_ms: float, energy_j: float = 30.0, duration_s: float = 1.0
-) -> dict[str, Any]:
-    """A block as ``Block.to_dict`` writes it: 100 images, one energy window."""
-    return {
+) -> Block:
+    """A block of 100 images and one energy window (made from what ``Block.to_dict`` writes)."""
+    return Block.from_dict({
         "arm": arm, "round": rnd, "cycle": cycle, "position": 0, "start_s": float(cycle),
         "duration_s": duration_s, "calls": 100, "images": 100, "samples_ms": [latency_ms] * 3,
         "latency_ms": latency_ms, "energy_j": energy_j, "energy_per_image_j": energy_j / 100,
         "reading": window(energy_j, duration_s, 100),
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 def evaluated(kind: str = "torch") -> EvaluateResult:
@@ -45,11 +46,15 @@ def evaluated(kind: str = "torch") -> EvaluateResult:
 
 
 def stage(
-    energy_j: float, duration_s: float, notes: dict[str, Any] | None = None, variant: str = "v"
+    energy_j: float,
+    duration_s: float,
+    notes: dict[str, Any] | None = None,
+    variant: str = "v",
+    method: str = "measured",
 ) -> StageDone:
-    w = window(energy_j, duration_s, 0)
+    w = window(energy_j, duration_s, 0, method)
     w["notes"] = notes or {}
-    return StageDone("k", "train", variant, {}, "c.pt", w, {}, ())
+    return StageDone("k", "train", variant, {}, "c.pt", EnergyReading.from_dict(w), {}, ())
 
 
 def test_per_image_energy_is_median_over_blocks_gross_and_net() -> None:
@@ -88,7 +93,7 @@ def test_deltas_pair_time_adjacent_blocks_of_the_same_round_and_cycle() -> None:
     assert found["energy_per_image_j"]["delta_pct"] == pytest.approx(0.0)
     assert not found["energy_per_image_j"]["significant"]
     # unpaired blocks (another round or cycle) never pair
-    apart = [Block.from_dict(block("v", 0, 0, 1.0)), Block.from_dict(block("base", 1, 0, 1.0))]
+    apart = [block("v", 0, 0, 1.0), block("base", 1, 0, 1.0)]
     assert pairs(apart, "v", "base") == []
 
 
@@ -112,8 +117,7 @@ def test_training_totals_stages_and_co2_from_gross() -> None:
 
 
 def test_one_estimated_stage_makes_the_total_estimated() -> None:
-    est = stage(10.0, 1.0)
-    est.energy["domains"][0]["method"] = "estimated"
+    est = stage(10.0, 1.0, method="estimated")
     ctx = Context(skipped_idle("x"), GRID, 1, 64)
     metrics, _ = build_metrics(evaluated(), [], [stage(10.0, 1.0), est], "v", ctx, 1)
     assert metrics["train_energy_j"]["method"] == "estimated"

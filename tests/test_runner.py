@@ -9,6 +9,8 @@ from typing import Any
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import Outcome, Where
 from greenbench.measure.energy.composite import skipped_idle
+from greenbench.measure.energy.meter import EnergyReading
+from greenbench.measure.protocol import Block
 from greenbench.run import jobs
 from greenbench.run.runner import Runner, RunOptions
 from greenbench.runtimes.base import Artifact
@@ -19,14 +21,14 @@ from greenbench.suite.identity import PlannedStage, stage_plan
 
 def plans(suite_file: Path, tmp_path: Path, data_key: str = "data-1") -> dict[str, list[PlannedStage]]:
     suite = load_suite(suite_file)
-    return {v: stage_plan(suite, v, tmp_path / "work", data_key) for v in suite.order()}
+    return {v: stage_plan(suite, v, data_key) for v in suite.order()}
 
 
 def test_child_reuses_parent_stage_keys(micro_suite: Path, tmp_path: Path) -> None:
     p = plans(micro_suite, tmp_path)
     assert [s.variant for s in p["child"]] == ["base", "child"]
     assert p["child"][0].key == p["base"][0].key  # the parent is trained once
-    assert p["child"][0].out_dir == p["base"][0].out_dir
+    assert p["child"][0].address == p["base"][0].address
     assert p["child"][1].key != p["base"][0].key
 
 
@@ -55,14 +57,15 @@ def test_other_data_changes_every_key(micro_suite: Path, tmp_path: Path) -> None
 
 CPU = {"domain": "cpu", "energy_j": 2.0, "method": "estimated", "source": "estimate:x", "scope": "process"}
 WINDOW = {"energy_j": 2.0, "duration_s": 1.0, "method": "estimated", "source": "estimate:x", "domains": [CPU]}
+READING = EnergyReading.from_dict(WINDOW)
 
 
-def block(arm: str, rnd: int, cycle: int, latency_ms: float) -> dict[str, Any]:
-    return {
+def block(arm: str, rnd: int, cycle: int, latency_ms: float) -> Block:
+    return Block.from_dict({
         "arm": arm, "round": rnd, "cycle": cycle, "position": 0, "start_s": 0.0, "duration_s": 1.0,
         "calls": 100, "images": 100, "samples_ms": [latency_ms], "latency_ms": latency_ms,
         "energy_j": 2.0, "energy_per_image_j": 0.02, "reading": WINDOW,
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 @dataclass
@@ -86,7 +89,16 @@ class FakeExecutor:
                 raise error
         if isinstance(job, jobs.StagesJob):
             done = tuple(
-                jobs.StageDone(p.key, p.name, p.variant, p.params, f"{p.out_dir}/best.pt", WINDOW, {}, ())
+                jobs.StageDone(
+                    p.key,
+                    p.name,
+                    p.variant,
+                    p.params,
+                    f"{p.folder(Path(job.workdir))}/best.pt",
+                    READING,
+                    {},
+                    (),
+                )
                 for p in job.stages
             )
             return Outcome(jobs.StagesResult(done, done[-1].checkpoint), self.where())
@@ -275,7 +287,8 @@ def test_a_stage_that_writes_onnx_is_measured_by_onnx_runtime(micro_suite: Path,
                 done = outcome.result
                 assert isinstance(done, jobs.StagesResult)
                 return Outcome(
-                    jobs.StagesResult(done.stages, f"{job.stages[-1].out_dir}/model.onnx"), outcome.where
+                    jobs.StagesResult(done.stages, f"{job.stages[-1].folder(Path(job.workdir))}/model.onnx"),
+                    outcome.where,
                 )
             return outcome
 

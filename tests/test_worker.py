@@ -14,7 +14,13 @@ def test_cached_stage_needs_a_complete_marker_and_the_checkpoint(tmp_path: Path)
     marker.write_text('{"checkpoint": "')  # cut short by a crash
     assert _cached_stage(marker) is None
     ckpt = tmp_path / "best.pt"
-    marker.write_text(json.dumps({"checkpoint": str(ckpt), "energy": {}}))
+    energy = {
+        "duration_s": 1.0,
+        "domains": [{"domain": "cpu", "energy_j": 2.0, "method": "estimated", "source": "e"}],
+    }
+    marker.write_text(json.dumps({"checkpoint": str(ckpt), "energy": energy}))
     assert _cached_stage(marker) is None  # the checkpoint was deleted
     ckpt.write_bytes(b"weights")
-    assert _cached_stage(marker) == {"checkpoint": str(ckpt), "energy": {}}
+    assert _cached_stage(marker) == {"checkpoint": str(ckpt), "energy": energy}
+    marker.write_text(json.dumps({"checkpoint": str(ckpt), "energy": {}}))
+    assert _cached_stage(marker) is None  # a reading that cannot be read back is no cache

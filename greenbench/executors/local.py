@@ -21,7 +21,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -124,20 +123,20 @@ class LocalExecutor:
                 f"change) and was stopped as hung; see {log_file}. If this step is that slow, pass "
                 f"a larger --stall-timeout (0 turns the check off)."
             )
-        reply = self._reply(result_file)
-        if reply is None:
+        text = self._reply_text(result_file)
+        if text is None:
             raise self._died(proc.returncode, what, log_file)
-        if not reply.get("ok"):
-            hint = "" if reply.get("user") else f" (traceback in {log_file})"
-            raise JobFailed(f"{reply.get('error')}{hint}")
         try:
-            result = jobs.load(str(reply.get("result")))
+            reply = jobs.load_reply(text)
         except (GreenbenchError, ValidationError, ValueError, TypeError) as e:
             why = " ".join(str(e).split())[:300]
             raise JobFailed(
                 f"{what} returned a result greenbench cannot read ({why}); see {log_file}."
             ) from None
-        return result, log_file
+        if not reply.ok or reply.result is None:
+            hint = "" if reply.user else f" (traceback in {log_file})"
+            raise JobFailed(f"{reply.error}{hint}")
+        return reply.result, log_file
 
     def _wait(self, proc: subprocess.Popen[bytes], events: Path, log_file: Path) -> bool:
         """Relay progress until ``proc`` ends; True if it was stopped for making no progress."""
@@ -164,13 +163,14 @@ class LocalExecutor:
                     proc.wait()
             self._relay(events, offset)
 
-    def _reply(self, result_file: Path) -> dict[str, Any] | None:
-        """The worker's reply, or None if it wrote none or one cut short (a full disk)."""
+    def _reply_text(self, result_file: Path) -> str | None:
+        """The worker's reply as written, or None if it wrote none, or one cut short (a full
+        disk) or not a JSON object."""
         try:
-            reply = json.loads(result_file.read_text(encoding="utf-8"))
+            text = result_file.read_text(encoding="utf-8")
+            return text if isinstance(json.loads(text), dict) else None
         except (OSError, ValueError):
             return None
-        return reply if isinstance(reply, dict) else None
 
     def _folders(self) -> list[Path]:
         return list(dict.fromkeys(p for p in (self.cwd, self.logdir) if p is not None))

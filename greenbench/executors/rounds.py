@@ -11,6 +11,7 @@ from typing import Any
 
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import Executor, Where
+from greenbench.measure.protocol import Block
 from greenbench.run import jobs
 
 
@@ -20,7 +21,7 @@ class Rounds:
     runtime descriptions, arms that failed (first error each), the machine of the last round
     that came back, rounds lost and why, and how many came back."""
 
-    blocks: list[dict[str, Any]] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
     arms: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     where: Where | None = None

@@ -323,9 +323,9 @@ def _provenance(blocks: Sequence[Block], arms: set[str]) -> tuple[str | None, st
     readings = [b.reading for b in blocks if b.arm in arms and b.reading]
     if not readings:
         return None, None
-    methods = {str(r.get("method")) for r in readings}
+    methods = {r.method for r in readings}
     method = "measured" if methods == {"measured"} else "estimated"
-    return method, "+".join(dict.fromkeys(str(r.get("source")) for r in readings))
+    return method, "+".join(dict.fromkeys(r.source for r in readings))
 
 
 def _median(values: list[list[float]]) -> float | None:

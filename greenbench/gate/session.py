@@ -309,7 +309,7 @@ class GateSession:
             names = {REFERENCE: reference.text, CANDIDATE: candidate.text}
             arm, error = next(iter(got.failed.items()))
             raise GateUsageError(f"the {arm} {names.get(arm, arm)!r} could not be run: {error}")
-        result.blocks += [Block.from_dict(b) for b in got.blocks]
+        result.blocks += got.blocks
         result.arms.update(got.arms)
         result.rounds += got.done
         if result.rounds == 0:

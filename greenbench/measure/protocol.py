@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from greenbench.measure.energy.meter import Meter
+from greenbench.measure.energy.meter import EnergyReading, Meter
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Block:
     round: process/round index. cycle: rotation cycle within the round (blocks of one cycle are
     paired). position: order of this arm inside its cycle (0 = first). start_s: seconds since the
     round's first block started. samples_ms: per call, ms (sync after every call). latency_ms:
-    median of samples_ms. reading: ``EnergyReading.to_dict()`` of the block's window.
+    median of samples_ms. reading: the energy reading of the block's window.
     """
 
     arm: str
@@ -90,13 +90,14 @@ class Block:
     latency_ms: float
     energy_j: float | None
     energy_per_image_j: float | None
-    reading: dict[str, Any] | None
+    reading: EnergyReading | None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (samples as a list)."""
+        """A JSON-ready dict (samples as a list, the reading as ``EnergyReading.to_dict``): what a
+        record stores."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["samples_ms"] = list(self.samples_ms)
-        d["reading"] = None if self.reading is None else dict(self.reading)
+        d["reading"] = None if self.reading is None else self.reading.to_dict()
         return d
 
     @classmethod
@@ -108,6 +109,7 @@ class Block:
             raise ValueError(f"Block.from_dict: missing keys {missing}, unknown keys {unknown}")
         values = dict(d)
         values["samples_ms"] = tuple(float(x) for x in d["samples_ms"])
+        values["reading"] = None if d["reading"] is None else EnergyReading.from_dict(d["reading"])
         return cls(**values)
 
 
@@ -231,7 +233,7 @@ def run_round(
                     latency_ms=_median(samples_ms),
                     energy_j=energy_j,
                     energy_per_image_j=energy_j / images if energy_j is not None else None,
-                    reading=reading.to_dict() if reading is not None else None,
+                    reading=reading,
                 )
             )
     return blocks

@@ -11,7 +11,11 @@ Format history (bump ``JOB_VERSION`` and describe the change here):
   2 — ArmSpec.options and EvaluateJob.runtime/runtime_options: the variant's runtime and its
       options (a worker of format 1 would drop them and measure with the defaults).
   3 — IdleJob/IdleResult: the idle baseline is a job the executor runs on its own machine (it
-      was measured by the runner, on the driver).
+      was measured by the runner, on the driver). Typed all the way across: RoundResult.blocks
+      are ``Block``s (their readings ``EnergyReading``s), StageDone.energy an ``EnergyReading``,
+      the meter choices ``MeterChoice``s, and the worker's reply a ``Reply``, instead of dicts
+      flattened on one side and rebuilt on the other. A planned stage is addressed by its key
+      (``PlannedStage.address``), no longer by a folder of the driver (``out_dir``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from greenbench.errors import GreenbenchError
-from greenbench.measure.energy.composite import IdleBaseline
+from greenbench.measure.energy.composite import IdleBaseline, MeterChoice
+from greenbench.measure.energy.meter import EnergyReading
+from greenbench.measure.protocol import Block
 from greenbench.runtimes.base import Artifact
 from greenbench.suite import LatencySettings, ProtocolSettings
 from greenbench.suite.identity import PlannedStage
@@ -76,16 +82,16 @@ class StagesJob(JobBase):
 
 @dataclass(frozen=True)
 class StageDone:
-    """One stage's artifact and the energy reading of its window (``EnergyReading.to_dict``)."""
+    """One stage's artifact, the energy reading of its window and the meters that read it."""
 
     key: str
     name: str
     variant: str
     params: dict[str, Any]
     checkpoint: str
-    energy: dict[str, Any]
+    energy: EnergyReading
     info: dict[str, Any]
-    meters: tuple[dict[str, Any], ...]
+    meters: tuple[MeterChoice, ...]
     cached: bool = False
 
 
@@ -158,14 +164,14 @@ class RoundJob(JobBase):
 
 @dataclass(frozen=True)
 class RoundResult:
-    """Every block of the round (``Block.to_dict``), each arm's runtime description and the arms
-    that could not be loaded (variant -> error)."""
+    """Every block of the round, each arm's runtime description and the arms that could not be
+    loaded (variant -> error)."""
 
     round: int
-    blocks: tuple[dict[str, Any], ...]
+    blocks: tuple[Block, ...]
     arms: dict[str, dict[str, Any]]
     failed: dict[str, str] = field(default_factory=dict)
-    meters: tuple[dict[str, Any], ...] = ()
+    meters: tuple[MeterChoice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,41 @@ Result = StagesResult | EvaluateResult | RoundResult | IdleResult
 _JOBS = (StagesJob, EvaluateJob, RoundJob, IdleJob)
 _RESULTS = (StagesResult, EvaluateResult, RoundResult, IdleResult)
 _TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (*_JOBS, *_RESULTS)}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a worker writes back: its result, or the error (``user``: caused by the input, a
+    one-paragraph message; otherwise a bug, with its traceback in the log)."""
+
+    ok: bool
+    result: Result | None = None
+    error: str = ""
+    user: bool = False
+
+
+def dump_reply(reply: Reply) -> str:
+    """``reply`` as versioned JSON (the result as ``dump`` writes it)."""
+    result = None if reply.result is None else json.loads(dump(reply.result))
+    data = {"ok": reply.ok, "result": result, "error": reply.error, "user": reply.user}
+    return json.dumps({"version": JOB_VERSION, "type": "Reply", "data": data}, indent=1, default=str)
+
+
+def load_reply(text: str) -> Reply:
+    """Inverse of ``dump_reply``; anything else is a ``GreenbenchError``."""
+    try:
+        envelope = json.loads(text)
+        version, name, data = envelope["version"], envelope["type"], envelope["data"]
+        ok, error, user = bool(data["ok"]), str(data.get("error", "")), bool(data.get("user", False))
+    except (ValueError, KeyError, TypeError) as e:
+        raise GreenbenchError(f"a worker reply is not greenbench reply JSON ({e})") from None
+    if version != JOB_VERSION or name != "Reply":
+        raise GreenbenchError(
+            f"a worker reply of format {version} cannot be read by this greenbench (format {JOB_VERSION}); "
+            "runner and workers must run the same greenbench version."
+        )
+    result = load(json.dumps(data["result"])) if ok and data.get("result") is not None else None
+    return Reply(ok, result, error, user)
 
 
 def dump(obj: Job | Result) -> str:

@@ -63,8 +63,8 @@ class Plan:
         return variant_key(self.suite, name, self.data.fingerprint)
 
     def stages(self, name: str) -> list[PlannedStage]:
-        """Every stage from the root model to ``name``, each with its cache key and folder."""
-        return stage_plan(self.suite, name, self.workdir, self.data.fingerprint)
+        """Every stage from the root model to ``name``, each with its cache key."""
+        return stage_plan(self.suite, name, self.data.fingerprint)
 
     # --- what measures what ------------------------------------------------------------
     def runtime(self, name: str, kind: ArtifactKind) -> tuple[str, dict[str, Any]]:

@@ -23,15 +23,12 @@ from greenbench.errors import GreenbenchError, clean_message
 from greenbench.measure.carbon import GridIntensity, co2_g
 from greenbench.measure.compare import paired_ratio, pairs, round_median, values_by_round
 from greenbench.measure.energy.composite import IdleBaseline
-from greenbench.measure.energy.meter import DomainEnergy, EnergyReading
 from greenbench.measure.protocol import Block
 from greenbench.measure.stats import NOISY_IQR_RATIO
 from greenbench.metrics import stored
 from greenbench.run import jobs
 from greenbench.run.jobs import EvaluateResult, StageDone
-from greenbench.run.plan import Plan
 from greenbench.run.prepare import Prepared
-from greenbench.runtimes.base import runtime_label
 from greenbench.store import RunRecord
 from greenbench.suite import Suite
 from greenbench.tasks.base import DatasetRef
@@ -47,15 +44,6 @@ class Context:
     intensity: GridIntensity
     pue: float
     imgsz: int
-
-
-def reading_from_dict(d: dict[str, Any]) -> EnergyReading:
-    """Inverse of ``EnergyReading.to_dict`` (notes dropped)."""
-    domains = tuple(
-        DomainEnergy(x["domain"], x["energy_j"], x["method"], x["source"], x.get("scope", "system"))
-        for x in d["domains"]
-    )
-    return EnergyReading(d["duration_s"], domains, d.get("invalid_samples", 0))
 
 
 def accuracy_and_complexity(ev: EvaluateResult, imgsz: int) -> Metrics:
@@ -82,13 +70,9 @@ def _net_energy(idle: IdleBaseline) -> Callable[[Block], float | None]:
     def value(b: Block) -> float | None:
         if b.reading is None or not b.images:
             return None
-        return float(idle.net(reading_from_dict(b.reading))["energy_net_j"]) / b.images
+        return float(idle.net(b.reading)["energy_net_j"]) / b.images
 
     return value
-
-
-def _blocks(blocks: Sequence[dict[str, Any]]) -> list[Block]:
-    return [Block.from_dict(b) for b in blocks]
 
 
 def _interval(name: str, values: list[list[float]], stat: str, **extra: Any) -> dict[str, Any]:
@@ -107,26 +91,24 @@ def _interval(name: str, values: list[list[float]], stat: str, **extra: Any) -> 
 PER_IMAGE = "geometric mean over rounds of the median block energy / images"
 
 
-def interleaved(blocks: Sequence[dict[str, Any]], arm: str, ctx: Context, threads: int) -> Metrics:
+def interleaved(blocks: Sequence[Block], arm: str, ctx: Context, threads: int) -> Metrics:
     """Latency and energy per image of ``arm`` from its blocks in every round."""
     metrics: Metrics = {}
-    typed = _blocks(blocks)
-    lat = values_by_round(typed, arm, "latency_ms")
+    lat = values_by_round(blocks, arm, "latency_ms")
     if lat:
         metrics["latency_ms"] = _interval(
             "latency_ms", lat, "geometric mean over rounds of the median block latency", threads=threads
         )
-    mine = [b for b in blocks if b["arm"] == arm and b.get("reading")]
-    gross = values_by_round(typed, arm, "energy_per_image_j")
-    if mine and gross:
-        readings = [reading_from_dict(b["reading"]) for b in mine]
+    readings = [b.reading for b in blocks if b.arm == arm and b.reading is not None]
+    gross = values_by_round(blocks, arm, "energy_per_image_j")
+    if readings and gross:
         tag = {
             "method": readings[0].method,
             "source": readings[0].source,
             "invalid_samples": sum(r.invalid_samples for r in readings),
         }
         metrics["energy_per_image_j"] = _interval("energy_per_image_j", gross, PER_IMAGE, **tag)
-        net = values_by_round(typed, arm, _net_energy(ctx.idle))
+        net = values_by_round(blocks, arm, _net_energy(ctx.idle))
         metrics["energy_per_image_net_j"] = _interval("energy_per_image_net_j", net, PER_IMAGE, **tag)
         per_1k_j = metrics["energy_per_image_j"]["value"] * 1000
         metrics["co2_per_1k_images_g"] = stored(
@@ -137,20 +119,19 @@ def interleaved(blocks: Sequence[dict[str, Any]], arm: str, ctx: Context, thread
 
 
 def deltas(
-    blocks: Sequence[dict[str, Any]], arm: str, baseline: str, ctx: Context, pairing: dict[str, Any]
+    blocks: Sequence[Block], arm: str, baseline: str, ctx: Context, pairing: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """Δ of ``arm`` against ``baseline`` from their time-adjacent blocks, per metric.
 
     ``pairing``: what identifies the partner in time (baseline name and key, run id).
     """
     out = {}
-    typed = _blocks(blocks)
     for name, value in (
         ("latency_ms", "latency_ms"),
         ("energy_per_image_j", "energy_per_image_j"),
         ("energy_per_image_net_j", _net_energy(ctx.idle)),
     ):
-        found = pairs(typed, arm, baseline, value)
+        found = pairs(blocks, arm, baseline, value)
         if any(v <= 0 or b <= 0 for r in found for v, b in r):
             # net energy can dip to or below 0 in noise: a ratio of such pairs is meaningless,
             # and dropping those pairs would bias the rest; no Δ is claimed
@@ -161,19 +142,19 @@ def deltas(
 
 
 def _stage_entry(s: StageDone, idle: IdleBaseline) -> dict[str, Any]:
-    n = idle.net(reading_from_dict(s.energy))
+    n = idle.net(s.energy)
     return {
         "variant": s.variant,
         "name": s.name,
         "params": s.params,
         "cached": s.cached,
         "checkpoint": s.checkpoint,
-        "duration_s": s.energy["duration_s"],
-        "energy": s.energy,
+        "duration_s": s.energy.duration_s,
+        "energy": s.energy.to_dict(),
         "energy_j": n["energy_j"],
         "energy_net_j": n["energy_net_j"],
         "method": n["method"],
-        "invalid_samples": s.energy.get("invalid_samples", 0),
+        "invalid_samples": s.energy.invalid_samples,
         "info": s.info,
     }
 
@@ -241,7 +222,7 @@ def codecarbon_check(checks: list[dict[str, Any] | None]) -> Metrics:
 
 def build_metrics(
     ev: EvaluateResult,
-    blocks: Sequence[dict[str, Any]],
+    blocks: Sequence[Block],
     stage_results: Sequence[StageDone],
     variant: str,
     ctx: Context,
@@ -322,8 +303,8 @@ class Measurement:
     data, the settings and any other greenbench run seen meanwhile."""
 
     protocol: dict[str, Any]
-    blocks: list[dict[str, Any]]
-    baseline_blocks: list[dict[str, Any]]
+    blocks: list[Block]
+    baseline_blocks: list[Block]
     runtime: dict[str, Any]
     artifact: jobs.Artifact
     idle: IdleBaseline
@@ -339,9 +320,9 @@ class Measurement:
         d = self.dataset
         return {
             "protocol": self.protocol,
-            "blocks": self.blocks,
+            "blocks": [b.to_dict() for b in self.blocks],
             # the partner blocks the Δ was computed from: a resumed baseline has no record of them
-            "baseline_blocks": self.baseline_blocks,
+            "baseline_blocks": [b.to_dict() for b in self.baseline_blocks],
             "runtime": self.runtime,
             "artifact": {"kind": self.artifact.kind, "path": self.artifact.path},
             "idle": self.idle.to_dict(),
@@ -370,16 +351,29 @@ class Measured:
     """What the interleaved rounds of one group gave: every block, the arms' runtime
     descriptions, the rounds lost, and the machine they ran on."""
 
-    blocks: list[dict[str, Any]]
+    blocks: list[Block]
     arms: dict[str, dict[str, Any]]
     lost_rounds: list[str]
     idle: IdleBaseline
     device: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Keys:
+    """What the plan decided about one variant that its record states: its resume key, the
+    baseline's (its Δ is paired with that one), the runtime label, the data it ran on and the
+    image size latency was timed at."""
+
+    key: str
+    baseline_key: str
+    runtime: str
+    dataset: DatasetRef
+    latency_imgsz: int
+
+
 def ok_record(
     identity: RunIdentity,
-    plan: Plan,
+    keys: Keys,
     name: str,
     started: str,
     prepared: Prepared,
@@ -392,51 +386,44 @@ def ok_record(
     its Δ against the baseline when the two were measured interleaved (``paired``)."""
     suite = identity.suite
     pue = suite.measure.carbon.pue
-    ctx = Context(measured.idle, intensity, pue, plan.latency_imgsz)
+    ctx = Context(measured.idle, intensity, pue, keys.latency_imgsz)
     arm = measured.arms.get(name, {})
     metrics, stages = build_metrics(
         prepared.evaluated, measured.blocks, prepared.stages, name, ctx, int(arm.get("threads", 0))
     )
     found: dict[str, dict[str, Any]] = {}
     if paired and name != suite.baseline:
-        pairing = {
-            "baseline": suite.baseline,
-            "baseline_key": plan.key(suite.baseline),
-            "run_id": identity.run_id,
-        }
+        pairing = {"baseline": suite.baseline, "baseline_key": keys.baseline_key, "run_id": identity.run_id}
         found = deltas(measured.blocks, name, suite.baseline, ctx, pairing)
     measurement = Measurement(
         protocol={
             **suite.measure.protocol.model_dump(),
             "min_block_s": suite.measure.energy.min_window_s,
-            "arms": sorted({b["arm"] for b in measured.blocks}),
+            "arms": sorted({b.arm for b in measured.blocks}),
             "paired_with_baseline": bool(found),
             "lost_rounds": measured.lost_rounds,
         },
-        blocks=[b for b in measured.blocks if b["arm"] == name],
-        baseline_blocks=[b for b in measured.blocks if found and b["arm"] == suite.baseline],
+        blocks=[b for b in measured.blocks if b.arm == name],
+        baseline_blocks=[b for b in measured.blocks if found and b.arm == suite.baseline],
         runtime=arm,
         artifact=prepared.artifact,
         idle=measured.idle,
         intensity=intensity,
         pue=pue,
         lineage=[
-            {
-                "variant": v,
-                "stages": [{"name": st.name, "params": st.params} for st in suite.variants[v].stages],
-            }
+            {"variant": v, "stages": [{"name": s.name, "params": s.params} for s in suite.variants[v].stages]}
             for v in suite.lineage(name)
         ],
-        dataset=plan.data,
+        dataset=keys.dataset,
         settings=suite.measure.model_dump(),
         concurrent_runs=concurrent_runs,
     )
     where = {"device": measured.device, "device_id": measured.device["device_id"]}
     return RunRecord(
-        **{**identity.of(name, plan.key(name), started), **where},
+        **{**identity.of(name, keys.key, started), **where},
         status="ok",
         finished_at=now(),
-        runtime=runtime_label(*plan.runtime(name, prepared.artifact.kind)),
+        runtime=keys.runtime,
         stages=stages,
         metrics=metrics,
         deltas=found,

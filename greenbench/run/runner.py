@@ -26,7 +26,8 @@ from greenbench.run import jobs
 from greenbench.run.lock import other_runs
 from greenbench.run.plan import Plan
 from greenbench.run.prepare import Prepared, check_device, prepare_variant
-from greenbench.run.records import Measured, RunIdentity, failed_record, now, ok_record, one_line_error
+from greenbench.run.records import Keys, Measured, RunIdentity, failed_record, now, ok_record, one_line_error
+from greenbench.runtimes.base import runtime_label
 from greenbench.store import RunRecord, Store, store_pending, store_record
 from greenbench.suite import Suite
 
@@ -139,10 +140,22 @@ class Runner:
         assert self._intensity is not None and measured.where is not None
         where = measured.where
         found = Measured(measured.blocks, measured.arms, measured.lost_rounds, where.idle, where.device)
-        return ok_record(
-            self.identity, self.plan, name, started, prep, found, paired, self._intensity,
-            list(self._others.values()),
+        plan = self.plan
+        keys = Keys(
+            plan.key(name), plan.key(self.suite.baseline),
+            runtime_label(*plan.runtime(name, prep.artifact.kind)), plan.data, plan.latency_imgsz,
         )  # fmt: skip
+        return ok_record(
+            self.identity,
+            keys,
+            name,
+            started,
+            prep,
+            found,
+            paired,
+            self._intensity,
+            list(self._others.values()),
+        )
 
     # --- the whole suite ----------------------------------------------------------------
     def _idle_skipped(self) -> str:
@@ -259,7 +272,7 @@ class Runner:
                 self.opt.progress(f"baseline '{base}' not measured ({why}): Δ of {', '.join(group)} unpaired")
             order = self.suite.order()
             for name in sorted(members, key=order.index):  # records in suite order
-                if name in measured.failed or not any(b["arm"] == name for b in measured.blocks):
+                if name in measured.failed or not any(b.arm == name for b in measured.blocks):
                     error = GreenbenchError(measured.failed.get(name, "no block was measured"))
                     self._finish(outcome, self._failed(name, started[name], error))
                 else:

@@ -2,12 +2,11 @@
 
 ``python -m greenbench.run.worker JOB.json RESULT.json [EVENTS]`` runs one typed job
 (``greenbench.run.jobs``): the stages of a variant, the evaluation of a model (accuracy and
-complexity, once), or one round of the interleaved protocol; it writes
-``{"ok": true, "result": <jobs.dump>}``. A fresh process per job keeps measurements free of the
-previous job's threads, allocator state and a framework's global thread setting. Progress lines
-are appended to EVENTS. A user-caused failure (``GreenbenchError``) is written as
-``{"ok": false, "error": ..., "user": true}``; anything else as the exception with a pointer to
-the log, and exit code 1 either way.
+complexity, once), one round of the interleaved protocol, or the machine's idle baseline; it
+writes a ``jobs.Reply`` with the typed result. A fresh process per job keeps measurements free of
+the previous job's threads, allocator state and a framework's global thread setting. Progress
+lines are appended to EVENTS. A user-caused failure (``GreenbenchError``) is a reply with
+``user``; anything else carries the exception, its traceback in the log; exit code 1 either way.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from greenbench.errors import GreenbenchError
-from greenbench.measure.energy.composite import select_meters
-from greenbench.measure.energy.meter import Meter
+from greenbench.measure.energy.composite import MeterChoice, select_meters
+from greenbench.measure.energy.meter import EnergyReading, Meter
 from greenbench.run import jobs
 from greenbench.runtimes.base import Artifact
 from greenbench.tasks import task_class
@@ -48,7 +47,7 @@ def _prefixed(emit: Events, variant: str) -> Callable[[str], None]:
     return lambda msg: emit(f"{variant}: {msg}")
 
 
-def _meter(spec: jobs.MeterSpec) -> tuple[Meter, list[dict[str, Any]]]:
+def _meter(spec: jobs.MeterSpec) -> tuple[Meter, list[MeterChoice]]:
     root = Path(spec.powercap_root) if spec.powercap_root else None
     gpus = list(spec.gpus) if spec.gpus is not None else None
     meter: Meter
@@ -59,7 +58,7 @@ def _meter(spec: jobs.MeterSpec) -> tuple[Meter, list[dict[str, Any]]]:
 
         check = CodeCarbonCheck(Path(cc.out_dir), cc.country, region=cc.region)
         meter = CrossCheckedMeter(meter, check)
-    return meter, [c.to_dict() for c in choices]
+    return meter, list(choices)
 
 
 def _task(job: jobs.JobBase) -> Task:
@@ -70,9 +69,30 @@ def _cached_stage(marker: Path) -> dict[str, Any] | None:
     """A stage's stored result if it is complete and its checkpoint is still on disk."""
     try:
         result: dict[str, Any] = json.loads(marker.read_text())
-    except (OSError, ValueError):
+        EnergyReading.from_dict(result["energy"])  # a marker cut short or of another shape: not cached
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     return result if Path(result.get("checkpoint", "")).is_file() else None
+
+
+def _marker(done: jobs.StageDone) -> dict[str, Any]:
+    """What a stage's marker keeps: what it produced, its reading as ``EnergyReading.to_dict``
+    (markers written before the job format was typed read back the same)."""
+    return {
+        "key": done.key, "name": done.name, "variant": done.variant, "params": done.params,
+        "checkpoint": done.checkpoint, "energy": done.energy.to_dict(), "info": done.info,
+        "meters": [c.to_dict() for c in done.meters],
+    }  # fmt: skip
+
+
+def _choices(found: Any) -> tuple[MeterChoice, ...]:
+    """The meter choices a marker lists (dicts), typed; an unreadable entry is left out."""
+    out = []
+    for c in found if isinstance(found, list) else []:
+        if isinstance(c, dict) and "name" in c and "used" in c:
+            detail = dict(c.get("detail") or {})
+            out.append(MeterChoice(str(c["name"]), bool(c["used"]), str(c.get("reason", "")), detail))
+    return tuple(out)
 
 
 def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
@@ -86,7 +106,7 @@ def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
     results: list[jobs.StageDone] = []
     with meter:
         for spec in job.stages:
-            out_dir = Path(spec.out_dir)
+            out_dir = spec.folder(Path(job.workdir))  # its address, under this worker's work folder
             marker = out_dir / STAGE_MARKER
             cached = None if spec.key in job.force_keys else _cached_stage(marker)
             if cached is not None:
@@ -98,9 +118,9 @@ def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
                     variant=spec.variant,
                     params=spec.params,
                     checkpoint=cached["checkpoint"],
-                    energy=cached.get("energy", {}),
+                    energy=EnergyReading.from_dict(cached["energy"]),
                     info=cached.get("info", {}),
-                    meters=tuple(cached.get("meters", ())),
+                    meters=_choices(cached.get("meters")),
                     cached=True,
                 )
             else:
@@ -126,24 +146,16 @@ def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
                     variant=spec.variant,
                     params=spec.params,
                     checkpoint=str(out.checkpoint),
-                    energy=out.energy.to_dict(),
+                    energy=out.energy,
                     info=out.info,
                     meters=tuple(choices),
                 )
-                marker_data = {k: v for k, v in _plain(done).items() if k != "cached"}
                 tmp = marker.with_suffix(".tmp")  # atomic: a crash never leaves half a marker
-                tmp.write_text(json.dumps(marker_data, indent=1, default=str))
+                tmp.write_text(json.dumps(_marker(done), indent=1, default=str))
                 tmp.replace(marker)
             checkpoint = done.checkpoint
             results.append(done)
     return jobs.StagesResult(tuple(results), checkpoint)
-
-
-def _plain(obj: Any) -> dict[str, Any]:
-    from pydantic import TypeAdapter
-
-    data: dict[str, Any] = TypeAdapter(type(obj)).dump_python(obj, mode="json")
-    return data
 
 
 def _peak_rss_mb() -> float:
@@ -246,7 +258,7 @@ def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
         info["torch_threads"] = threads
     return jobs.RoundResult(
         round=job.round,
-        blocks=tuple(b.to_dict() for b in blocks),
+        blocks=tuple(blocks),
         arms=described,
         failed=failed,
         meters=tuple(choices),
@@ -297,15 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     emit = Events(args[2] if len(args) > 2 else None)
     try:
         job = jobs.load(Path(job_path).read_text())
-        result: dict[str, Any] = {"ok": True, "result": jobs.dump(_RUNNERS[type(job)](job, emit))}
-        code = 0
+        reply, code = jobs.Reply(True, _RUNNERS[type(job)](job, emit)), 0
     except GreenbenchError as e:
-        result, code = {"ok": False, "error": str(e), "user": True}, 1
+        reply, code = jobs.Reply(False, error=str(e), user=True), 1
     except Exception as e:
         traceback.print_exc()
-        result = {"ok": False, "error": f"{type(e).__name__}: {e}", "user": False}
-        code = 1
-    Path(result_path).write_text(json.dumps(result, indent=1, default=str))
+        reply, code = jobs.Reply(False, error=f"{type(e).__name__}: {e}"), 1
+    Path(result_path).write_text(jobs.dump_reply(reply))
     return code
 
 

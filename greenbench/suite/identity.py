@@ -81,20 +81,35 @@ def variant_key(suite: Suite, variant: str, data_key: str) -> str:
     return sha(parts)
 
 
+#: the folder under the work folder where stage artifacts live, each in ``<stage>-<key>``
+ARTIFACTS = "artifacts"
+
+
 @dataclass(frozen=True)
 class PlannedStage:
-    """One stage of a variant's lineage with its cache key and artifact folder."""
+    """One stage of a variant's lineage with its cache key. Its artifact is addressed by
+    ``address`` (the stage and its key), never by a path of the driver: whoever runs the stage
+    finds its folder under its own work folder (``folder``), so an executor can keep artifacts
+    on storage of its own."""
 
     variant: str
     index: int
     name: str
     params: dict[str, Any]
     key: str
-    out_dir: str
+
+    @property
+    def address(self) -> str:
+        """The artifact's address: ``<stage>-<key>``."""
+        return f"{self.name}-{self.key}"
+
+    def folder(self, workdir: Path) -> Path:
+        """The stage's artifact folder under ``workdir``."""
+        return workdir / ARTIFACTS / self.address
 
 
-def stage_plan(suite: Suite, variant: str, workdir: Path, data_key: str) -> list[PlannedStage]:
-    """Every stage from the root model to ``variant``, each with its cache key and folder.
+def stage_plan(suite: Suite, variant: str, data_key: str) -> list[PlannedStage]:
+    """Every stage from the root model to ``variant``, each with its cache key.
 
     A stage's key chains the key of the stage before it, so a stage is shared by every variant
     whose lineage reaches it unchanged (a parent is trained once for all its children), and any
@@ -118,8 +133,7 @@ def stage_plan(suite: Suite, variant: str, workdir: Path, data_key: str) -> list
     for name in suite.lineage(variant):
         for i, st in enumerate(suite.variants[name].stages):
             key = sha([key, st.name, st.params])
-            out_dir = str(workdir / "artifacts" / f"{st.name}-{key}")
-            plan.append(PlannedStage(name, i, st.name, st.params, key, out_dir))
+            plan.append(PlannedStage(name, i, st.name, st.params, key))
     return plan
 
 

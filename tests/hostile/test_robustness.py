@@ -469,7 +469,7 @@ def test_a_silent_worker_is_stopped_as_hung(tmp_path: Path) -> None:
 
 
 def test_a_worker_that_keeps_talking_is_not_stopped(tmp_path: Path) -> None:
-    reply = json.dumps({"ok": True, "result": jobs.dump(RESULT)})
+    reply = jobs.dump_reply(jobs.Reply(True, RESULT))
     script = textwrap.dedent(
         f"""
         import sys, time

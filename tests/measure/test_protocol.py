@@ -180,8 +180,8 @@ def test_block_fields_and_meter_energy() -> None:
         assert blk.latency_ms == pytest.approx(sorted(blk.samples_ms)[len(blk.samples_ms) // 2])
         assert blk.energy_j == pytest.approx(20.0 * blk.duration_s)
         assert blk.energy_per_image_j == pytest.approx(blk.energy_j / blk.images)
-        assert blk.reading is not None and blk.reading["energy_j"] == blk.energy_j
-        assert blk.reading["method"] == "measured" and blk.reading["source"] == "fake:clock"
+        assert blk.reading is not None and blk.reading.energy_j == blk.energy_j
+        assert blk.reading.method == "measured" and blk.reading.source == "fake:clock"
     slow = [blk.latency_ms for blk in blocks if blk.arm == "b"]
     assert min(slow) == pytest.approx(20.0) and max(slow) == pytest.approx(28.0)
 

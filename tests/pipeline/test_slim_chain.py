@@ -60,7 +60,7 @@ def test_two_prune_ratios_share_one_sparse_training(
     work = tmp_path / "work"
     results = {}
     for variant in ("p30", "p50"):
-        plan = stage_plan(suite, variant, work, data_key="synthetic-test")
+        plan = stage_plan(suite, variant, data_key="synthetic-test")
         assert [p.name for p in plan] == ["sparse_train", "prune", "finetune"]
         job = jobs.StagesJob(
             label=variant,

@@ -105,6 +105,15 @@ class EnergyReading:
             "notes": dict(self.notes),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EnergyReading:
+        """Inverse of ``to_dict`` (the derived keys are recomputed, not read)."""
+        domains = tuple(
+            DomainEnergy(x["domain"], x["energy_j"], x["method"], x["source"], x.get("scope", "system"))
+            for x in d["domains"]
+        )
+        return cls(d["duration_s"], domains, d.get("invalid_samples", 0), dict(d.get("notes", {})))
+
 
 @dataclass(frozen=True)
 class Availability:

@@ -24,7 +24,6 @@ from greenbench.measure.energy.composite import (
 )
 from greenbench.measure.energy.estimate import EstimateMeter, process_cpu_time_s
 from greenbench.measure.energy.meter import Availability, DomainEnergy, EnergyReading, Meter
-from greenbench.run.records import reading_from_dict
 from tests.measure.energy.fakes import FakePowercap
 
 
@@ -175,12 +174,13 @@ def test_domain_scope_is_in_dicts_and_defaults_to_system() -> None:
     assert [d["scope"] for d in reading.to_dict()["domains"]] == ["system", "process"]
     cpu = EstimateMeter(4.0, CpuTime())
     assert cpu.end(cpu.begin()).domains[0].scope == "process"
-    # records.py rebuilds domains from the first four fields, positionally
-    rebuilt = reading_from_dict(reading.to_dict())
-    assert [(d.domain, d.energy_j, d.method, d.source) for d in rebuilt.domains] == [
-        ("package-0", 1.0, "measured", "rapl"),
-        ("cpu", 2.0, "estimated", "estimate"),
+    # EnergyReading.from_dict rebuilds every domain, its scope included
+    rebuilt = EnergyReading.from_dict(reading.to_dict())
+    assert [(d.domain, d.energy_j, d.method, d.source, d.scope) for d in rebuilt.domains] == [
+        ("package-0", 1.0, "measured", "rapl", "system"),
+        ("cpu", 2.0, "estimated", "estimate", "process"),
     ]
+    assert rebuilt == reading
 
 
 def test_composite_rejects_duplicate_domains_it_knows_at_construction() -> None:
