@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_executor_option(parser: argparse.ArgumentParser) -> None:
-    """``--executor NAME`` (shared by run and gate)."""
+    """``--executor NAME`` and ``--executor-option KEY=VALUE`` (shared by run and gate)."""
     parser.add_argument(
         "--executor",
         default="local",
@@ -68,6 +68,27 @@ def add_executor_option(parser: argparse.ArgumentParser) -> None:
         help="where jobs run: local (fresh processes on this machine, the default) or an installed "
         "executor (entry-point group greenbench.executors)",
     )
+    parser.add_argument(
+        "--executor-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the executor, passed to it as is (e.g. a cluster's address); repeatable",
+    )
+
+
+def executor_options(values: list[str]) -> dict[str, str]:
+    """``--executor-option KEY=VALUE`` values as a mapping; a value without ``=`` is a usage error."""
+    options: dict[str, str] = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        if not sep or not key.strip():
+            raise RunUsageError(
+                f"--executor-option {value[:60]!r}: expected KEY=VALUE, "
+                "e.g. --executor-option address=host:6379"
+            )
+        options[key.strip()] = setting
+    return options
 
 
 def add_override_options(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
 
     stall_s = stall_timeout(args.stall_timeout)
     factory(args.executor)  # an unknown executor is a usage error before the suite is read
+    executor_options(args.executor_option)
     suite = load_suite(Path(args.suite), overrides(args))
     workdir = _workdir(args)
     store = Path(args.store)
@@ -155,6 +177,7 @@ def _run_locked(args: argparse.Namespace, suite: Suite, workdir: Path, stall_s: 
             skip_idle=True if args.no_idle else None,
             progress=progress,
             executor_name=args.executor,
+            executor_options=executor_options(args.executor_option),
             stall_s=stall_s,
         )
         runner = Runner(suite, store, options)

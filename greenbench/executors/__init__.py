@@ -12,8 +12,10 @@ The entry names a factory called with keyword arguments only (``LocalExecutor``'
 one): ``logdir`` (this run's log folder), ``device`` (the fingerprint of the machine the driver
 measures by default), ``idle`` (the ``run.jobs.IdleJob`` that measures the idle baseline of the
 machine the executor's jobs run on: the executor runs it there, once, before the first job),
-``progress`` (a callable taking one line of text), ``cwd`` (the work folder) and ``stall_s``
-(seconds of silence after which a job counts as hung, or None). What it returns follows
+``progress`` (a callable taking one line of text), ``cwd`` (the work folder), ``stall_s``
+(seconds of silence after which a job counts as hung, or None) and ``options`` (the
+``--executor-option KEY=VALUE`` settings as strings, e.g. a cluster's address; an executor
+refuses the ones it does not know). What it returns follows
 ``greenbench.executors.base.Executor``; its ``device`` is the device its jobs' records name.
 """
 

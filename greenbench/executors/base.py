@@ -38,6 +38,12 @@ class Outcome:
     log: str | None = None
 
 
+class ExecutorOptionError(GreenbenchError):
+    """An ``--executor-option`` the chosen executor does not take (a usage error: exit code 2)."""
+
+    exit_code = 2
+
+
 class JobFailed(GreenbenchError):
     """A job that ran and failed; the message is one paragraph (and points at the log)."""
 

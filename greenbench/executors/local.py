@@ -25,7 +25,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from greenbench.errors import GreenbenchError
-from greenbench.executors.base import JobFailed, Outcome, Where
+from greenbench.executors.base import ExecutorOptionError, JobFailed, Outcome, Where
 from greenbench.measure.energy.composite import skipped_idle
 from greenbench.run import jobs
 
@@ -47,7 +47,7 @@ class LocalExecutor:
     nothing to do measures nothing; a skipped one starts nothing). progress: receives the
     workers' lines.
     stall_s: seconds without a change to a worker's log or events file after which it is
-    stopped as hung (None or 0: never).
+    stopped as hung (None or 0: never). options: ``--executor-option`` settings (it has none).
     """
 
     name = "local"
@@ -60,7 +60,13 @@ class LocalExecutor:
         progress: Callable[[str], None] = lambda _msg: None,
         cwd: Path | None = None,
         stall_s: float | None = DEFAULT_STALL_S,
+        options: dict[str, str] | None = None,
     ) -> None:
+        if options:
+            raise ExecutorOptionError(
+                f"executor {self.name!r} takes no --executor-option; got {', '.join(sorted(options))[:200]}. "
+                "Remove them, or choose the executor they belong to with --executor."
+            )
         self.logdir = logdir
         self.device = dict(device)
         self._idle_job = idle

@@ -45,6 +45,7 @@ class RunOptions:
     progress: Callable[[str], None] = lambda _msg: None
     executor: Executor | None = None
     executor_name: str = "local"
+    executor_options: dict[str, str] = field(default_factory=dict)  # --executor-option KEY=VALUE
     stall_s: float | None = DEFAULT_STALL_S  # a worker silent this long is stopped (None: never)
 
 
@@ -88,6 +89,7 @@ class Runner:
                 progress=options.progress,
                 cwd=self.workdir,
                 stall_s=options.stall_s,
+                options=options.executor_options,
             )
         self.executor: Executor = executor
         # the executor says which device its jobs run on; records and resume key on that one

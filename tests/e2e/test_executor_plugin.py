@@ -34,6 +34,25 @@ def test_an_unknown_executor_is_a_usage_error(verb: str, tmp_path: Path) -> None
     assert_one_paragraph_error(out.stderr, "--executor 'rayy'", "installed: local", "greenbench.executors")
 
 
+@pytest.mark.parametrize("verb", ["run", "gate"])
+def test_executor_options_reach_the_executor_which_refuses_what_it_does_not_take(
+    verb: str, tmp_path: Path
+) -> None:
+    model = conv_stack(tmp_path / "m.onnx", layers=2, imgsz=32)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ntask: detect\ndataset: {synthetic: {}}\nbaseline: a\nvariants:\n  a: {model: m.onnx}\n"
+    )
+    sides = [str(suite)] if verb == "run" else [str(model), str(model)]
+    common = ("--workdir", str(tmp_path / "w")) if verb == "gate" else ("--store", str(tmp_path / "gb.db"))
+    bad = run_cli(verb, *sides, *common, "--executor-option", "address", cwd=tmp_path)
+    assert bad.returncode == 2, bad.stderr
+    assert_one_paragraph_error(bad.stderr, "--executor-option 'address'", "KEY=VALUE")
+    refused = run_cli(verb, *sides, *common, "--executor-option", "address=10.0.0.1:6379", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert_one_paragraph_error(refused.stderr, "executor 'local' takes no --executor-option", "address")
+
+
 @pytest.mark.slow
 def test_gate_runs_on_an_executor_from_outside(tmp_path: Path) -> None:
     model = conv_stack(tmp_path / "base.onnx", layers=4, imgsz=64)
