@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 #: the stages any task can run: stage name -> "module:Class"
 STAGES: dict[str, str] = {
     "train": "greenbench.pipeline.train:TrainStage",
+    "prune": "greenbench.pipeline.prune:PruneStage",
     "export": "greenbench.pipeline.export:ExportStage",
     "quantize": "greenbench.pipeline.quantize:QuantizeStage",
 }

@@ -65,6 +65,25 @@ class Synthetic:
 Trainer = Any
 
 
+@dataclass
+class Prunable:
+    """What a structural pruning stage may change of a model, as its task says.
+
+    module: the ``nn.Module`` to prune, fp32 on the CPU. protected: its layers that are never a
+    pruning root (their outputs keep their shape: a detector's head, a classifier's final
+    layer). weights_from: where the weights came from, for the record. protected_what: the
+    protected layers in words. saved_as: how ``save`` stores the pruned module, in words.
+    save: write the pruned module where the task can load it back with its own shapes.
+    """
+
+    module: Any
+    protected: list[Any]
+    weights_from: str
+    protected_what: str
+    saved_as: str
+    save: Callable[[Any, Path], Path]
+
+
 class Task(Protocol):
     """One task's models on one device. ``workdir``: where the task may write caches."""
 
@@ -188,6 +207,11 @@ class Task(Protocol):
         self, checkpoint: Path, imgsz: int, dynamic: bool, simplify: bool, opset: int | None
     ) -> Path:
         """Export ``checkpoint`` to an ONNX file (batch 1, fp32, one output) on the CPU."""
+        ...
+
+    def prunable(self, model: Any, source: Path | None) -> Prunable:
+        """The part of ``model`` (loaded from ``source``, or built) a pruning stage may change,
+        the layers it must not, and how to save the result."""
         ...
 
     def calibration_inputs(

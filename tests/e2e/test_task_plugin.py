@@ -33,6 +33,7 @@ variants:
   wide: {model: toy-net-wide, stages: [train]}
   onnx: {from: base, stages: [export], table: runtimes}
   int8: {from: onnx, stages: [{quantize: {calibration_images: 8}}], table: runtimes}
+  pruned: {from: base, stages: [{prune: {ratio: 0.5, importance: l1}}, train]}
 """
 
 
@@ -76,9 +77,9 @@ def test_the_plugin_checks_its_own_dataset_and_arguments(tmp_path: Path) -> None
     refused = with_plugin("validate", str(suite), cwd=tmp_path)
     assert refused.returncode == 2  # type: ignore[attr-defined]
     assert "defaults.lr0" in refused.stderr and "unknown toy training argument" in refused.stderr  # type: ignore[attr-defined]
-    suite.write_text(suite.read_text().replace("stages: [train]}", "stages: [prune]}", 1))
+    suite.write_text(suite.read_text().replace("stages: [train]}", "stages: [sparse_train]}", 1))
     detect_only = with_plugin("validate", str(suite), cwd=tmp_path)
-    assert "unknown stage 'prune'" in detect_only.stderr  # type: ignore[attr-defined]
+    assert "unknown stage 'sparse_train'" in detect_only.stderr  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
@@ -90,7 +91,7 @@ def test_a_task_from_outside_runs_end_to_end(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr + out.stdout  # type: ignore[attr-defined]
     with Store(store, readonly=True) as s:
         records = {r.variant: r for r in s.records()}
-    assert set(records) == {"base", "wide", "onnx", "int8"}
+    assert set(records) == {"base", "wide", "onnx", "int8", "pruned"}
     for name, r in records.items():
         assert r.status == "ok" and r.task == "toy", (name, r.error)
         top1 = r.metrics["toy_top1"]["value"]
@@ -99,6 +100,13 @@ def test_a_task_from_outside_runs_end_to_end(tmp_path: Path) -> None:
     # the runtimes that measured them: torch for checkpoints, onnxruntime for the exports
     assert records["base"].runtime.startswith("torch") and records["onnx"].runtime.startswith("onnxruntime")
     assert records["wide"].metrics["params"]["value"] > records["base"].metrics["params"]["value"]
+    # the generic prune stage on the toy's own model: fewer parameters, the final layer kept
+    assert records["pruned"].metrics["params"]["value"] < records["base"].metrics["params"]["value"]
+    prune_info = records["pruned"].stages[0]["info"]
+    assert (
+        prune_info["ignored"] == "the final linear layer"
+        and prune_info["channels_after"] < prune_info["channels_before"]
+    )
     artifacts = {n: r.measurement["artifact"] for n, r in records.items()}
     assert artifacts["int8"]["kind"] == artifacts["onnx"]["kind"] == "onnx"
     assert artifacts["int8"]["path"] != artifacts["onnx"]["path"]  # the quantized graph is its own file
@@ -115,6 +123,6 @@ def test_a_task_from_outside_runs_end_to_end(tmp_path: Path) -> None:
     lb = with_plugin("leaderboard", "--store", str(store), "-o", str(board), cwd=tmp_path)
     assert lb.returncode == 0, lb.stderr  # type: ignore[attr-defined]
     rows = list(csv.DictReader(board.open(encoding="utf-8-sig")))
-    assert {r["variant"] for r in rows} == {"base", "wide", "onnx", "int8"}
+    assert {r["variant"] for r in rows} == {"base", "wide", "onnx", "int8", "pruned"}
     assert all(r["accuracy_metric"] == "toy_top1" and 0 <= float(r["accuracy"]) <= 1 for r in rows)
     assert all(r["rank"] for r in rows)

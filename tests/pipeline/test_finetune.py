@@ -10,9 +10,9 @@ import pytest
 from greenbench.errors import GreenbenchError
 from greenbench.measure.complexity import count_params
 from greenbench.pipeline import get_stage
+from greenbench.pipeline.prune import PruneStage
 from greenbench.tasks.detect import ultra_slim
 from greenbench.tasks.detect.finetune import FinetuneStage
-from greenbench.tasks.detect.prune import PruneStage
 from greenbench.tasks.detect.ultra_slim import fp32_path
 from tests.pipeline.conftest import Slim
 

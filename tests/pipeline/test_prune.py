@@ -11,7 +11,7 @@ import torch
 
 from greenbench.measure.complexity import count_params
 from greenbench.pipeline import get_stage
-from greenbench.tasks.detect.prune import RATIO_TOLERANCE, PruneStage, head_shapes
+from greenbench.pipeline.prune import RATIO_TOLERANCE, PruneStage, protected_shapes
 from greenbench.tasks.detect.sparse_train import SparseTrainStage
 from greenbench.tasks.detect.ultra_slim import detect_heads, fp32_path
 from tests.pipeline.conftest import Slim, gammas
@@ -83,7 +83,7 @@ def test_prune_from_fp32_copy(slim: Slim, parent: Path) -> None:
     stored = torch.load(result.checkpoint, map_location="cpu", weights_only=False)["model"]
     assert next(stored.parameters()).dtype == torch.float16 and fp32_path(result.checkpoint).is_file()
     # the Detect head untouched: every conv keeps its outputs; the output convs their weights
-    assert head_shapes(after) == head_shapes(before)
+    assert protected_shapes(detect_heads(after)) == protected_shapes(detect_heads(before))
     (head_before,), (head_after,) = detect_heads(before), detect_heads(after)
     assert head_after.nc == head_before.nc == 2
     for branch in ("cv2", "cv3"):

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from greenbench.pipeline.prune import PruneStage
 from greenbench.run import jobs
 from greenbench.run.worker import Events, run_stages
 from greenbench.suite import load_suite
 from greenbench.suite.identity import stage_plan
 from greenbench.tasks.detect.finetune import FinetuneStage
-from greenbench.tasks.detect.prune import PruneStage
 from greenbench.tasks.detect.sparse_train import SparseTrainStage
 from tests.pipeline.conftest import Slim
 

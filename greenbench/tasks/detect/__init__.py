@@ -3,7 +3,8 @@ ultralytics or knows its formats: the task class (``adapter``), its training-arg
 (``ultra_args``), BatchNorm and trainer helpers (``ultra_slim``), custom model layers
 (``ultra_modules``), the dataset check, fingerprint and staging (``dataset_ref``), the synthetic
 shapes generator (``synth``), the offline switches (``offline``), calibration images
-(``calibration``) and the stages only detection runs (``sparse_train``, ``prune``, ``finetune``).
+(``calibration``), what the generic ``prune`` stage may change (``DetectTask.prunable``: the
+Detect head protected) and the stages only detection runs (``sparse_train``, ``finetune``).
 """
 
 from greenbench.tasks.detect.adapter import DetectTask

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from greenbench.errors import GreenbenchError
 from greenbench.metric_def import MetricDef, accuracy_metric
-from greenbench.tasks.base import DatasetRef, Synthetic
+from greenbench.tasks.base import DatasetRef, Prunable, Synthetic
 from greenbench.tasks.detect.offline import prepare_ultralytics
 from greenbench.tasks.detect.ultra_args import PICKLE_ARGS, pickle_arg
 
@@ -94,7 +94,6 @@ class DetectTask:
     pickle_args: ClassVar[tuple[str, ...]] = PICKLE_ARGS
     stages: ClassVar[dict[str, str]] = {
         "sparse_train": "greenbench.tasks.detect.sparse_train:SparseTrainStage",
-        "prune": "greenbench.tasks.detect.prune:PruneStage",
         "finetune": "greenbench.tasks.detect.finetune:FinetuneStage",
     }
     packages: ClassVar[tuple[str, ...]] = ("ultralytics",)
@@ -346,6 +345,37 @@ class DetectTask:
         # the registry is a class attribute: swapped for this one validation, in this process only
         with mock.patch.dict(AutoBackend._BACKEND_MAP, {"onnx": _Backend}):
             return self.evaluate(self.load(onnx), data_yaml, imgsz, out_dir, split)
+
+    # --- pruning ----------------------------------------------------------------------------
+    def prunable(self, yolo: Any, source: Path | None) -> Prunable:
+        """The ``DetectionModel`` in fp32 (from the parent's fp32 copy when it has one: fp16 γ
+        ties over-prune), its Detect head protected, saved as a whole module in fp16 with an
+        fp32 state_dict beside it (``ultra_slim.save_module``)."""
+        from greenbench.tasks.detect.ultra_slim import detect_heads, load_fp32_copy, save_module
+
+        model = yolo.model.float().cpu()
+        fp32 = load_fp32_copy(model, source) if source else None
+        heads = detect_heads(model)
+        if not heads:
+            raise GreenbenchError(
+                "the model has no Detect head; the detection task prunes YOLO detection models."
+            )
+        train_args = model.args if isinstance(getattr(model, "args", None), dict) else {}
+        stored = "checkpoint as stored (fp16 for ultralytics files)"
+
+        def save(module: Any, path: Path) -> Path:
+            return save_module(module, path, train_args)
+
+        return Prunable(
+            module=model,
+            protected=heads,
+            weights_from=f"fp32 copy {fp32}" if fp32 else stored,
+            protected_what=(
+                "Detect head (its output convs keep their shape; its input channels follow the neck)"
+            ),
+            saved_as="fp16 module (like ultralytics checkpoints) + fp32 state_dict beside it",
+            save=save,
+        )
 
     # --- quantization ---------------------------------------------------------------------
     def calibration_inputs(

@@ -16,7 +16,7 @@ import numpy as np
 
 from greenbench.errors import GreenbenchError
 from greenbench.metric_def import MetricDef, accuracy_metric
-from greenbench.tasks.base import DatasetRef, Synthetic
+from greenbench.tasks.base import DatasetRef, Prunable, Synthetic
 
 SPLITS = ("train", "val", "test")
 TRAIN_ARGS = {"epochs": int, "lr": float, "batch": int, "seed": int, "imgsz": int}
@@ -268,6 +268,20 @@ class ToyTask:
             dynamo=False,
         )
         return out
+
+    def prunable(self, model: Any, source: Path | None) -> Prunable:
+        """The whole net; its final linear layer keeps its outputs (one per class)."""
+        return Prunable(
+            module=model.float(),
+            protected=[model[-1]],
+            weights_from=str(source or "built"),
+            protected_what="the final linear layer",
+            saved_as="state_dict with its conv width",
+            save=self._saved,
+        )
+
+    def _saved(self, model: Any, path: Path) -> Path:
+        return self.save(model, path)
 
     def calibration_inputs(
         self, data_yaml: Path, imgsz: int, count: int, seed: int

@@ -4,14 +4,16 @@ The channels of every coupled group (a conv, its BN, the convs that read it, the
 and concats that tie channels together) are ranked by an importance and the lowest fraction
 ``ratio`` is removed from the network for real (smaller tensors, not masks). ``bn_scale`` ranks
 by |γ| with one raw threshold over the whole network (``global: true``, network slimming);
-``l1``/``l2`` by the weights' norms; ``random`` is the control. The Detect head is never a
-pruning root: its outputs (boxes, classes) keep their shape.
+``l1``/``l2`` by the weights' norms; ``random`` is the control. What may be pruned, and which
+layers are never a pruning root (their outputs keep their shape: a detector's head, a
+classifier's final layer), is the task's to say (``Task.prunable``), as is how the pruned module
+is saved.
 
-Ties: ultralytics stores weights in fp16, where γ takes a few hundred distinct values, and
-torch-pruning's global threshold removes *every* channel at the threshold, so ties over-prune
-(0.3 asked removed 36.7 %). The stage prunes from the parent's fp32 copy when it has one
-(``ultra_slim.add_fp32_copy``) and always breaks exact ties (``TieBreak``), so the ratio
-achieved stays within ``RATIO_TOLERANCE`` of the ratio asked.
+Ties: a detector's checkpoint stores weights in fp16, where γ takes a few hundred distinct
+values, and torch-pruning's global threshold removes *every* channel at the threshold, so ties
+over-prune (0.3 asked removed 36.7 %). The detection task hands over the parent's fp32 copy when
+it has one, and the stage always breaks exact ties (``TieBreak``), so the ratio achieved stays
+within ``RATIO_TOLERANCE`` of the ratio asked.
 """
 
 from __future__ import annotations
@@ -21,14 +23,13 @@ from typing import Any, ClassVar
 from greenbench.errors import GreenbenchError
 from greenbench.pipeline.base import StageContext, StageResult
 from greenbench.tasks.base import Task
-from greenbench.tasks.detect.ultra_args import check_train_value
 
 IMPORTANCES = ("bn_scale", "l1", "l2", "random")
 #: torch-pruning may take at most this fraction of any one layer's channels
 MAX_PRUNING_RATIO = 0.9
 #: |ratio achieved - ratio asked| the stage guarantees on the group-channel basis (integer
 #: rounding, and groups torch-pruning skips because they would lose every channel, or hit
-#: MAX_PRUNING_RATIO, cost a few channels of ~4,000 in yolov5n)
+#: MAX_PRUNING_RATIO, cost a few channels of ~4,000 in the quickstart's detector)
 RATIO_TOLERANCE = 0.02
 #: relative size of the tie-breaking jitter: below fp32's resolution (6e-8), so it only orders
 #: importances that are exactly equal
@@ -91,39 +92,50 @@ def group_channels(pruner: Any) -> int:
     return total
 
 
-def head_shapes(model: Any) -> list[tuple[str, tuple[int, ...]]]:
-    """(name, out-channel shape) of every conv in the Detect head: pruning must leave them."""
+def protected_shapes(protected: list[Any]) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, out-channel shape) of every conv and linear layer in the protected modules:
+    pruning must leave them."""
     from torch import nn
 
-    from greenbench.tasks.detect.ultra_slim import detect_heads
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+    for i, layer in enumerate(protected):
+        for name, m in layer.named_modules():
+            if isinstance(m, nn.Conv2d):
+                shapes.append((f"{i}.{name}", (m.out_channels,)))
+            elif isinstance(m, nn.Linear):
+                shapes.append((f"{i}.{name}", (m.out_features,)))
+    return shapes
 
-    return [
-        (f"{i}.{name}", (m.out_channels,))
-        for i, head in enumerate(detect_heads(model))
-        for name, m in head.named_modules()
-        if isinstance(m, nn.Conv2d)
-    ]
+
+def bn_channels(model: Any, protected: list[Any]) -> int:
+    """BatchNorm channels (γ) outside the protected layers."""
+    from torch import nn
+
+    inside = {id(m) for layer in protected for m in layer.modules()}
+    return int(
+        sum(m.num_features for m in model.modules() if isinstance(m, nn.BatchNorm2d) and id(m) not in inside)
+    )
 
 
-def _counts(model: Any, imgsz: int) -> dict[str, float]:
+def _counts(model: Any, protected: list[Any], imgsz: int) -> dict[str, float]:
     """Params, GMACs, GFLOPs (= 2 × GMACs) and BN channels; counted on a copy, since the
-    counting forward runs in inference mode and the Detect head caches its anchors."""
+    counting forward runs in inference mode (a detector's head caches its anchors)."""
     import copy
 
     from greenbench.measure.complexity import count_macs, count_params
-    from greenbench.tasks.detect.ultra_slim import bn_channels
 
     macs = count_macs(copy.deepcopy(model), imgsz)
     return {
         "params": count_params(model),
         "gmacs": macs / 1e9,
         "gflops": 2 * macs / 1e9,
-        "bn": bn_channels(model),
+        "bn": bn_channels(model, protected),
     }
 
 
 class PruneStage:
-    """Remove the least important fraction ``ratio`` of channels (torch-pruning, Detect kept).
+    """Remove the least important fraction ``ratio`` of channels (torch-pruning; the layers
+    the task protects keep their outputs).
 
     Params: ``ratio`` (required, 0 < r < 1), ``importance`` (``bn_scale`` default, ``l1``,
     ``l2``, ``random``), ``global`` (default true: one threshold over the network; false:
@@ -151,37 +163,35 @@ class PruneStage:
             raise ValueError(f"prune parameter 'global' must be true or false, got {glob!r}")
         out = {"ratio": float(ratio), "importance": importance, "global": glob}
         if "imgsz" in params:
-            why = check_train_value("imgsz", params["imgsz"])
-            if why:
-                raise ValueError(f"prune parameter 'imgsz': {why}")
-            out["imgsz"] = params["imgsz"]
+            size = params["imgsz"]
+            if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= 4096 or size % 32:
+                raise ValueError(
+                    f"prune parameter 'imgsz' must be a multiple of 32 (the models' largest stride) from "
+                    f"32 to 4096, got {size!r}"
+                )
+            out["imgsz"] = size
         return out
 
     def run(self, ctx: StageContext) -> StageResult:
-        """Prune the parent (from its fp32 copy when it has one) and save the pruned module."""
+        """Prune what the task hands over (the parent, from its fp32 copy when it has one) and
+        save the pruned module the task's way."""
         import torch
         import torch_pruning as tp
 
-        from greenbench.tasks.detect.ultra_slim import detect_heads, load_fp32_copy, save_module
-
         params = self.validate_params(ctx.params)
         imgsz = int(params.get("imgsz", ctx.defaults.get("imgsz", DEFAULT_IMGSZ)))
-        yolo = ctx.start_model()
-        model = yolo.model.float().cpu()
-        fp32 = load_fp32_copy(model, ctx.input) if ctx.input else None
-        heads = detect_heads(model)
-        if not heads:
-            raise GreenbenchError(
-                f"prune ({ctx.variant or ctx.out_dir}): the model has no Detect head; this stage "
-                f"prunes ultralytics detection models."
-            )
+        try:
+            part = ctx.task.prunable(ctx.start_model(), ctx.input)
+        except GreenbenchError as e:
+            raise GreenbenchError(f"prune ({ctx.variant or ctx.out_dir}): {e}") from None
+        model, protected = part.module, part.protected
         for p in model.parameters():  # loaded checkpoints have requires_grad off: tracing needs it
             p.requires_grad_(True)
         model.eval()  # the example forward must not move BN running statistics
         window = ctx.meter.begin()
         ctx.emit(f"prune {params['importance']} ratio {params['ratio']}")
-        before = _counts(model, imgsz)
-        heads_before = head_shapes(model)
+        before = _counts(model, protected, imgsz)
+        shapes_before = protected_shapes(protected)
         base, importance_cfg = _importance(params["importance"])
         pruner_class = tp.pruner.BNScalePruner if params["importance"] == "bn_scale" else tp.pruner.MetaPruner
         pruner = pruner_class(
@@ -191,16 +201,18 @@ class PruneStage:
             global_pruning=params["global"],
             pruning_ratio=params["ratio"],
             max_pruning_ratio=MAX_PRUNING_RATIO,
-            ignored_layers=heads,
+            ignored_layers=protected,
         )
         channels_before = group_channels(pruner)
         pruner.step()
         channels_after = group_channels(pruner)
-        after = _counts(model, imgsz)  # also proves the pruned graph still runs
-        if head_shapes(model) != heads_before:
-            raise GreenbenchError(f"prune ({ctx.variant or ctx.out_dir}): the Detect head's outputs changed")
-        train_args = yolo.model.args if isinstance(getattr(yolo.model, "args", None), dict) else {}
-        checkpoint = save_module(model, ctx.out_dir / "weights" / "pruned.pt", train_args)
+        after = _counts(model, protected, imgsz)  # also proves the pruned graph still runs
+        if protected_shapes(protected) != shapes_before:
+            raise GreenbenchError(
+                f"prune ({ctx.variant or ctx.out_dir}): the outputs of the protected layers changed "
+                f"({part.protected_what})"
+            )
+        checkpoint = part.save(model, ctx.out_dir / "weights" / "pruned.pt")
         energy = ctx.meter.end(window)
         achieved = 1 - channels_after / channels_before if channels_before else 0.0
         info = {
@@ -214,11 +226,9 @@ class PruneStage:
             "global": params["global"],
             "max_pruning_ratio": MAX_PRUNING_RATIO,
             "tie_break": f"seeded relative jitter {TIE_JITTER:g} (orders exactly equal importances only)",
-            "ignored": "Detect head (its output convs keep their shape; its input channels follow the neck)",
+            "ignored": part.protected_what,
             "imgsz": imgsz,
-            "weights_from": f"fp32 copy {fp32}"
-            if fp32
-            else "checkpoint as stored (fp16 for ultralytics files)",
+            "weights_from": part.weights_from,
             "channels_before": channels_before,
             "channels_after": channels_after,
             "bn_channels_before": before["bn"],
@@ -229,6 +239,6 @@ class PruneStage:
             "gmacs_after": after["gmacs"],
             "gflops_before": before["gflops"],
             "gflops_after": after["gflops"],
-            "saved_precision": "fp16 module (like ultralytics checkpoints) + fp32 state_dict beside it",
+            "saved_precision": part.saved_as,
         }
         return StageResult(checkpoint, energy, info)
