@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     metric_rules = rules(args.fail, args.floor)
     config = _config(args)
     factory(args.executor)  # an unknown executor is a usage error before anything is measured
-    executor_options(args.executor_option)
+    args.executor_option = executor_options(args.executor_option)  # checked once, kept parsed
     specs = _specs(args)
     suites = load_suites(specs)
     settings = _settings(args, specs, suites)
@@ -198,7 +198,6 @@ def _measure(
 ) -> int:
     import contextlib
 
-    from greenbench.commands.run import executor_options
     from greenbench.executors import factory
     from greenbench.executors.local import DEFAULT_STALL_S
     from greenbench.gate.session import GateSession, prepare_suite_sides, side_of
@@ -228,7 +227,7 @@ def _measure(
     idle = jobs.IdleJob.skip(why, str(workdir.resolve()), settings.device)
     executor = factory(args.executor)(
         logdir=logdir, device=device, idle=idle, progress=progress, cwd=workdir.resolve(),
-        stall_s=DEFAULT_STALL_S, options=executor_options(args.executor_option),
+        stall_s=DEFAULT_STALL_S, options=args.executor_option,
     )  # fmt: skip
     device = dict(executor.device)  # the device its jobs run on, as the executor reports it
     session = GateSession(executor, settings, workdir.resolve(), progress)

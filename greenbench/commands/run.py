@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
 
     stall_s = stall_timeout(args.stall_timeout)
     factory(args.executor)  # an unknown executor is a usage error before the suite is read
-    executor_options(args.executor_option)
+    args.executor_option = executor_options(args.executor_option)  # checked once, kept parsed
     suite = load_suite(Path(args.suite), overrides(args))
     workdir = _workdir(args)
     store = Path(args.store)
@@ -177,7 +177,7 @@ def _run_locked(args: argparse.Namespace, suite: Suite, workdir: Path, stall_s: 
             skip_idle=True if args.no_idle else None,
             progress=progress,
             executor_name=args.executor,
-            executor_options=executor_options(args.executor_option),
+            executor_options=args.executor_option,
             stall_s=stall_s,
         )
         runner = Runner(suite, store, options)
