@@ -297,3 +297,23 @@ def test_a_stage_that_writes_onnx_is_measured_by_onnx_runtime(micro_suite: Path,
     arms = {a.variant: a for j in executor.jobs if isinstance(j, jobs.RoundJob) for a in j.arms}
     assert arms["child"].artifact.kind == "onnx" and arms["child"].runtime == "onnxruntime"
     assert arms["base"].runtime == "torch" and records[1].runtime == "onnxruntime"
+
+
+def test_the_idle_job_reads_the_suites_meters_but_never_codecarbon(tmp_path: Path) -> None:
+    """The idle baseline runs the suite's meters on the executor's machine; the CodeCarbon
+    cross-check is for the stages' windows only, as before the idle baseline was a job."""
+    from greenbench.run.plan import Plan
+    from greenbench.suite import load_suite
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\ntask: detect\ndataset: {synthetic: {}}\nbaseline: a\n"
+        "variants:\n  a: {model: yolov8n.yaml}\n"
+        "measure: {energy: {meters: [estimate], idle_s: 2.5, codecarbon: true}}\n"
+    )
+    plan = Plan(load_suite(path), tmp_path, codecarbon_dir=tmp_path / "cc")
+    assert plan.meter_spec().codecarbon is not None
+    job = plan.idle_job()
+    assert job.energy.codecarbon is None and job.energy.meters == ("estimate",)
+    assert job.seconds == 2.5 and not job.skipped and job.context == str(path)
+    assert plan.idle_job("skipped by --no-idle").skipped == "skipped by --no-idle"

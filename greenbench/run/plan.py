@@ -125,10 +125,14 @@ class Plan:
         """The job that measures the idle baseline of the machine jobs run on (``skipped``: why
         it is not measured)."""
         e = self.suite.measure.energy
+        meters = dataclasses.replace(self.meter_spec(), codecarbon=None)  # CodeCarbon checks stages only
         return jobs.IdleJob(
-            **self.base("idle"), energy=self.meter_spec(), seconds=e.idle_s, skipped=skipped,
+            **self.base("idle"),
+            energy=meters,
+            seconds=e.idle_s,
+            skipped=skipped,
             context=str(self.suite.path),
-        )  # fmt: skip
+        )
 
     def round_job(self, index: int, arms: list[jobs.ArmSpec]) -> jobs.RoundJob:
         """Round ``index`` of the interleaved protocol over ``arms`` (one fresh process)."""

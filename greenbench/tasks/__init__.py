@@ -40,7 +40,6 @@ class UnknownTask(GreenbenchError):
     exit_code = 2
 
 
-@cache
 def available() -> dict[str, str]:
     """Every task name and where it comes from (``module:Class``); built-ins win a clash."""
     found = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
