@@ -30,6 +30,7 @@ from greenbench.executors.local import LocalExecutor
 from greenbench.measure.carbon import GridIntensity
 from greenbench.measure.device import fingerprint
 from greenbench.measure.energy.composite import skipped_idle
+from greenbench.measure.protocol import Block
 from greenbench.measure.stats import bootstrap_median_ci
 from greenbench.run import jobs
 from greenbench.run.jobs import IdleJob
@@ -113,7 +114,7 @@ def main() -> None:
     rows = []
     for rep in range(a.reps):
         t = time.monotonic()
-        blocks: list[dict[str, Any]] = []
+        blocks: list[Block] = []
         for r in range(a.rounds):
             result = executor.run(round_job(r, list(VARIANTS), a.rounds)).result
             assert isinstance(result, jobs.RoundResult)
@@ -126,8 +127,8 @@ def main() -> None:
         for v in VARIANTS:  # the old way: one process per variant, in sequence
             result = executor.run(round_job(0, [v], 1)).result
             assert isinstance(result, jobs.RoundResult)
-            samples[v] = [s for b in result.blocks for s in b["samples_ms"]]
-            values[v] = [b["latency_ms"] for b in result.blocks]
+            samples[v] = [s for b in result.blocks for s in b.samples_ms]
+            values[v] = [b.latency_ms for b in result.blocks]
         old_s = time.monotonic() - t
         rows.append((rep, found, samples, values, new_s, old_s))
         f = found

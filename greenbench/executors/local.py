@@ -122,7 +122,7 @@ class LocalExecutor:
                 )
             except OSError as e:
                 raise JobFailed(f"cannot start {what}: {e.strerror or e}.") from None
-            stalled = self._wait(proc, events, log_file)
+            stalled = self._wait(proc, events, log_file, self._stall_limit(job))
         if stalled:
             raise JobFailed(
                 f"{what} made no progress for {self.stall_s:g} s (its log and events files did not "
@@ -144,7 +144,16 @@ class LocalExecutor:
             raise JobFailed(f"{reply.error}{hint}")
         return reply.result, log_file
 
-    def _wait(self, proc: subprocess.Popen[bytes], events: Path, log_file: Path) -> bool:
+    def _stall_limit(self, job: jobs.Job) -> float | None:
+        """How long ``job`` may stay silent: the idle job is silent for its whole window by
+        design, so it gets that window on top of the limit."""
+        if self.stall_s is None or not isinstance(job, jobs.IdleJob):
+            return self.stall_s
+        return self.stall_s + job.seconds
+
+    def _wait(
+        self, proc: subprocess.Popen[bytes], events: Path, log_file: Path, stall_s: float | None
+    ) -> bool:
         """Relay progress until ``proc`` ends; True if it was stopped for making no progress."""
         offset = 0
         marks = (_mark(log_file), _mark(events))
@@ -156,7 +165,7 @@ class LocalExecutor:
                 now = (_mark(log_file), _mark(events))
                 if now != marks:
                     marks, moved = now, time.monotonic()
-                elif self.stall_s is not None and time.monotonic() - moved > self.stall_s:
+                elif stall_s is not None and time.monotonic() - moved > stall_s:
                     return True
             return False
         finally:  # hung, interrupted or killed: never leave a worker running on its own

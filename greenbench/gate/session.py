@@ -218,7 +218,7 @@ def prepare_suite_sides(
         members = [s for s in specs if s.is_suite and s.path.resolve() == path]
         names = list(dict.fromkeys(str(s.variant) for s in members))
         progress(f"preparing {', '.join(names)} of suite {suite.name} (cached stages are reused)")
-        plan = Plan.of(suite, workdir)
+        plan = Plan.of(suite, workdir, codecarbon_dir=workdir / "logs" / "gate-codecarbon")
         check_device(suite.measure.device, suite.path)
         plan.resolve()
         found = {name: prepare_variant(plan, name, executor.run).artifact for name in names}

@@ -164,10 +164,10 @@ class PruneStage:
         out = {"ratio": float(ratio), "importance": importance, "global": glob}
         if "imgsz" in params:
             size = params["imgsz"]
-            if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= 4096 or size % 32:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
                 raise ValueError(
-                    f"prune parameter 'imgsz' must be a multiple of 32 (the models' largest stride) from "
-                    f"32 to 4096, got {size!r}"
+                    f"prune parameter 'imgsz' must be a positive multiple of 32 (the models' largest "
+                    f"stride), got {size!r}"
                 )
             out["imgsz"] = size
         return out

@@ -12,6 +12,7 @@ smaller file, but no speed-up for CNNs."""
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -47,18 +48,14 @@ class QuantizeParams(BaseModel):
 
 
 class _Reader:
-    """A ``CalibrationDataReader``: one preprocessed input per call, then None."""
+    """A ``CalibrationDataReader``: one preprocessed input per call (made as it is read), then None."""
 
-    def __init__(self, input_name: str, inputs: list[Any]) -> None:
-        self.input_name, self.inputs = input_name, list(inputs)
-        self._next = 0
+    def __init__(self, input_name: str, inputs: Iterator[Any]) -> None:
+        self.input_name, self.inputs = input_name, inputs
 
     def get_next(self) -> dict[str, Any] | None:
-        if self._next >= len(self.inputs):
-            return None
-        array = self.inputs[self._next]
-        self._next += 1
-        return {self.input_name: array}
+        array = next(self.inputs, None)
+        return None if array is None else {self.input_name: array}
 
 
 def _count_quantized(path: Path, ops: list[str]) -> dict[str, Any]:
@@ -127,20 +124,20 @@ class QuantizeStage:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         prepared, out = ctx.out_dir / "preprocessed.onnx", ctx.out_dir / "model.onnx"
         imgsz = fixed_imgsz(source) or int(ctx.defaults.get("imgsz", DEFAULT_IMGSZ))
-        ctx.emit(f"quantize {p.mode}")
-        window = ctx.meter.begin()
         calibration: dict[str, Any] = {}
-        inputs: list[Any] = []
-        if p.mode == "int8_static":  # the task reads and preprocesses its own training data
+        inputs: Iterator[Any] = iter(())
+        if p.mode == "int8_static":  # the task lists and picks its training inputs (read lazily)
             inputs, facts = ctx.task.calibration_inputs(ctx.data_yaml, imgsz, p.calibration_images, p.seed)
             calibration = {
-                "images": len(inputs),
+                "images": facts.pop("images"),
                 "requested": p.calibration_images,
                 "seed": p.seed,
                 "imgsz": imgsz,
                 "method": "MinMax",
                 **facts,
             }
+        ctx.emit(f"quantize {p.mode}")
+        window = ctx.meter.begin()
         quant_pre_process(str(source), str(prepared))
         graph = onnx.load(str(prepared), load_external_data=False).graph
         excluded = [n.name for n in graph.node if n.op_type not in p.ops]

@@ -69,7 +69,7 @@ _SPEC: list[tuple[str, str, str]] = [
         "non-dominated layer of accuracy vs energy_j_per_image within the suite, 1 = front",
     ),
     ("pareto_optimal", "bool", "on the Pareto front of accuracy vs energy_j_per_image within the suite"),
-    ("task", "text", "task: detect or classify"),
+    ("task", "text", "the record's task (detect, or an installed task)"),
     ("baseline", "text", "the suite's baseline variant"),
     ("is_baseline", "bool", "this row is the baseline variant"),
     ("parent", "text", "the variant this one is derived from"),

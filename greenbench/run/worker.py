@@ -309,13 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     emit = Events(args[2] if len(args) > 2 else None)
     try:
         job = jobs.load(Path(job_path).read_text())
-        reply, code = jobs.Reply(True, _RUNNERS[type(job)](job, emit)), 0
+        text, code = jobs.dump_reply(jobs.Reply(True, _RUNNERS[type(job)](job, emit))), 0
     except GreenbenchError as e:
-        reply, code = jobs.Reply(False, error=str(e), user=True), 1
-    except Exception as e:
+        text, code = jobs.dump_reply(jobs.Reply(False, error=str(e), user=True)), 1
+    except Exception as e:  # a bug, a result that cannot be written as JSON included
         traceback.print_exc()
-        reply, code = jobs.Reply(False, error=f"{type(e).__name__}: {e}"), 1
-    Path(result_path).write_text(jobs.dump_reply(reply))
+        text, code = jobs.dump_reply(jobs.Reply(False, error=f"{type(e).__name__}: {e}")), 1
+    Path(result_path).write_text(text)
     return code
 
 

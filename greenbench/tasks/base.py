@@ -13,7 +13,7 @@ a ``Synthetic`` spec the task generates data from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -113,7 +113,8 @@ class Task(Protocol):
 
     @classmethod
     def builtin_models(cls) -> list[str]:
-        """Model names the task builds without a file (e.g. a framework's bundled configs)."""
+        """Model names the task builds without a file (e.g. a framework's bundled configs); the
+        first is the one messages give as an example."""
         ...
 
     @classmethod
@@ -216,8 +217,9 @@ class Task(Protocol):
 
     def calibration_inputs(
         self, data_yaml: Path, imgsz: int, count: int, seed: int
-    ) -> tuple[list[Any], dict[str, Any]]:
-        """``count`` training inputs (numpy arrays shaped as the model's input), chosen with
-        ``seed`` and preprocessed as evaluation feeds them, and facts for the record (``split``,
-        ``source``, ``preprocessing``): what a static int8 quantization calibrates on."""
+    ) -> tuple[Iterator[Any], dict[str, Any]]:
+        """Up to ``count`` training inputs (numpy arrays shaped as the model's input), chosen
+        with ``seed`` now and preprocessed as evaluation feeds them one at a time as they are
+        read, and facts for the record (``images``: how many, ``split``, ``source``,
+        ``preprocessing``): what a static int8 quantization calibrates on."""
         ...

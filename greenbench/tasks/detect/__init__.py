@@ -7,6 +7,13 @@ shapes generator (``synth``), the offline switches (``offline``), calibration im
 Detect head protected) and the stages only detection runs (``sparse_train``, ``finetune``).
 """
 
+from typing import TYPE_CHECKING
+
 from greenbench.tasks.detect.adapter import DetectTask
 
 __all__ = ["DetectTask"]
+
+if TYPE_CHECKING:  # mypy holds the class to the protocol it is registered under
+    from greenbench.tasks.base import Task
+
+    _protocol: type[Task] = DetectTask

@@ -8,7 +8,7 @@ import (done in ``DetectAdapter.__init__``); nothing here downloads weights or d
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -109,10 +109,12 @@ class DetectTask:
 
     @classmethod
     def builtin_models(cls) -> list[str]:
-        """Ultralytics' bundled model configs (``yolov8n.yaml``, scaled names included)."""
+        """Ultralytics' bundled model configs (scaled names included), ``yolov8n.yaml`` first:
+        the one messages give as an example."""
         from greenbench.tasks.detect.ultra_args import builtin_model_names
 
-        return builtin_model_names()
+        names = builtin_model_names()
+        return sorted(names, key=lambda n: n != "yolov8n.yaml")
 
     @classmethod
     def is_builtin_model(cls, name: str) -> bool:
@@ -380,7 +382,7 @@ class DetectTask:
     # --- quantization ---------------------------------------------------------------------
     def calibration_inputs(
         self, data_yaml: Path, imgsz: int, count: int, seed: int
-    ) -> tuple[list[Any], dict[str, Any]]:
+    ) -> tuple[Iterator[Any], dict[str, Any]]:
         """``count`` train images, letterboxed as evaluation feeds them (``calibration``)."""
         from greenbench.tasks.detect.calibration import calibration_inputs
 

@@ -4,6 +4,7 @@ ultralytics' evaluation feeds them (``DetectTask.calibration_inputs``)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,12 @@ def letterboxed(path: Path, imgsz: int) -> Any:
 
 def calibration_inputs(
     data_yaml: Path, imgsz: int, count: int, seed: int
-) -> tuple[list[Any], dict[str, Any]]:
-    """``count`` train images chosen with ``seed``, letterboxed to ``imgsz``, and where they came
-    from (split, folders, preprocessing) for the record."""
+) -> tuple[Iterator[Any], dict[str, Any]]:
+    """``count`` train images chosen with ``seed`` (now), letterboxed to ``imgsz`` one at a time
+    as the quantizer reads them, and how many and where they came from for the record."""
     found, where = train_images(data_yaml)
     if not found:
         raise GreenbenchError(f"no images in the train split of {data_yaml} ({where}) to calibrate on")
     images = pick(found, count, seed)
-    facts = {"split": "train", "source": where, "preprocessing": PREPROCESSING}
-    return [letterboxed(image, imgsz) for image in images], facts
+    facts = {"images": len(images), "split": "train", "source": where, "preprocessing": PREPROCESSING}
+    return (letterboxed(image, imgsz) for image in images), facts

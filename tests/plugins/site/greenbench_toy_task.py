@@ -288,5 +288,5 @@ class ToyTask:
     ) -> tuple[list[Any], dict[str, Any]]:
         x, _ = self._split(data_yaml, "train", imgsz)
         chosen = np.random.default_rng(seed).permutation(len(x))[:count]
-        facts = {"split": "train", "source": str(data_yaml), "preprocessing": "none (toy tensors)"}
-        return [x[i : i + 1].numpy() for i in sorted(chosen)], facts
+        facts = {"images": len(chosen), "split": "train", "source": str(data_yaml), "preprocessing": "none"}
+        return (x[i : i + 1].numpy() for i in sorted(chosen)), facts
