@@ -76,3 +76,40 @@ def test_meters_the_machine_lacks_fail_the_idle_job_naming_the_suite(tmp_path: P
     job = IdleJob("idle", "detect", str(tmp_path), "cpu", energy=energy, seconds=0.1, context="suite.yaml")
     with pytest.raises(JobFailed, match=r"measure.energy.meters in suite.yaml: .*rapl"):
         LocalExecutor(tmp_path / "logs", {"device_id": "d"}, job).where()
+
+
+def test_the_idle_job_may_be_silent_for_its_whole_window(tmp_path: Path) -> None:
+    """The stall check gives the idle job its window on top of the limit (it is silent by
+    design); every other job keeps the plain limit."""
+    from greenbench.run.jobs import MeterSpec
+
+    energy = MeterSpec(meters=("estimate",), watts_per_core=4.0)
+    job = IdleJob("idle", "detect", str(tmp_path), "cpu", energy=energy, seconds=1.5)
+    executor = LocalExecutor(tmp_path / "logs", {"device_id": "d"}, job, stall_s=0.6)
+    assert executor._stall_limit(job) == pytest.approx(2.1)
+    assert executor._stall_limit(IdleJob.skip("x")) == pytest.approx(0.6)
+    idle = executor.where().idle  # 1.5 s of silence under a 0.6 s stall limit: not stopped
+    assert not idle.skipped and idle.duration_s >= 1.5
+
+
+def test_a_result_that_cannot_be_written_is_an_internal_error_reply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose result is not JSON-able still answers (an internal error, pointing at the
+    log) instead of dying without a reply."""
+    import json
+
+    from greenbench.run import jobs, worker
+
+    job = IdleJob.skip("x", str(tmp_path))
+    (tmp_path / "job.json").write_text(jobs.dump(job))
+
+    def unwritable(_job: object, _emit: object) -> object:
+        return jobs.IdleResult(object())  # type: ignore[arg-type]
+
+    monkeypatch.setitem(worker._RUNNERS, jobs.IdleJob, unwritable)
+    monkeypatch.setattr(worker, "_die_with_parent", lambda: None)  # this process is pytest's
+    code = worker.main([str(tmp_path / "job.json"), str(tmp_path / "reply.json")])
+    reply = jobs.load_reply((tmp_path / "reply.json").read_text())
+    assert code == 1 and not reply.ok and not reply.user and reply.error
+    assert json.loads((tmp_path / "reply.json").read_text())["type"] == "Reply"

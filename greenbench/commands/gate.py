@@ -72,6 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="family-wise error of the gate's intervals (0.05: 95 %% CIs, Bonferroni over gated metrics)",
     )  # fmt: skip
     parser.add_argument("--allow-pickle", action="store_true", help="load .pt checkpoints (pickles run code)")
+    parser.add_argument(
+        "--task",
+        default=None,
+        metavar="NAME",
+        help="the task that loads a side given as a model file (default: detect); a suite side is "
+        "its suite's task",
+    )
     from greenbench.commands.run import add_executor_option
 
     add_executor_option(parser)
@@ -172,12 +179,13 @@ def run(args: argparse.Namespace) -> int:
     from greenbench.commands.run import executor_options
     from greenbench.executors import factory
     from greenbench.gate.decision import rules
-    from greenbench.gate.session import load_suites
+    from greenbench.gate.session import file_task, load_suites
 
     metric_rules = rules(args.fail, args.floor)
     config = _config(args)
     factory(args.executor)  # an unknown executor is a usage error before anything is measured
     args.executor_option = executor_options(args.executor_option)  # checked once, kept parsed
+    file_task(args.task)  # a task that is not installed is a usage error before anything runs
     specs = _specs(args)
     suites = load_suites(specs)
     settings = _settings(args, specs, suites)
@@ -200,7 +208,7 @@ def _measure(
 
     from greenbench.executors import factory
     from greenbench.executors.local import DEFAULT_STALL_S
-    from greenbench.gate.session import GateSession, prepare_suite_sides, side_of
+    from greenbench.gate.session import GateSession, file_task, prepare_suite_sides, side_of
     from greenbench.measure.device import fingerprint
     from greenbench.run import jobs
     from greenbench.run.lock import ActiveRun, WorkdirLock
@@ -234,7 +242,7 @@ def _measure(
     lock = WorkdirLock(workdir, "gate") if suites else contextlib.nullcontext()
     with lock, ActiveRun("gate", workdir):
         prepared = prepare_suite_sides(specs, suites, workdir.resolve(), executor, progress) if suites else {}
-        sides = [side_of(spec, prepared, suites) for spec in specs]
+        sides = [side_of(spec, prepared, suites, file_task(args.task)) for spec in specs]
         if args.calibrate:
             model = sides[0] if sides else _workload(workdir, settings)
             heavier = None if sides else _heavier_workload(workdir, settings, metric_rules)

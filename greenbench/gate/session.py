@@ -227,13 +227,27 @@ def prepare_suite_sides(
     return out
 
 
-def side_of(spec: SideSpec, prepared: dict[str, Artifact], suites: dict[Path, Any]) -> Side:
+def file_task(name: str | None) -> str:
+    """The task of the sides given as model files: ``--task``, else ``FILE_TASK``; a task that
+    is not installed is a ``GateUsageError``."""
+    from greenbench.tasks import task_names, unknown_task_message
+
+    if name is None:
+        return FILE_TASK
+    if name not in task_names():
+        raise GateUsageError(f"--task {name[:40]!r}: {unknown_task_message(name)}.")
+    return name
+
+
+def side_of(
+    spec: SideSpec, prepared: dict[str, Artifact], suites: dict[Path, Any], task: str = FILE_TASK
+) -> Side:
     """The resolved side of ``spec``: a suite side's file from ``prepared``, run by its variant's
     own ``runtime:`` where the suite names one (as ``greenbench run`` would); else the default
-    runtime of the file's kind."""
+    runtime of the file's kind, loaded by ``task`` (``--task``)."""
     if not spec.is_suite:
         artifact = Artifact(artifact_kind(spec.path), str(spec.path.resolve()))
-        return Side(spec.text, artifact, default_runtime(artifact.kind))
+        return Side(spec.text, artifact, default_runtime(artifact.kind), task=task)
     artifact = prepared[spec.text]
     suite = suites[spec.path.resolve()]
     chosen = suite.variants[spec.variant].runtime

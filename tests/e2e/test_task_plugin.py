@@ -126,3 +126,11 @@ def test_a_task_from_outside_runs_end_to_end(tmp_path: Path) -> None:
     assert {r["variant"] for r in rows} == {"base", "wide", "onnx", "int8", "pruned"}
     assert all(r["accuracy_metric"] == "toy_top1" and 0 <= float(r["accuracy"]) <= 1 for r in rows)
     assert all(r["rank"] for r in rows)
+
+
+def test_gate_loads_a_bare_file_with_the_task_named(tmp_path: Path) -> None:
+    """A side given as a model file is loaded by ``--task`` (default detect); a task that is not
+    installed is a usage error before anything is measured."""
+    out = with_plugin("gate", "a.onnx", "a.onnx", "--task", "nosuch", cwd=tmp_path)
+    assert out.returncode == 2  # type: ignore[attr-defined]
+    assert_one_paragraph_error(out.stderr, "--task 'nosuch'", "toy")  # type: ignore[attr-defined]
