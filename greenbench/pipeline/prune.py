@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from greenbench.errors import GreenbenchError
 from greenbench.pipeline.base import StageContext, StageResult
+from greenbench.pipeline.export import DEFAULT_IMGSZ
 from greenbench.tasks.base import Task
 
 IMPORTANCES = ("bn_scale", "l1", "l2", "random")
@@ -34,7 +35,6 @@ RATIO_TOLERANCE = 0.02
 #: relative size of the tie-breaking jitter: below fp32's resolution (6e-8), so it only orders
 #: importances that are exactly equal
 TIE_JITTER = 1e-9
-DEFAULT_IMGSZ = 640
 PARAMS = ("ratio", "importance", "global", "imgsz")
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from greenbench.pipeline.export import DEFAULT_IMGSZ
 from greenbench.run import jobs
 from greenbench.runtimes import default_runtime
 from greenbench.runtimes.base import ArtifactKind
@@ -18,8 +19,6 @@ from greenbench.suite import Suite
 from greenbench.suite.identity import PlannedStage, dataset_ref, stage_plan, synthetic, variant_key
 from greenbench.tasks import task_class
 from greenbench.tasks.base import DatasetRef
-
-DEFAULT_IMGSZ = 640  # the image size when the suite's defaults set none
 
 
 def resolve_dataset(suite: Suite, workdir: Path, ref: DatasetRef) -> DatasetRef:

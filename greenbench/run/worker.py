@@ -87,12 +87,10 @@ def _marker(done: jobs.StageDone) -> dict[str, Any]:
 
 def _choices(found: Any) -> tuple[MeterChoice, ...]:
     """The meter choices a marker lists (dicts), typed; an unreadable entry is left out."""
-    out = []
-    for c in found if isinstance(found, list) else []:
-        if isinstance(c, dict) and "name" in c and "used" in c:
-            detail = dict(c.get("detail") or {})
-            out.append(MeterChoice(str(c["name"]), bool(c["used"]), str(c.get("reason", "")), detail))
-    return tuple(out)
+    entries = found if isinstance(found, list) else []
+    return tuple(
+        MeterChoice.from_dict(c) for c in entries if isinstance(c, dict) and "name" in c and "used" in c
+    )
 
 
 def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:

@@ -18,10 +18,10 @@ from typing import Any
 
 from greenbench.errors import GreenbenchError
 from greenbench.pipeline import get_stage, registered
+from greenbench.pipeline.export import DEFAULT_IMGSZ
 from greenbench.suite.problems import Loc, Problem, one_line
 from greenbench.suite.schema import Suite
 
-DEFAULT_IMGSZ = 640  # the image size when defaults.imgsz is unset (the detection task's default)
 _WHAT = {"torch": "a torch checkpoint", "onnx": "an ONNX model"}
 
 

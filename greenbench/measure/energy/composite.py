@@ -36,6 +36,11 @@ class MeterChoice:
         """A JSON-ready dict."""
         return {"name": self.name, "used": self.used, "reason": self.reason, "detail": self.detail}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MeterChoice:
+        """Inverse of ``to_dict``; a missing ``name`` or ``used`` is a ``KeyError``."""
+        return cls(str(d["name"]), bool(d["used"]), str(d.get("reason", "")), dict(d.get("detail") or {}))
+
 
 class MeterNameError(GreenbenchError):
     """A meter name that greenbench does not know (a usage error: exit code 2)."""

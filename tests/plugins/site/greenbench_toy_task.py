@@ -277,11 +277,8 @@ class ToyTask:
             weights_from=str(source or "built"),
             protected_what="the final linear layer",
             saved_as="state_dict with its conv width",
-            save=self._saved,
+            save=self.save,
         )
-
-    def _saved(self, model: Any, path: Path) -> Path:
-        return self.save(model, path)
 
     def calibration_inputs(
         self, data_yaml: Path, imgsz: int, count: int, seed: int
