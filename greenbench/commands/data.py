@@ -1,5 +1,6 @@
 """``greenbench data synth``: write a task's synthetic dataset (the one ``dataset.synthetic`` and
-``--smoke`` use)."""
+``--smoke`` use); ``greenbench data NAME --out DIR``: write a real dataset an installed task
+bundles (its ``datasets``, e.g. ``digits``), offline."""
 
 from __future__ import annotations
 
@@ -23,11 +24,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--images", type=int, default=60)
     s.add_argument("--imgsz", type=int, default=128)
     s.add_argument("--seed", type=int, default=0)
+    for name, (task, what) in bundled().items():
+        b = actions.add_parser(name, help=f"write {what} (task {task}), offline")
+        b.add_argument("--out", required=True)
+
+
+def bundled() -> dict[str, tuple[str, str]]:
+    """Every dataset an installed task bundles: name -> (task, what it is)."""
+    from greenbench.tasks import task_class, task_names
+
+    found: dict[str, tuple[str, str]] = {}
+    for task in task_names():
+        try:
+            datasets = task_class(task).datasets
+        except GreenbenchError:  # a broken plugin: its datasets are not offered
+            continue
+        for name, (what, _target) in datasets.items():
+            found.setdefault(name, (task, what))
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the chosen action (only ``synth`` so far)."""
-    return synth(args)
+    """Run the chosen action: ``synth``, or write a bundled dataset."""
+    if args.data_verb == "synth":
+        return synth(args)
+    return write_bundled(args.data_verb, Path(args.out))
+
+
+def write_bundled(name: str, out: Path) -> int:
+    """Write the bundled dataset ``name`` under ``out``; print what a suite points at."""
+    import importlib
+
+    from greenbench.tasks import task_class
+
+    task, _what = bundled()[name]
+    module, _, function = task_class(task).datasets[name][1].partition(":")
+    written = getattr(importlib.import_module(module), function)(out)
+    print(f"wrote {written} (task {task}; point dataset.path at it)")
+    return 0
 
 
 def synth(args: argparse.Namespace) -> int:

@@ -50,7 +50,7 @@ def accuracy_and_complexity(ev: EvaluateResult, imgsz: int) -> Metrics:
     """Accuracy on the evaluation split, parameters, MACs/FLOPs at ``imgsz``, size, peak memory."""
     acc = ev.accuracy
     split = acc.get("split", "test")
-    metrics = {name: stored(name, acc[name], split=split) for name in acc if name != "split"}
+    metrics = {name: stored(name, acc[name], split=split) for name in acc if name not in ("split", "details")}
     what = "ONNX graph initializers" if ev.artifact.kind == "onnx" else "fused inference model"
     return {
         **metrics,
@@ -314,6 +314,7 @@ class Measurement:
     dataset: DatasetRef
     settings: dict[str, Any]
     concurrent_runs: list[dict[str, object]] = field(default_factory=list)
+    accuracy_details: dict[str, Any] | None = None  # the task's figures beyond one number
 
     def to_dict(self) -> dict[str, Any]:
         """As the store keeps it."""
@@ -343,6 +344,7 @@ class Measurement:
             },
             "settings": self.settings,
             "concurrent_runs": self.concurrent_runs,
+            **({"accuracy_details": self.accuracy_details} if self.accuracy_details else {}),
         }
 
 
@@ -417,6 +419,7 @@ def ok_record(
         dataset=keys.dataset,
         settings=suite.measure.model_dump(),
         concurrent_runs=concurrent_runs,
+        accuracy_details=prepared.evaluated.accuracy.get("details"),
     )
     where = {"device": measured.device, "device_id": measured.device["device_id"]}
     return RunRecord(

@@ -19,6 +19,7 @@ write nothing into the suite but the resolved (absolute) paths.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,7 @@ def check(suite: Suite, base: Path) -> Checked:
     task = task_class(suite.task)
     checked = Checked()
     url_problems, urls = _check_urls(suite)
-    graph_problems = _check_graph(suite)
+    graph_problems = _check_graph(suite, task)
     problems = list(graph_problems)
     for name, spec in suite.variants.items():
         loc: Loc = ("variants", name)
@@ -62,13 +63,15 @@ def check(suite: Suite, base: Path) -> Checked:
             spec.model, problem = _resolve_model(task, spec.model, base, (*loc, "model"))
             problems += [problem] if problem else []
         if spec.weights is not None and (*loc, "weights") not in urls:
-            spec.weights, problem = _resolve_file(spec.weights, base, (*loc, "weights"), "weights")
+            spec.weights, problem = _resolve_file(
+                spec.weights, base, (*loc, "weights"), "weights", _WEIGHTS_FIX, hub=True
+            )
             problems += [problem] if problem else []
         problems += _check_stages(task, spec, loc)
     if suite.dataset.path is not None and ("dataset", "path") not in urls:
         where = ("dataset", "path")
         suite.dataset.path, problem = _resolve_file(
-            suite.dataset.path, base, where, "dataset", _dataset_fix(task, suite)
+            suite.dataset.path, base, where, "dataset", _dataset_fix(task, suite), folder_ok=True
         )
         problems += [problem] if problem else []
         if problem is None:
@@ -167,11 +170,17 @@ _PICKLE = (
     "If you trust it, add 'allow_pickle: true' to this variant; otherwise start from a model config "
     "(.yaml)."
 )
+_WEIGHTS_FIX = (
+    "greenbench never downloads weights. Put the file at that path, or a file torchvision "
+    "names (e.g. resnet18-f37072fd.pth) in torch's checkpoint cache, $TORCH_HOME/hub/checkpoints."
+)
 _WEIGHTS_WITHOUT_MODEL = "'weights' needs 'model'; a 'from' variant starts from its parent's result."
 
 
-def _check_graph(suite: Suite) -> list[Problem]:
-    """model/from/weights exclusivity, known parents, no cycles, a known baseline."""
+def _check_graph(suite: Suite, task: type[Task]) -> list[Problem]:
+    """model/from/weights exclusivity, known parents, no cycles, a known baseline; model and
+    weights files the task unpickles need ``allow_pickle`` (a task that loads them with
+    ``weights_only`` runs no code from them)."""
     variants = suite.variants
     known = f"expected one of: {', '.join(variants)}. Fix the name or add the variant."
     problems = []
@@ -189,6 +198,7 @@ def _check_graph(suite: Suite) -> list[Problem]:
             # load 'weights' as a checkpoint whatever the suffix
             suffix = Path(value).suffix.lower() if value is not None else ""
             pickled = value is not None and (key == "weights" or suffix in (".pt", ".pth"))
+            pickled = pickled and not task.weights_only
             if pickled and not spec.allow_pickle:
                 problems.append(Problem((*loc, key), _PICKLE.format(value=value)))
         if spec.from_ is not None and spec.from_ not in variants:
@@ -232,18 +242,30 @@ def _expand(value: str) -> Path:
         return Path(value)
 
 
-def _is_file(path: Path) -> bool:
+def _is_file(path: Path, folder_ok: bool = False) -> bool:
     try:
-        return path.is_file()
+        return path.is_file() or (folder_ok and path.is_dir())
     except (OSError, ValueError):  # a name too long for the filesystem, a NUL byte
         return False
 
 
-def _find_local(value: str, base: Path) -> Path | None:
-    """``value`` as a file: absolute, or relative to the suite folder, then the folder above."""
+def torch_hub_checkpoints() -> Path:
+    """Where torch keeps the checkpoints it downloads (``$TORCH_HOME/hub/checkpoints``, by
+    ``torch.hub.get_dir``'s rule), worked out without importing torch."""
+    home = os.environ.get("TORCH_HOME") or str(Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "torch")
+    return _expand(home) / "hub" / "checkpoints"
+
+
+def find_local(value: str, base: Path, folder_ok: bool = False, hub: bool = False) -> Path | None:
+    """``value`` as a file (or, ``folder_ok``, a folder): absolute, or relative to the suite
+    folder, then the folder above; ``hub``: a bare file name also in torch's checkpoint cache
+    (``torch_hub_checkpoints``), where torchvision keeps its pretrained weights."""
     path = _expand(value)
     candidates = [path] if path.is_absolute() else [base / path, base.parent / path]
-    return next((c.resolve() for c in candidates if _is_file(c)), None)
+    if hub and not path.is_absolute() and path.name == value:
+        candidates.append(torch_hub_checkpoints() / value)
+    return next((c.resolve() for c in candidates if _is_file(c, folder_ok)), None)
+
 
 
 def _shown_path(path: Path) -> str:
@@ -269,10 +291,12 @@ def _dataset_fix(task: type[Task], suite: Suite) -> str:
 
 
 def _resolve_file(
-    value: str, base: Path, loc: Loc, what: str, fix: str | None = None
+    value: str, base: Path, loc: Loc, what: str, fix: str | None = None, folder_ok: bool = False,
+    hub: bool = False,
 ) -> tuple[str, Problem | None]:
-    """A weights file or data.yaml that must exist; returns its absolute path or a problem."""
-    found = _find_local(value, base)
+    """A weights file or dataset that must exist (``folder_ok``: a dataset folder will do;
+    ``hub``: see ``find_local``); returns its absolute path or a problem."""
+    found = find_local(value, base, folder_ok, hub)
     if found is not None:
         return str(found), None
     target = _expand(value)
@@ -292,7 +316,7 @@ def _resolve_model(task: type[Task], value: str, base: Path, loc: Loc) -> tuple[
     if suffix == ".onnx":
         return _resolve_file(value, base, loc, "ONNX model")
     bare = "/" not in value and "\\" not in value
-    found = _find_local(value, base) if suffix in task.model_suffixes else None
+    found = find_local(value, base) if suffix in task.model_suffixes else None
     if found is not None:
         return str(found), None
     if bare and task.is_builtin_model(value):

@@ -430,8 +430,11 @@ class Suite(_Manifest):
         return self._checked_data
 
     def file_ref(self, value: str | None) -> Any:
-        """A local file as ``{file, sha256}`` (digested once per suite); anything else as is."""
+        """A local file as ``{file, sha256}`` (digested once per suite), a local folder (a
+        dataset, whose content fingerprint keys the data) as ``{folder}``; anything else as is."""
         path = Path(value) if value else None
+        if path is not None and path.is_absolute() and path.is_dir():
+            return {"folder": path.name}
         if path is None or not path.is_absolute() or not path.is_file():
             return value
         key = str(path)

@@ -180,8 +180,9 @@ def _drop_missing_weights(name: str, spec: dict[str, Any], base: Path) -> list[s
     weights = spec.get("weights")
     if not isinstance(weights, str):
         return []
-    path = Path(weights).expanduser()
-    if (path if path.is_absolute() else base / path).is_file():
+    from greenbench.suite.checks import find_local  # the checks' own lookup, torch's cache included
+
+    if find_local(weights, base, hub=True) is not None:
         return []
     del spec["weights"]
     return [f"variant {name}: pretrained weights {weights} not found; trained from scratch"]

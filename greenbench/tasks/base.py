@@ -104,6 +104,13 @@ class Task(Protocol):
     stages: ClassVar[dict[str, str]]
     #: distributions whose versions a record or an export notes (the task's framework)
     packages: ClassVar[tuple[str, ...]]
+    #: the task reads model and weights files with ``torch.load(weights_only=True)`` (no code
+    #: runs from them), so a suite needs no ``allow_pickle`` for them
+    weights_only: ClassVar[bool]
+    #: real datasets the task writes without a download (``greenbench data NAME --out DIR``):
+    #: name -> (what it is, "module:function"); the function takes the output folder and
+    #: returns what a suite's ``dataset.path`` names
+    datasets: ClassVar[dict[str, tuple[str, str]]]
 
     # --- before anything runs (class methods: no framework import) ------------------------
     @classmethod
@@ -180,7 +187,9 @@ class Task(Protocol):
     def evaluate(
         self, model: Any, data_yaml: Path, imgsz: int, out_dir: Path, split: str = "test"
     ) -> dict[str, float]:
-        """The task's accuracy metrics (names as in ``metrics``) on ``split``."""
+        """The task's accuracy metrics (names as in ``metrics``) on ``split``; a ``details`` entry,
+        if any, holds what is not one number (per-class accuracy, a confusion matrix) as JSON
+        values: the record keeps it beside the metrics (``measurement.accuracy_details``)."""
         ...
 
     def evaluate_with(

@@ -97,6 +97,8 @@ class DetectTask:
         "finetune": "greenbench.tasks.detect.finetune:FinetuneStage",
     }
     packages: ClassVar[tuple[str, ...]] = ("ultralytics",)
+    weights_only: ClassVar[bool] = False  # ultralytics checkpoints are whole pickled models
+    datasets: ClassVar[dict[str, tuple[str, str]]] = {}
 
     # --- suite checks (no ultralytics import) ---------------------------------------------
     @classmethod

@@ -53,6 +53,8 @@ class ToyTask:
     pickle_args: ClassVar[tuple[str, ...]] = ()
     stages: ClassVar[dict[str, str]] = {}
     packages: ClassVar[tuple[str, ...]] = ("torch", "numpy")
+    weights_only: ClassVar[bool] = True  # state dicts, read with torch.load(weights_only=True)
+    datasets: ClassVar[dict[str, tuple[str, str]]] = {}
 
     # --- suite checks -------------------------------------------------------------------
     @classmethod
