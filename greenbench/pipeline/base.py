@@ -27,6 +27,8 @@ class StageContext:
     meter: Meter
     emit: Callable[[str], None] = field(default=lambda _msg: None)
     variant: str = ""  # the variant whose lineage runs this stage (for messages)
+    #: the final checkpoint of each variant the stage's ``variant_params`` name (param -> file)
+    models: dict[str, Path] = field(default_factory=dict)
 
     def start_model(self) -> Any:
         """The model the stage starts from: the parent's checkpoint, else the root config (with
@@ -66,6 +68,10 @@ class Stage(Protocol):
     task's ``stages`` (that task only)."""
 
     name: ClassVar[str]
+    #: params whose value names another variant of the suite whose final model the stage reads
+    #: (a distillation's teacher): that variant's stages run first, its final stage's key enters
+    #: this stage's key, and ``StageContext.models`` hands its checkpoint over
+    variant_params: ClassVar[tuple[str, ...]]
 
     @classmethod
     def validate_params(cls, params: dict[str, Any], task: type[Task]) -> dict[str, Any]:

@@ -87,6 +87,7 @@ class ExportStage:
     ``model.onnx`` out (its kind comes from its suffix)."""
 
     name: ClassVar[str] = "export"
+    variant_params: ClassVar[tuple[str, ...]] = ()
     accepts: ClassVar[tuple[str, ...]] = ("torch",)
     produces: ClassVar[str] = "onnx"
 

@@ -143,6 +143,7 @@ class PruneStage:
     """
 
     name: ClassVar[str] = "prune"
+    variant_params: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def validate_params(cls, params: dict[str, Any], task: type[Task] | None = None) -> dict[str, Any]:

@@ -98,6 +98,7 @@ class QuantizeStage:
     MatMul], seed: 0}``: ONNX in, int8 ONNX (``model.onnx``) out."""
 
     name: ClassVar[str] = "quantize"
+    variant_params: ClassVar[tuple[str, ...]] = ()
     accepts: ClassVar[tuple[str, ...]] = ("onnx",)
     produces: ClassVar[str] = "onnx"
 

@@ -12,6 +12,7 @@ class TrainStage:
     """The task's training with the suite's ``defaults`` overridden by the stage's params."""
 
     name: ClassVar[str] = "train"
+    variant_params: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def validate_params(cls, params: dict[str, Any], task: type[Task]) -> dict[str, Any]:

@@ -16,6 +16,8 @@ Format history (bump ``JOB_VERSION`` and describe the change here):
       the meter choices ``MeterChoice``s, and the worker's reply a ``Reply``, instead of dicts
       flattened on one side and rebuilt on the other. A planned stage is addressed by its key
       (``PlannedStage.address``), no longer by a folder of the driver (``out_dir``).
+  4 — PlannedStage.input/model/weights/uses: a stage names the stage it starts from and the
+      final stages of the variants it reads (a teacher's), so a lineage is no longer one chain.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from greenbench.runtimes.base import Artifact
 from greenbench.suite import LatencySettings, ProtocolSettings
 from greenbench.suite.identity import PlannedStage
 
-JOB_VERSION = 3
+JOB_VERSION = 4
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from greenbench.run.records import Keys, Measured, RunIdentity, failed_record, n
 from greenbench.runtimes.base import runtime_label
 from greenbench.store import RunRecord, Store, store_pending, store_record
 from greenbench.suite import Suite
+from greenbench.suite.identity import variants_read
 
 
 @dataclass
@@ -219,9 +220,12 @@ class Runner:
         for name in todo:
             started[name] = now()
             parent = suite.variants[name].from_
+            read = [v for v in variants_read(suite, name) if v in failed]  # e.g. its teacher
             try:
                 if parent is not None and parent in failed:
                     raise GreenbenchError(f"its parent variant '{parent}' failed in this run")
+                if read:
+                    raise GreenbenchError(f"variant '{read[0]}', whose model it reads, failed in this run")
                 prepared[name] = prepare_variant(self.plan, name, self._run_job, opt.force)
             except Exception as e:
                 failed.add(name)

@@ -25,6 +25,7 @@ from greenbench.measure.energy.composite import MeterChoice, select_meters
 from greenbench.measure.energy.meter import EnergyReading, Meter
 from greenbench.run import jobs
 from greenbench.runtimes.base import Artifact
+from greenbench.suite.identity import PlannedStage
 from greenbench.tasks import task_class
 from greenbench.tasks.base import Task
 
@@ -93,6 +94,17 @@ def _choices(found: Any) -> tuple[MeterChoice, ...]:
     )
 
 
+def _models_read(spec: PlannedStage, by_key: dict[str, str]) -> dict[str, Path]:
+    """The checkpoints of the variants ``spec`` reads (they ran earlier in the same job)."""
+    missing = [p for p, key in spec.uses.items() if key not in by_key]
+    if missing:
+        raise GreenbenchError(
+            f"stage {spec.name} of {spec.variant}: the variant its {missing[0]!r} names has no trained "
+            "model (no stage ran for it); give that variant a training stage."
+        )
+    return {p: Path(by_key[key]) for p, key in spec.uses.items()}
+
+
 def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
     """Run every stage of the lineage whose artifact is not cached; return per-stage results."""
     from greenbench.pipeline import get_stage
@@ -102,6 +114,7 @@ def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
     meter, choices = _meter(job.energy)
     checkpoint: str | None = None
     results: list[jobs.StageDone] = []
+    by_key: dict[str, str] = {}  # stage key -> its checkpoint
     with meter:
         for spec in job.stages:
             out_dir = spec.folder(Path(job.workdir))  # its address, under this worker's work folder
@@ -124,18 +137,20 @@ def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
             else:
                 emit(f"{spec.variant}: {spec.name}")
                 stage = get_stage(spec.name, job.task)()
+                start = by_key.get(spec.input) if spec.input is not None else None
                 ctx = StageContext(
                     task=task,
                     data_yaml=Path(job.data_yaml),
                     defaults=job.defaults,
                     params=spec.params,
-                    input=Path(checkpoint) if checkpoint else None,
-                    model=job.model,
-                    weights=job.weights,
+                    input=Path(start) if start else None,
+                    model=spec.model or job.model,
+                    weights=spec.weights if spec.model else job.weights,
                     out_dir=out_dir,
                     meter=meter,
                     emit=_prefixed(emit, spec.variant),
                     variant=spec.variant,
+                    models=_models_read(spec, by_key),
                 )
                 out = stage.run(ctx)
                 done = jobs.StageDone(
@@ -152,6 +167,7 @@ def run_stages(job: jobs.StagesJob, emit: Events) -> jobs.StagesResult:
                 tmp.write_text(json.dumps(_marker(done), indent=1, default=str))
                 tmp.replace(marker)
             checkpoint = done.checkpoint
+            by_key[spec.key] = done.checkpoint
             results.append(done)
     return jobs.StagesResult(tuple(results), checkpoint)
 

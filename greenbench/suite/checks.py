@@ -31,6 +31,7 @@ from greenbench.errors import GreenbenchError
 from greenbench.offline import is_url
 from greenbench.pipeline import get_stage, stage_names
 from greenbench.suite.artifact_checks import check_artifacts
+from greenbench.suite.identity import variants_read
 from greenbench.suite.problems import Loc, Problem, from_pydantic, one_line, suggest
 from greenbench.suite.schema import CarbonSettings, Suite, VariantSpec
 from greenbench.tasks import task_class
@@ -77,6 +78,8 @@ def check(suite: Suite, base: Path) -> Checked:
         if problem is None:
             found, checked.data = _check_dataset(task, suite, Path(suite.dataset.path), where)
             problems += found
+    if not graph_problems:
+        problems += _check_variants_read(suite)
     # stage input/output kinds and runtimes (lineages are walkable only in a sound graph)
     problems += check_artifacts(suite, graph_ok=not graph_problems)
     problems += _check_defaults(task, suite)
@@ -357,6 +360,27 @@ def _check_stages(task: type[Task], spec: VariantSpec, loc: Loc) -> list[Problem
             named = [key for key in re.findall(r"'([^']+)'", message) if key in stage.params]
             param_loc = (*where, stage.name, named[0]) if named else where
             problems.append(Problem(param_loc, f"{message}."))
+    return problems
+
+
+def _check_variants_read(suite: Suite) -> list[Problem]:
+    """A variant a stage reads (``Stage.variant_params``: a teacher) exists, has a trained model
+    (a stage in its lineage), and does not read, through any chain, the variant reading it."""
+    from greenbench.pipeline import variants_used
+
+    problems = []
+    variants = suite.variants
+    for name, spec in variants.items():
+        for i, stage in enumerate(spec.stages):
+            for param, other in variants_used(stage.name, suite.task, stage.params).items():
+                where: Loc = ("variants", name, "stages", i, stage.name, param)
+                if other not in variants:
+                    known = ", ".join(variants)
+                    problems.append(Problem(where, f"unknown variant {other!r}{suggest(other, variants)}; expected one of: {known}."))
+                elif other == name or name in suite.lineage(other) or name in variants_read(suite, other):
+                    problems.append(Problem(where, f"variant {other!r} depends on {name!r} itself; a stage cannot read a model made from its own result."))
+                elif not any(variants[v].stages for v in suite.lineage(other)):
+                    problems.append(Problem(where, f"variant {other!r} has no stage, so no trained model to read; give it a training stage."))
     return problems
 
 

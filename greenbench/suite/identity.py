@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -72,13 +72,40 @@ def config_key(config: dict[str, Any]) -> str:
 
 
 def variant_key(suite: Suite, variant: str, data_key: str) -> str:
-    """The resume key of a variant's result: its config, the data it ran on and, for a variant
-    other than the baseline, the baseline's config (its Δ is paired with that baseline: editing
-    the baseline re-measures every variant beside it; their trained stages stay cached)."""
+    """The resume key of a variant's result: its config, the data it ran on, the configs of the
+    variants its stages read (a distillation's teacher) and, for a variant other than the
+    baseline, the baseline's config (its Δ is paired with that baseline: editing the baseline
+    re-measures every variant beside it; their trained stages stay cached)."""
     parts = [suite.variant_hash(variant), data_key]
     if variant != suite.baseline:
         parts.append(suite.variant_hash(suite.baseline))
+    used = variants_read(suite, variant)
+    if used:
+        parts.append([suite.variant_hash(v) for v in used])
     return sha(parts)
+
+
+def _used(suite: Suite, variant: str) -> list[str]:
+    """The variants the stages of ``variant``'s lineage read (``Stage.variant_params``)."""
+    from greenbench.pipeline import variants_used
+
+    found: list[str] = []
+    for name in suite.lineage(variant):
+        for st in suite.variants[name].stages:
+            found += variants_used(st.name, suite.task, st.params).values()
+    return found
+
+
+def variants_read(suite: Suite, variant: str) -> list[str]:
+    """Every variant ``variant`` reads, directly or through the variants it reads, sorted."""
+    seen: set[str] = set()
+    todo = _used(suite, variant)
+    while todo:
+        other = todo.pop()
+        if other not in seen and other != variant and other in suite.variants:
+            seen.add(other)
+            todo += _used(suite, other)
+    return sorted(seen)
 
 
 #: the folder under the work folder where stage artifacts live, each in ``<stage>-<key>``
@@ -97,6 +124,13 @@ class PlannedStage:
     name: str
     params: dict[str, Any]
     key: str
+    #: the key of the stage whose checkpoint this one starts from; None: the lineage's root
+    #: ``model`` (with ``weights``)
+    input: str | None = None
+    model: str | None = None
+    weights: str | None = None
+    #: param -> the key of the final stage of the variant it names (``Stage.variant_params``)
+    uses: dict[str, str] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -108,13 +142,19 @@ class PlannedStage:
         return workdir / ARTIFACTS / self.address
 
 
-def stage_plan(suite: Suite, variant: str, data_key: str) -> list[PlannedStage]:
+def stage_plan(suite: Suite, variant: str, data_key: str, _reading: tuple[str, ...] = ()) -> list[PlannedStage]:
     """Every stage from the root model to ``variant``, each with its cache key.
 
     A stage's key chains the key of the stage before it, so a stage is shared by every variant
     whose lineage reaches it unchanged (a parent is trained once for all its children), and any
-    change upstream (model file, weights, data, defaults, an earlier stage) changes it.
+    change upstream (model file, weights, data, defaults, an earlier stage) changes it. A stage
+    that reads another variant's model (a teacher) comes after that variant's stages, and the
+    key of their final stage enters its own; the variant's own last stage stays last.
     """
+    from greenbench.pipeline import variants_used
+
+    if variant in _reading:  # the checks refuse such a cycle; never recurse forever
+        return []
     root = suite.root_model(variant)
     assert root.model is not None  # the lineage's root names a model (the suite checks it)
     key = sha(
@@ -129,11 +169,19 @@ def stage_plan(suite: Suite, variant: str, data_key: str) -> list[PlannedStage]:
             "energy": suite.measure.energy.model_dump(include={"meters", "watts_per_core", "gpus"}),
         }
     )
-    plan = []
+    plan: list[PlannedStage] = []
+    previous: str | None = None
     for name in suite.lineage(variant):
         for i, st in enumerate(suite.variants[name].stages):
-            key = sha([key, st.name, st.params])
-            plan.append(PlannedStage(name, i, st.name, st.params, key))
+            uses: dict[str, str] = {}
+            for param, other in variants_used(st.name, suite.task, st.params).items():
+                chain = stage_plan(suite, other, data_key, (*_reading, variant))
+                planned = {p.key for p in plan}
+                plan += [p for p in chain if p.key not in planned]
+                uses[param] = chain[-1].key if chain else ""
+            key = sha([key, st.name, st.params, sorted(uses.items())] if uses else [key, st.name, st.params])
+            plan.append(PlannedStage(name, i, st.name, st.params, key, previous, root.model, root.weights, uses))
+            previous = key
     return plan
 
 

@@ -43,6 +43,7 @@ class FinetuneStage:
     """
 
     name: ClassVar[str] = "finetune"
+    variant_params: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def validate_params(cls, params: dict[str, Any], task: type[Task] | None = None) -> dict[str, Any]:

@@ -42,6 +42,7 @@ class SparseTrainStage:
     """
 
     name: ClassVar[str] = "sparse_train"
+    variant_params: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def validate_params(cls, params: dict[str, Any], task: type[Task] | None = None) -> dict[str, Any]:
