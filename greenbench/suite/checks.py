@@ -270,7 +270,6 @@ def find_local(value: str, base: Path, folder_ok: bool = False, hub: bool = Fals
     return next((c.resolve() for c in candidates if _is_file(c, folder_ok)), None)
 
 
-
 def _shown_path(path: Path) -> str:
     """``path`` relative to the working folder where it lies below it (as a user would type it)."""
     try:
@@ -294,7 +293,12 @@ def _dataset_fix(task: type[Task], suite: Suite) -> str:
 
 
 def _resolve_file(
-    value: str, base: Path, loc: Loc, what: str, fix: str | None = None, folder_ok: bool = False,
+    value: str,
+    base: Path,
+    loc: Loc,
+    what: str,
+    fix: str | None = None,
+    folder_ok: bool = False,
     hub: bool = False,
 ) -> tuple[str, Problem | None]:
     """A weights file or dataset that must exist (``folder_ok``: a dataset folder will do;
@@ -307,7 +311,10 @@ def _resolve_file(
     if fix is None:
         fix = "greenbench never downloads weights. Put the file at that path."
     shown = value if len(value) <= 200 else value[:200] + "..."
-    return value, Problem(loc, f"{what} file {shown!r} not found (looked for {str(target)[:300]}); {fix}")
+    looked = str(target)[:300]
+    if hub and not _expand(value).is_absolute() and Path(value).name == value:
+        looked += f" and {str(torch_hub_checkpoints() / value)[:300]}"
+    return value, Problem(loc, f"{what} file {shown!r} not found (looked for {looked}); {fix}")
 
 
 def _resolve_model(task: type[Task], value: str, base: Path, loc: Loc) -> tuple[str, Problem | None]:
@@ -376,11 +383,28 @@ def _check_variants_read(suite: Suite) -> list[Problem]:
                 where: Loc = ("variants", name, "stages", i, stage.name, param)
                 if other not in variants:
                     known = ", ".join(variants)
-                    problems.append(Problem(where, f"unknown variant {other!r}{suggest(other, variants)}; expected one of: {known}."))
+                    problems.append(
+                        Problem(
+                            where,
+                            f"unknown variant {other!r}{suggest(other, variants)}; expected one of: {known}.",
+                        )
+                    )
                 elif other == name or name in suite.lineage(other) or name in variants_read(suite, other):
-                    problems.append(Problem(where, f"variant {other!r} depends on {name!r} itself; a stage cannot read a model made from its own result."))
+                    problems.append(
+                        Problem(
+                            where,
+                            f"variant {other!r} depends on {name!r} itself; a stage cannot read a model made "
+                            "from its own result.",
+                        )
+                    )
                 elif not any(variants[v].stages for v in suite.lineage(other)):
-                    problems.append(Problem(where, f"variant {other!r} has no stage, so no trained model to read; give it a training stage."))
+                    problems.append(
+                        Problem(
+                            where,
+                            f"variant {other!r} has no stage, so no trained model to read; give it a "
+                            "training stage.",
+                        )
+                    )
     return problems
 
 

@@ -76,7 +76,7 @@ def variant_key(suite: Suite, variant: str, data_key: str) -> str:
     variants its stages read (a distillation's teacher) and, for a variant other than the
     baseline, the baseline's config (its Δ is paired with that baseline: editing the baseline
     re-measures every variant beside it; their trained stages stay cached)."""
-    parts = [suite.variant_hash(variant), data_key]
+    parts: list[Any] = [suite.variant_hash(variant), data_key]
     if variant != suite.baseline:
         parts.append(suite.variant_hash(suite.baseline))
     used = variants_read(suite, variant)
@@ -142,7 +142,9 @@ class PlannedStage:
         return workdir / ARTIFACTS / self.address
 
 
-def stage_plan(suite: Suite, variant: str, data_key: str, _reading: tuple[str, ...] = ()) -> list[PlannedStage]:
+def stage_plan(
+    suite: Suite, variant: str, data_key: str, _reading: tuple[str, ...] = ()
+) -> list[PlannedStage]:
     """Every stage from the root model to ``variant``, each with its cache key.
 
     A stage's key chains the key of the stage before it, so a stage is shared by every variant
@@ -180,7 +182,9 @@ def stage_plan(suite: Suite, variant: str, data_key: str, _reading: tuple[str, .
                 plan += [p for p in chain if p.key not in planned]
                 uses[param] = chain[-1].key if chain else ""
             key = sha([key, st.name, st.params, sorted(uses.items())] if uses else [key, st.name, st.params])
-            plan.append(PlannedStage(name, i, st.name, st.params, key, previous, root.model, root.weights, uses))
+            plan.append(
+                PlannedStage(name, i, st.name, st.params, key, previous, root.model, root.weights, uses)
+            )
             previous = key
     return plan
 

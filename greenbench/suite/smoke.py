@@ -121,7 +121,13 @@ def _smoke(data: dict[str, Any], variants: dict[str, Any], base: Path) -> list[s
 
     defaults = data.get("defaults")
     defaults = defaults if isinstance(defaults, dict) else {}
-    data["defaults"] = {**defaults, "imgsz": SMOKE_IMGSZ, "workers": 0, **_capped(defaults, always=True)}
+    data["defaults"] = {
+        **defaults,
+        "imgsz": SMOKE_IMGSZ,
+        "workers": 0,
+        **_capped(defaults, always=True),
+        **_nested(defaults),
+    }
     for name, spec in variants.items():
         if not isinstance(spec, dict):
             continue
@@ -130,7 +136,7 @@ def _smoke(data: dict[str, Any], variants: dict[str, Any], base: Path) -> list[s
             if isinstance(stage, dict) and len(stage) == 1:
                 ((stage_name, params),) = stage.items()
                 if isinstance(params, dict):
-                    stage[stage_name] = {**params, **_capped(params), **_imgsz(params)}
+                    stage[stage_name] = {**params, **_capped(params), **_imgsz(params), **_nested(params)}
 
     measure = data.get("measure")
     if isinstance(measure, dict):
@@ -169,6 +175,16 @@ def _capped(params: dict[str, Any], always: bool = False) -> dict[str, Any]:
         elif always or key in params:
             out[key] = cap
     return out
+
+
+def _nested(params: dict[str, Any]) -> dict[str, Any]:
+    """Lists of mappings in ``params`` (a curriculum's steps, each with its ``epochs``) with
+    their capped values capped too."""
+    return {
+        key: [{**v, **_capped(v)} if isinstance(v, dict) else v for v in value]
+        for key, value in params.items()
+        if isinstance(value, list) and any(isinstance(v, dict) for v in value)
+    }
 
 
 def _imgsz(params: dict[str, Any]) -> dict[str, Any]:
