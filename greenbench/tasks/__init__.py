@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 #: the entry-point group third-party tasks register under
 ENTRY_POINT_GROUP = "greenbench.tasks"
 #: built-in tasks: name -> "module:Class"
-BUILTIN: dict[str, str] = {"detect": "greenbench.tasks.detect:DetectTask"}
+BUILTIN: dict[str, str] = {
+    "detect": "greenbench.tasks.detect:DetectTask",
+    "classify": "greenbench.tasks.classify:ClassifyTask",
+}
 
 
 class UnknownTask(GreenbenchError):

@@ -57,7 +57,7 @@ def toy_suite(
 def test_without_the_plugin_the_task_is_unknown_and_named(tmp_path: Path) -> None:
     out = run_cli("validate", str(toy_suite(tmp_path)), cwd=tmp_path)
     assert out.returncode == 2, out.stderr
-    assert_one_paragraph_error(out.stderr, "task", "installed tasks: detect", "greenbench.tasks")
+    assert_one_paragraph_error(out.stderr, "task", "installed tasks: classify, detect", "greenbench.tasks")
 
 
 def test_the_plugin_checks_its_own_dataset_and_arguments(tmp_path: Path) -> None:
