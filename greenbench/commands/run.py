@@ -93,7 +93,11 @@ def executor_options(values: list[str]) -> dict[str, str]:
 
 def add_override_options(parser: argparse.ArgumentParser) -> None:
     """``--data``, ``--weights`` and ``--smoke`` (shared by run and validate)."""
-    parser.add_argument("--data", metavar="DATA_YAML", help="the dataset's data.yaml (replaces dataset.path)")
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="the dataset in the task's format, e.g. a data.yaml or an ImageFolder (replaces dataset.path)",
+    )
     parser.add_argument(
         "--weights", metavar="PT", help="pretrained weights replacing every variant's 'weights:' entry"
     )

@@ -282,7 +282,11 @@ def _dataset_fix(task: type[Task], suite: Suite) -> str:
     """What to do about a missing dataset: where it goes, in which format, and the smoke run."""
     names = suite.dataset.names
     if not names:
-        return f"expected {task.dataset_format} relative to the suite's folder, or 'synthetic: {{}}'."
+        return (
+            f"expected {task.dataset_format} relative to the suite's folder (or pass it with --data "
+            f"PATH), or 'synthetic: {{}}'. To try the suite without it: greenbench run "
+            f"{_shown_path(suite.path)} --smoke."
+        )
     shown = ", ".join(names[:20]) + (f", … ({len(names)} in all)" if len(names) > 20 else "")
     return (
         f"put the dataset there as {task.dataset_format}, with "

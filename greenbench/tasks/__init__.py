@@ -9,7 +9,7 @@ convention pytest plugins use, so adding one needs no edit here::
 
     # the task package's pyproject.toml
     [project.entry-points."greenbench.tasks"]
-    classify = "greenbench_classify:ClassifyTask"
+    segment = "greenbench_segment:SegmentTask"
 
 Looked up by dotted path, so validating a suite imports the task's module but never its
 framework (a task imports its framework inside its methods).
