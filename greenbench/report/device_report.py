@@ -87,6 +87,19 @@ class RooflineRow:
     pct_of_peak: float | None
 
 
+@dataclass(frozen=True)
+class Confusion:
+    """A variant's confusion matrix as its record keeps it (rows: true class, columns: predicted)."""
+
+    variant: str
+    classes: list[str]
+    matrix: list[list[int]]
+
+
+#: confusion matrices a section shows: the baseline's and those of the best variants
+MAX_CONFUSIONS = 4
+
+
 @dataclass
 class SuiteSection:
     """One suite on the device: its table, disclosure, plot data and roofline rows."""
@@ -100,6 +113,7 @@ class SuiteSection:
     points: list[Point]
     trainings: list[Training]
     roofline: list[RooflineRow] = field(default_factory=list)
+    confusions: list[Confusion] = field(default_factory=list)
 
 
 @dataclass
@@ -303,6 +317,24 @@ def roofline_rows(table: Table, achieved: Achieved) -> list[RooflineRow]:
     return rows
 
 
+def _confusion(r: RunRecord) -> Confusion | None:
+    """The record's confusion matrix if it has a well-formed one (a task's ``details``)."""
+    details = _dict(_dict(r.measurement).get("accuracy_details"))
+    classes, matrix = _list(details.get("classes")), _list(details.get("confusion"))
+    n = len(classes)
+    ok = n > 0 and len(matrix) == n and all(
+        isinstance(row, list) and len(row) == n and all(isinstance(v, int) for v in row) for row in matrix
+    )  # fmt: skip
+    return Confusion(r.variant, [str(c) for c in classes], matrix) if ok else None
+
+
+def confusions(table: Table, accuracy: str, baseline: str | None) -> list[Confusion]:
+    """The baseline's confusion matrix, then those of the variants with the best ``accuracy``."""
+    found = [(r, c) for r, _ in table.rows if r.status == "ok" and (c := _confusion(r)) is not None]
+    found.sort(key=lambda rc: (rc[0].variant != baseline, -(_num(rc[0].value(accuracy)) or 0.0)))
+    return [c for _, c in found[:MAX_CONFUSIONS]]
+
+
 def suite_section(records: Sequence[RunRecord], suite: str, baseline: str | None, task: str) -> SuiteSection:
     """The section of one suite from its current records (one per variant, table order).
     ValueError for a task without table columns."""
@@ -317,6 +349,7 @@ def suite_section(records: Sequence[RunRecord], suite: str, baseline: str | None
         disclosure(records),
         points(table, accuracy),
         trainings(table),
+        confusions=confusions(table, accuracy, baseline),
     )
 
 

@@ -352,6 +352,37 @@ def complexity(points: Sequence[Point], title: str = "") -> str:
         return _svg(fig)
 
 
+def confusion_matrix(classes: Sequence[str], matrix: Sequence[Sequence[int]], title: str = "") -> str:
+    """Each true class's share of predictions per predicted class (rows sum to 1), with the
+    counts written in the cells while they fit (at most 15 classes) and class names as ticks
+    (at most 30)."""
+    import numpy as np
+
+    counts = np.asarray(matrix, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    n = len(classes)
+    with _figure(title or "confusion matrix") as (fig, ax):
+        image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+        ax.grid(False)
+        fig.colorbar(image, ax=ax, label="share of the true class")
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        if n <= 30:
+            names = [label_text(c, 12) for c in classes]
+            ax.set_xticks(range(n), names, rotation=90, fontsize=7)
+            ax.set_yticks(range(n), names, fontsize=7)
+        if n <= 15:
+            for i in range(n):
+                for j in range(n):
+                    if counts[i, j]:
+                        colour = "white" if shares[i, j] > 0.5 else "#333333"
+                        ax.text(
+                            j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7, color=colour
+                        )
+        return _svg(fig)
+
+
 _SVG_NS = "http://www.w3.org/2000/svg"
 _XLINK = "http://www.w3.org/1999/xlink"
 _URL = re.compile(r"url\(#([^)]*)\)")

@@ -88,6 +88,15 @@ def figures(section: SuiteSection) -> list[Figure]:
             "parameters, GFLOPs and model size",
             plots.complexity(pts, f"{s}: parameters, GFLOPs and size"),
         ),
+        *(
+            Figure(
+                f"confusion-{safe_name(c.variant, 40)}",
+                f"{c.variant}: confusion matrix on the evaluation split (rows: true class; cells: its "
+                "share of each prediction, counts written where they fit)",
+                plots.confusion_matrix(c.classes, c.matrix, f"{s}: {c.variant}, confusion matrix"),
+            )
+            for c in section.confusions
+        ),
     ]
 
 

@@ -156,3 +156,30 @@ def test_inline_svg_prefixes_ids_and_keeps_references_whole() -> None:
 def test_label_text_folds_and_cuts() -> None:
     assert label_text("a\nb\x1b\u202ec") == "a b c"
     assert label_text("x" * 100, 10) == "x" * 9 + "…"
+
+
+def test_confusion_matrices_come_from_the_records_baseline_first_and_best_next() -> None:
+    from greenbench.metrics import stored
+    from greenbench.report.device_report import MAX_CONFUSIONS, build_device_report
+    from greenbench.report.render_common import figures
+    from tests.factories import make_measured_record
+
+    def record(variant: str, top1: float, matrix: object) -> object:
+        r = make_measured_record(variant, map50=None, task="classify", baseline="base")
+        r.metrics["top1"] = stored("top1", top1)
+        r.metrics["top5"] = stored("top5", 1.0)
+        r.measurement["accuracy_details"] = {"classes": ["cat", "<b>dog</b>"], "confusion": matrix}
+        return r
+
+    good = [[3, 1], [0, 4]]
+    records = [record("base", 0.5, good), record("worse", 0.6, good), record("best", 0.9, good),
+               record("bad-shape", 0.99, [[1, 2, 3]]), *(record(f"v{i}", 0.1, good) for i in range(5))]  # fmt: skip
+    section = build_device_report(records, "dev").sections[0]
+    shown = [c.variant for c in section.confusions]
+    assert shown[:3] == ["base", "best", "worse"] and len(shown) == MAX_CONFUSIONS
+    assert "bad-shape" not in shown  # a malformed matrix is skipped, never drawn
+    confusion = [f for f in figures(section) if f.name.startswith("confusion-")]
+    assert [f.name for f in confusion][:2] == ["confusion-base", "confusion-best"]
+    root = ET.fromstring(confusion[0].svg)
+    texts = "".join(t.text or "" for t in root.iter(f"{SVG}text"))
+    assert "<b>dog</b>" in texts  # the class name drawn as text, never markup
