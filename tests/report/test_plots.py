@@ -172,8 +172,13 @@ def test_confusion_matrices_come_from_the_records_baseline_first_and_best_next()
         return r
 
     good = [[3, 1], [0, 4]]
-    records = [record("base", 0.5, good), record("worse", 0.6, good), record("best", 0.9, good),
-               record("bad-shape", 0.99, [[1, 2, 3]]), *(record(f"v{i}", 0.1, good) for i in range(5))]  # fmt: skip
+    records = [
+        record("base", 0.5, good),
+        record("worse", 0.6, good),
+        record("best", 0.9, good),  # fmt: skip
+        record("bad-shape", 0.99, [[1, 2, 3]]),
+        *(record(f"v{i}", 0.1, good) for i in range(5)),
+    ]
     section = build_device_report(records, "dev").sections[0]
     shown = [c.variant for c in section.confusions]
     assert shown[:3] == ["base", "best", "worse"] and len(shown) == MAX_CONFUSIONS
