@@ -175,7 +175,7 @@ def test_confusion_matrices_come_from_the_records_baseline_first_and_best_next()
     records = [
         record("base", 0.5, good),
         record("worse", 0.6, good),
-        record("best", 0.9, good),  # fmt: skip
+        record("best", 0.9, good),
         record("bad-shape", 0.99, [[1, 2, 3]]),
         *(record(f"v{i}", 0.1, good) for i in range(5)),
     ]
