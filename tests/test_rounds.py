@@ -16,6 +16,7 @@ class Scripted:
     """An executor whose round ``i`` returns ``script[i]``: a RoundResult, or an error to raise."""
 
     name = "scripted"
+    slots = 1
 
     def __init__(self, script: dict[int, Any]) -> None:
         self.device = {"device_id": "dev"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from greenbench.runtimes.base import Artifact
 from greenbench.store import RunRecord, Store
 from greenbench.suite import load_suite
 from greenbench.suite.identity import PlannedStage, stage_plan
+from tests.conftest import MICRO_SUITE
 
 
 def plans(suite_file: Path, tmp_path: Path, data_key: str = "data-1") -> dict[str, list[PlannedStage]]:
@@ -78,6 +80,7 @@ class FakeExecutor:
     jobs: list[jobs.Job] = field(default_factory=list)
     name: str = "fake"
     device: dict[str, Any] = field(default_factory=lambda: {"device_id": "fake-dev", "device": "cpu"})
+    slots: int = 1
 
     def where(self) -> Where:
         return Where(self.device, skipped_idle("fake"))
@@ -317,3 +320,30 @@ def test_the_idle_job_reads_the_suites_meters_but_never_codecarbon(tmp_path: Pat
     assert job.energy.codecarbon is None and job.energy.meters == ("estimate",)
     assert job.seconds == 2.5 and not job.skipped and job.context == str(path)
     assert plan.idle_job("skipped by --no-idle").skipped == "skipped by --no-idle"
+
+
+def test_with_two_slots_independent_variants_prepare_at_once_and_a_child_after_its_parent(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    path = tmp_path / "three.yaml"
+    path.write_text(
+        textwrap.dedent(MICRO_SUITE).replace(
+            "  child:", "  other: {model: yolov5n.yaml, stages: [{train: {epochs: 2}}]}\n  child:"
+        )
+    )
+    both = threading.Barrier(2, timeout=20)  # passed only if base and other train at the same time
+
+    class TwoSlots(FakeExecutor):
+        def run(self, job: jobs.Job) -> Outcome:
+            if isinstance(job, jobs.StagesJob) and job.label in ("base", "other"):
+                both.wait()
+            return super().run(job)
+
+    executor = TwoSlots(slots=2)
+    outcome, records = run(path, tmp_path, executor)
+    assert outcome.done == {"base": "ok", "other": "ok", "child": "ok"}
+    order = [(type(j).__name__, j.label) for j in executor.jobs]
+    assert order.index(("StagesJob", "child")) > order.index(("EvaluateJob", "base"))  # after its parent
+    assert sorted(r.variant for r in records) == ["base", "child", "other"]

@@ -54,6 +54,9 @@ class Executor(Protocol):
     name: str
     #: the fingerprint of the machine jobs run on (its ``device_id`` keys resume)
     device: dict[str, Any]
+    #: how many jobs it runs at once (the runner prepares and measures that many variants in
+    #: parallel, a variant after its parent; 1: one after another, in suite order)
+    slots: int
 
     def where(self) -> Where:
         """The machine the next job runs on."""

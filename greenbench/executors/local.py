@@ -51,6 +51,7 @@ class LocalExecutor:
     """
 
     name = "local"
+    slots = 1  # one machine: a job at a time, so that no two measurements overlap
 
     def __init__(
         self,
@@ -85,7 +86,7 @@ class LocalExecutor:
             if job.skipped:
                 idle = skipped_idle(job.skipped)
             else:
-                result, _ = self._execute(job)
+                result, _ = self.execute(job)
                 assert isinstance(result, jobs.IdleResult)
                 idle = result.idle
             self._where = Where(self.device, idle)
@@ -94,14 +95,20 @@ class LocalExecutor:
     def run(self, job: jobs.Job) -> Outcome:
         """Run ``job`` in a fresh process and wait for it (stopping it if it hangs)."""
         where = self.where()
-        result, log_file = self._execute(job)
+        result, log_file = self.execute(job)
         return Outcome(result, where, str(log_file))
 
-    def _execute(self, job: jobs.Job) -> tuple[jobs.Result, Path]:
-        """``job``'s result, from a fresh worker process, and the process' log."""
+    def stem(self, job: jobs.Job) -> Path:
+        """Where the next job's files go: ``logdir/<serial>-<label>-<kind>`` (+ suffixes)."""
         self._serial += 1
         kind = type(job).__name__.removesuffix("Job").lower()
-        stem = self.logdir / _file_stem(job.label, kind, self._serial)
+        return self.logdir / _file_stem(job.label, kind, self._serial)
+
+    def execute(self, job: jobs.Job, stem: Path | None = None) -> tuple[jobs.Result, Path]:
+        """``job``'s result, from a fresh worker process, and the process' log; its files at
+        ``stem`` (default: the next ``stem``)."""
+        stem = stem if stem is not None else self.stem(job)
+        kind = type(job).__name__.removesuffix("Job").lower()
         job_file, result_file, log_file, events = (
             Path(f"{stem}{s}") for s in (".job.json", ".result.json", ".log", ".events")
         )
@@ -232,17 +239,22 @@ class LocalExecutor:
         return JobFailed(f"{what} ended with {how} before writing a readable result; see {log_file}.")
 
     def _relay(self, events: Path, offset: int) -> int:
-        """Pass on the complete lines appended to ``events`` since byte ``offset``."""
-        try:
-            with events.open("rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except OSError:
-            return offset
-        end = data.rfind(b"\n") + 1  # a line still being written waits for the next call
-        for line in data[:end].decode("utf-8", errors="replace").splitlines():
-            self.progress(line)
-        return offset + end
+        return relay(events, offset, self.progress)
+
+
+def relay(events: Path, offset: int, progress: Callable[[str], None]) -> int:
+    """Pass on to ``progress`` the complete lines appended to ``events`` since byte ``offset``;
+    the offset to read from next."""
+    try:
+        with events.open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return offset
+    end = data.rfind(b"\n") + 1  # a line still being written waits for the next call
+    for line in data[:end].decode("utf-8", errors="replace").splitlines():
+        progress(line)
+    return offset + end
 
 
 def _mark(path: Path) -> tuple[int, int] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -203,7 +204,7 @@ class Runner:
         self.plan = Plan.of(
             suite, self.workdir, powercap_root=opt.powercap_root, codecarbon_dir=self.plan.codecarbon_dir
         )
-        todo = []
+        todo: list[str] = []
         for name in suite.order():
             done = self._stored_ok(name)
             if done is not None and not opt.force:
@@ -215,24 +216,62 @@ class Runner:
             return outcome
         self._prepare()
         started: dict[str, str] = {}
-        prepared: dict[str, Prepared] = {}
         failed: set[str] = set()
-        for name in todo:
-            started[name] = now()
-            parent = suite.variants[name].from_
-            read = [v for v in variants_read(suite, name) if v in failed]  # e.g. its teacher
-            try:
-                if parent is not None and parent in failed:
-                    raise GreenbenchError(f"its parent variant '{parent}' failed in this run")
-                if read:
-                    raise GreenbenchError(f"variant '{read[0]}', whose model it reads, failed in this run")
-                prepared[name] = prepare_variant(self.plan, name, self._run_job, opt.force)
-            except Exception as e:
-                failed.add(name)
-                self._finish(outcome, self._failed(name, started[name], e))
-        if prepared:
-            self._measure_all(prepared, started, failed, outcome)
+        with ThreadPoolExecutor(max_workers=max(1, self.executor.slots)) as pool:
+            prepared = self._prepare_all(todo, pool, started, failed, outcome)
+            if prepared:
+                self._measure_all(prepared, started, failed, outcome, pool)
         return outcome
+
+    def _blocked(self, name: str, failed: set[str]) -> GreenbenchError | None:
+        """Why ``name`` cannot be prepared: its parent, or a variant it reads, failed."""
+        parent = self.suite.variants[name].from_
+        if parent is not None and parent in failed:
+            return GreenbenchError(f"its parent variant '{parent}' failed in this run")
+        read = [v for v in variants_read(self.suite, name) if v in failed]  # e.g. its teacher
+        if read:
+            return GreenbenchError(f"variant '{read[0]}', whose model it reads, failed in this run")
+        return None
+
+    def _prepare_all(
+        self,
+        todo: list[str],
+        pool: ThreadPoolExecutor,
+        started: dict[str, str],
+        failed: set[str],
+        outcome: RunOutcome,
+    ) -> dict[str, Prepared]:
+        """Prepare ``todo`` on the executor's slots: a variant starts once its parent and the
+        variants it reads are done, in suite order; with one slot, one after another."""
+        suite, slots = self.suite, max(1, self.executor.slots)
+        waiting, done = list(todo), set[str]()
+        needs = {n: ({suite.variants[n].from_, *variants_read(suite, n)} - {None}) & set(todo) for n in todo}
+        running: dict[Future[Prepared], str] = {}
+        prepared: dict[str, Prepared] = {}
+        while waiting or running:
+            for name in [n for n in waiting if needs[n] <= done]:
+                if len(running) >= slots:
+                    break
+                waiting.remove(name)
+                started[name] = now()
+                blocked = self._blocked(name, failed)
+                if blocked is not None:
+                    failed.add(name)
+                    done.add(name)
+                    self._finish(outcome, self._failed(name, started[name], blocked))
+                    continue
+                running[pool.submit(prepare_variant, self.plan, name, self._run_job, self.opt.force)] = name
+            if not running:
+                continue  # a failed parent released its children: look again
+            for future in wait(running, return_when=FIRST_COMPLETED).done:
+                name = running.pop(future)
+                done.add(name)
+                try:
+                    prepared[name] = future.result()
+                except Exception as e:
+                    failed.add(name)
+                    self._finish(outcome, self._failed(name, started[name], e))
+        return prepared
 
     def _baseline_arm(self, prepared: dict[str, Prepared]) -> tuple[jobs.ArmSpec | None, str | None]:
         """The baseline's arm: prepared in this run, or the model file of its stored record (a
@@ -254,20 +293,32 @@ class Runner:
         return self.plan.arm(base, prepared_base.artifact), None
 
     def _measure_all(
-        self, prepared: dict[str, Prepared], started: dict[str, str], failed: set[str], outcome: RunOutcome
+        self,
+        prepared: dict[str, Prepared],
+        started: dict[str, str],
+        failed: set[str],
+        outcome: RunOutcome,
+        pool: ThreadPoolExecutor,
     ) -> None:
         suite = self.suite
         base = suite.baseline
         baseline_arm, base_error = (None, None) if base in failed else self._baseline_arm(prepared)
         if base in failed:
             base_error = "it failed in this run"
+        planned = []  # (group, its arms, the variants it records, the baseline's preparation)
         for group in self.plan.groups(list(prepared)):
             arms = [baseline_arm] if baseline_arm is not None else []
             arms += [self.plan.arm(name, prepared[name].artifact) for name in group]
             members = group + ([base] if base in prepared and base not in group else [])
             prepared_base = prepared.pop(base, None)  # the baseline's record: once, with its first group
+            planned.append((group, [a for a in arms if a is not None], members, prepared_base))
+        # the groups run on the executor's slots (one after another with one slot); each
+        # group's records are stored as soon as its rounds are done
+        futures = {pool.submit(self._measure, arms): i for i, (_, arms, _, _) in enumerate(planned)}
+        for future in as_completed(futures):
+            group, _, members, prepared_base = planned[futures[future]]
             try:
-                measured = self._measure([a for a in arms if a is not None])
+                measured = future.result()
             except Exception as e:
                 for name in members:
                     self._finish(outcome, self._failed(name, started[name], e))
