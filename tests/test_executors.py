@@ -113,3 +113,27 @@ def test_a_result_that_cannot_be_written_is_an_internal_error_reply(
     reply = jobs.load_reply((tmp_path / "reply.json").read_text())
     assert code == 1 and not reply.ok and not reply.user and reply.error
     assert json.loads((tmp_path / "reply.json").read_text())["type"] == "Reply"
+
+
+def test_ray_is_built_in_and_its_options_are_checked_before_any_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from greenbench.executors.base import ExecutorOptionError
+    from greenbench.executors.ray import RayExecutor
+
+    assert factory("ray") is RayExecutor
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    kw = {"logdir": tmp_path, "device": {"device_id": "d"}, "idle": IdleJob.skip("test")}
+    for options, needle in (
+        ({}, "needs the cluster's address"),
+        ({"address": "h:1", "nodes": "2"}, "takes no option 'nodes'"),
+        ({"address": "h:1", "train_fraction": "1.5"}, "train_fraction='1.5'"),
+        ({"address": "h:1", "retries": "lots"}, "retries='lots'"),
+        ({"address": "no-port"}, "expected HOST:PORT"),
+    ):
+        with pytest.raises(ExecutorOptionError, match=needle) as e:
+            RayExecutor(**kw, options=options)  # type: ignore[arg-type]
+        assert e.value.exit_code == 2
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(ExecutorOptionError, match=r"pip install 'greenbench\[ray\]'"):
+        RayExecutor(**kw, options={"address": "127.0.0.1:1"})  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Places to run jobs, by name: ``local`` (fresh processes on this machine) built in, others
+"""Places to run jobs, by name: ``local`` (fresh processes on this machine) and ``ray`` (the nodes
+of a Ray cluster) built in, others
 from installed packages.
 
 An executor package registers itself under the entry-point group ``greenbench.executors``, the
@@ -6,7 +7,7 @@ packaging convention pytest plugins use, so it needs no edit here::
 
     # the executor package's pyproject.toml
     [project.entry-points."greenbench.executors"]
-    ray = "greenbench_ray:RayExecutor"
+    mycluster = "greenbench_mycluster:ClusterExecutor"
 
 The entry names a factory called with keyword arguments only (``LocalExecutor``'s constructor is
 one): ``logdir`` (this run's log folder), ``device`` (the fingerprint of the machine the driver
@@ -32,7 +33,10 @@ from greenbench.errors import GreenbenchError
 #: the entry-point group third-party executors register under
 ENTRY_POINT_GROUP = "greenbench.executors"
 #: built-in executors: name -> "module:attribute"
-BUILTIN: dict[str, str] = {"local": "greenbench.executors.local:LocalExecutor"}
+BUILTIN: dict[str, str] = {
+    "local": "greenbench.executors.local:LocalExecutor",
+    "ray": "greenbench.executors.ray:RayExecutor",
+}
 DEFAULT = "local"
 
 

@@ -39,7 +39,7 @@ _EPOCH = re.compile(r"^(?P<v>\S+): (?P<stage>\w+) epoch (?P<x>\d+)/(?P<y>\d+)$")
 _STAGE = re.compile(r"^(?P<v>\S+): (?P<stage>\w+)$")
 _ROUND = re.compile(r"^interleaved round (?P<r>\d+)/(?P<n>\d+)")
 _DONE = re.compile(r"^(?P<v>\S+): (ok|FAILED|already stored ok)")
-_SHOWN = re.compile(r": ok$|: FAILED|skipped$| kept from run |^idle|^baseline ")
+_SHOWN = re.compile(r": ok$|: FAILED|skipped$| kept from run |^idle|^baseline |retrying on another node")
 
 
 def _cost(suite: Suite, name: str) -> float:
