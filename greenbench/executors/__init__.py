@@ -1,6 +1,5 @@
 """Places to run jobs, by name: ``local`` (fresh processes on this machine) and ``ray`` (the nodes
-of a Ray cluster) built in, others
-from installed packages.
+of a Ray cluster) built in, others from installed packages.
 
 An executor package registers itself under the entry-point group ``greenbench.executors``, the
 packaging convention pytest plugins use, so it needs no edit here::
