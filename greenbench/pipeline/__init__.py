@@ -49,11 +49,3 @@ def get_stage(name: str, task: str) -> type[Stage]:
     """The stage class registered as ``name`` for ``task`` (KeyError if none)."""
     module, _, cls = registered(task)[name].partition(":")
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
-
-
-def variants_used(name: str, task: str, params: dict[str, object]) -> dict[str, str]:
-    """The variants stage ``name`` reads besides its own lineage: param -> variant name (the
-    stage's ``variant_params`` that are set); {} for an unregistered stage."""
-    if name not in registered(task):
-        return {}
-    return {p: str(params[p]) for p in get_stage(name, task).variant_params if isinstance(params.get(p), str)}

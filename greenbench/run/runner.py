@@ -31,7 +31,6 @@ from greenbench.run.records import Keys, Measured, RunIdentity, failed_record, n
 from greenbench.runtimes.base import runtime_label
 from greenbench.store import RunRecord, Store, store_pending, store_record
 from greenbench.suite import Suite
-from greenbench.suite.identity import variants_read
 
 
 @dataclass
@@ -228,7 +227,7 @@ class Runner:
         parent = self.suite.variants[name].from_
         if parent is not None and parent in failed:
             return GreenbenchError(f"its parent variant '{parent}' failed in this run")
-        read = [v for v in variants_read(self.suite, name) if v in failed]  # e.g. its teacher
+        read = [v for v in self.suite.variants_read(name) if v in failed]  # e.g. its teacher
         if read:
             return GreenbenchError(f"variant '{read[0]}', whose model it reads, failed in this run")
         return None
@@ -245,7 +244,7 @@ class Runner:
         variants it reads are done, in suite order; with one slot, one after another."""
         suite, slots = self.suite, max(1, self.executor.slots)
         waiting, done = list(todo), set[str]()
-        needs = {n: ({suite.variants[n].from_, *variants_read(suite, n)} - {None}) & set(todo) for n in todo}
+        needs = {n: ({suite.variants[n].from_, *suite.variants_read(n)} - {None}) & set(todo) for n in todo}
         running: dict[Future[Prepared], str] = {}
         prepared: dict[str, Prepared] = {}
         while waiting or running:

@@ -31,7 +31,6 @@ from greenbench.errors import GreenbenchError
 from greenbench.offline import is_url
 from greenbench.pipeline import get_stage, stage_names
 from greenbench.suite.artifact_checks import check_artifacts
-from greenbench.suite.identity import variants_read
 from greenbench.suite.problems import Loc, Problem, from_pydantic, one_line, suggest
 from greenbench.suite.schema import CarbonSettings, Suite, VariantSpec
 from greenbench.tasks import task_class
@@ -362,7 +361,11 @@ def _check_stages(task: type[Task], spec: VariantSpec, loc: Loc) -> list[Problem
             problems.append(Problem(where, message))
             continue
         try:
-            stage.params = get_stage(stage.name, task.name).validate_params(dict(stage.params), task)
+            cls = get_stage(stage.name, task.name)
+            stage.params = cls.validate_params(dict(stage.params), task)
+            stage.reading(
+                {p: stage.params[p] for p in cls.variant_params if isinstance(stage.params.get(p), str)}
+            )
         except ValidationError as exc:  # a stage may validate with pydantic (a ValueError too)
             prefix: Loc = (*where, stage.name)
             problems += [from_pydantic(err, BaseModel, prefix) for err in exc.errors()]
@@ -377,13 +380,11 @@ def _check_stages(task: type[Task], spec: VariantSpec, loc: Loc) -> list[Problem
 def _check_variants_read(suite: Suite) -> list[Problem]:
     """A variant a stage reads (``Stage.variant_params``: a teacher) exists, has a trained model
     (a stage in its lineage), and does not read, through any chain, the variant reading it."""
-    from greenbench.pipeline import variants_used
-
     problems = []
     variants = suite.variants
     for name, spec in variants.items():
         for i, stage in enumerate(spec.stages):
-            for param, other in variants_used(stage.name, suite.task, stage.params).items():
+            for param, other in stage.reads.items():
                 where: Loc = ("variants", name, "stages", i, stage.name, param)
                 if other not in variants:
                     known = ", ".join(variants)
@@ -393,7 +394,7 @@ def _check_variants_read(suite: Suite) -> list[Problem]:
                             f"unknown variant {other!r}{suggest(other, variants)}; expected one of: {known}.",
                         )
                     )
-                elif other == name or name in suite.lineage(other) or name in variants_read(suite, other):
+                elif other == name or name in suite.lineage(other) or name in suite.variants_read(other):
                     problems.append(
                         Problem(
                             where,

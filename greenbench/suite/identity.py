@@ -51,6 +51,8 @@ class Suite(Protocol):
 
     def variant_hash(self, name: str) -> str: ...
 
+    def variants_read(self, name: str) -> list[str]: ...
+
 
 def sha(obj: Any) -> str:
     """First 16 hex digits of the sha256 of ``obj`` as sorted JSON."""
@@ -79,33 +81,10 @@ def variant_key(suite: Suite, variant: str, data_key: str) -> str:
     parts: list[Any] = [suite.variant_hash(variant), data_key]
     if variant != suite.baseline:
         parts.append(suite.variant_hash(suite.baseline))
-    used = variants_read(suite, variant)
+    used = suite.variants_read(variant)
     if used:
         parts.append([suite.variant_hash(v) for v in used])
     return sha(parts)
-
-
-def _used(suite: Suite, variant: str) -> list[str]:
-    """The variants the stages of ``variant``'s lineage read (``Stage.variant_params``)."""
-    from greenbench.pipeline import variants_used
-
-    found: list[str] = []
-    for name in suite.lineage(variant):
-        for st in suite.variants[name].stages:
-            found += variants_used(st.name, suite.task, st.params).values()
-    return found
-
-
-def variants_read(suite: Suite, variant: str) -> list[str]:
-    """Every variant ``variant`` reads, directly or through the variants it reads, sorted."""
-    seen: set[str] = set()
-    todo = _used(suite, variant)
-    while todo:
-        other = todo.pop()
-        if other not in seen and other != variant and other in suite.variants:
-            seen.add(other)
-            todo += _used(suite, other)
-    return sorted(seen)
 
 
 #: the folder under the work folder where stage artifacts live, each in ``<stage>-<key>``
@@ -153,8 +132,6 @@ def stage_plan(
     that reads another variant's model (a teacher) comes after that variant's stages, and the
     key of their final stage enters its own; the variant's own last stage stays last.
     """
-    from greenbench.pipeline import variants_used
-
     if variant in _reading:  # the checks refuse such a cycle; never recurse forever
         return []
     root = suite.root_model(variant)
@@ -176,7 +153,7 @@ def stage_plan(
     for name in suite.lineage(variant):
         for i, st in enumerate(suite.variants[name].stages):
             uses: dict[str, str] = {}
-            for param, other in variants_used(st.name, suite.task, st.params).items():
+            for param, other in st.reads.items():
                 chain = stage_plan(suite, other, data_key, (*_reading, variant))
                 planned = {p.key for p in plan}
                 plan += [p for p in chain if p.key not in planned]

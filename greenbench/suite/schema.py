@@ -252,6 +252,18 @@ class StageSpec(_Manifest):
 
     name: Word
     params: dict[str, Any] = Field(default_factory=dict, max_length=MAX_ARGS)
+    #: param -> the variant it names, for a stage that reads another variant's model (its
+    #: ``Stage.variant_params``, e.g. a teacher); set by the checks when they clean the params
+    _reads: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def reads(self) -> dict[str, str]:
+        """The variants this stage reads, by the param that names them."""
+        return self._reads
+
+    def reading(self, reads: dict[str, str]) -> None:
+        """Record the variants this stage reads (the checks, from the stage's ``variant_params``)."""
+        self._reads = dict(reads)
 
     @model_validator(mode="before")
     @classmethod
@@ -373,6 +385,21 @@ class Suite(_Manifest):
         while (parent := self.variants[chain[-1]].from_) is not None:
             chain.append(parent)
         return chain[::-1]
+
+    def variants_read(self, name: str) -> list[str]:
+        """Every variant ``name``'s lineage reads (a teacher), directly or through the variants
+        it reads, sorted."""
+        seen: set[str] = set()
+        todo = [
+            v for step in self.lineage(name) for st in self.variants[step].stages for v in st.reads.values()
+        ]
+        while todo:
+            other = todo.pop()
+            if other not in seen and other != name and other in self.variants:
+                seen.add(other)
+                todo += [v for step in self.lineage(other) for st in self.variants[step].stages
+                         for v in st.reads.values()]  # fmt: skip
+        return sorted(seen)
 
     def root_model(self, name: str) -> VariantSpec:
         """The ancestor of ``name`` (or ``name`` itself) that has ``model``."""

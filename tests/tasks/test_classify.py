@@ -370,3 +370,38 @@ def test_stage_params_are_checked() -> None:
         "alpha": 0.9,
         "epochs": 2,
     }
+
+
+def test_a_stage_reading_another_variant_is_checked_and_keyed_on_it(tmp_path: Path) -> None:
+    from greenbench.errors import SuiteError
+    from greenbench.suite import load_suite
+    from greenbench.suite.identity import stage_plan, variant_key
+
+    def suite(variants: str) -> Path:
+        path = tmp_path / "kd.yaml"
+        path.write_text(
+            "name: kd\ntask: classify\ndataset: {synthetic: {classes: 3}}\nbaseline: teacher\n"
+            f"variants:\n{variants}"
+        )
+        return path
+
+    teacher = "  teacher: {model: resnet18, stages: [{train: {epochs: 2}}]}\n"
+    student = "  student: {model: resnet18, stages: [{distill: {teacher: TEACHER}}]}\n"
+    for name, needle in (("techer", "unknown variant 'techer'"), ("student", "depends on 'student' itself")):
+        with pytest.raises(SuiteError, match=needle):
+            load_suite(suite(teacher + student.replace("TEACHER", name)))
+    bare = "  bare: {model: resnet18}\n"
+    with pytest.raises(SuiteError, match="has no stage"):
+        load_suite(suite(teacher + bare + student.replace("TEACHER", "bare")))
+
+    loaded = load_suite(suite(teacher + student.replace("TEACHER", "teacher")))
+    assert loaded.variants_read("student") == ["teacher"]
+    plan = stage_plan(loaded, "student", "data")
+    assert [(p.variant, p.name) for p in plan] == [("teacher", "train"), ("student", "distill")]
+    assert plan[1].uses == {"teacher": plan[0].key} and plan[1].input is None
+    key = variant_key(loaded, "student", "data")
+    edited = load_suite(
+        suite(teacher.replace("epochs: 2", "epochs: 3") + student.replace("TEACHER", "teacher"))
+    )
+    assert stage_plan(edited, "student", "data")[1].key != plan[1].key  # a retrained teacher: a new student
+    assert variant_key(edited, "student", "data") != key
