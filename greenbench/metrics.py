@@ -144,6 +144,11 @@ def table_metrics(task: str) -> list[MetricDef]:
     return [known[name] for name in (*cls.table_accuracy, *TABLE_METRICS)]
 
 
+def units() -> dict[str, str]:
+    """Every metric's stored unit, core and the installed tasks' (one lookup for a record)."""
+    return {name: m.unit for name, m in all_metrics().items()}
+
+
 def stored(name: str, value: float | int | None, **extra: Any) -> dict[str, Any]:
     """Metric ``name`` as a record stores it: the value and the registry's unit, kept apart
     (rendered together only at the edge), plus ``extra`` facts (CI, method, source, …)."""

@@ -149,12 +149,12 @@ def run(args: argparse.Namespace) -> int:
     from greenbench.run.lock import ActiveRun, WorkdirLock
     from greenbench.suite import load_suite
 
+    # every option is read (and a bad one refused) before anything is built
     stall_s = stall_timeout(args.stall_timeout)
-    factory(args.executor)  # an unknown executor is a usage error before the suite is read
     args.executor_option = executor_options(args.executor_option)  # checked once, kept parsed
-    suite = load_suite(Path(args.suite), overrides(args))
-    workdir = _workdir(args)
-    store = Path(args.store)
+    changes, workdir, store = overrides(args), _workdir(args), Path(args.store)
+    factory(args.executor)  # an unknown executor is a usage error before the suite is read
+    suite = load_suite(Path(args.suite), changes)
     # one run per work folder and per store (two runs must never store two ok records of one
     # key), taken before the store is opened or anything heavy imported
     store_lock = WorkdirLock(

@@ -273,3 +273,39 @@ def values_by_round(blocks: Sequence[Block], arm: str, field: Value = "latency_m
             if value is not None:
                 out[b.round].append((b.cycle, value))
     return [[v for _, v in sorted(out[r])] for r in sorted(out)]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One value of one arm over its rounds: the estimate, the interquartile range of its pooled
+    blocks and (against a baseline) the paired ratio, None where fewer than 2 pairs, or any pair
+    not positive, allow one (net energy can dip to 0 in noise; dropping those pairs would bias
+    the rest)."""
+
+    estimate: Estimate
+    iqr: float
+    ratio: PairedRatio | None = None
+
+
+def arm_figures(
+    blocks: Sequence[Block], arm: str, values: dict[str, Value], baseline: str | None = None
+) -> dict[str, Figure]:
+    """What the interleaved blocks say about ``arm``, per named value (a ``Block`` field or a
+    function of a block): its ``round_median`` estimate, the IQR of the pooled blocks and, when
+    ``baseline`` is given, its ``paired_ratio`` against the baseline's time-adjacent blocks.
+    Values ``arm`` has no block of are left out."""
+    out: dict[str, Figure] = {}
+    for name, value in values.items():
+        rounds = values_by_round(blocks, arm, value)
+        if not rounds:
+            continue
+        pooled = np.concatenate([np.asarray(v, dtype=float) for v in rounds])
+        q1, q3 = np.quantile(pooled, [0.25, 0.75])
+        ratio = None
+        if baseline is not None:
+            found = pairs(blocks, arm, baseline, value)
+            usable = not any(v <= 0 or b <= 0 for r in found for v, b in r)
+            if usable and sum(len(p) for p in found) >= 2:
+                ratio = paired_ratio(found)
+        out[name] = Figure(round_median(rounds), float(q3 - q1), ratio)
+    return out

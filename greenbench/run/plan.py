@@ -24,9 +24,10 @@ from greenbench.tasks.base import DatasetRef
 def resolve_dataset(suite: Suite, workdir: Path, ref: DatasetRef) -> DatasetRef:
     """``ref`` (from ``identity.dataset_ref``) made usable by workers, by the suite's task:
     synthetic data generated once into the cache, user data staged under ``workdir``."""
+    spec = synthetic(suite) if suite.dataset.synthetic is not None else None  # data to generate
     task = task_class(suite.task)
-    if suite.dataset.synthetic is not None:
-        return DatasetRef(task.synthesize(workdir / "datasets", synthetic(suite)), "test", ref.fingerprint)
+    if spec is not None:
+        return DatasetRef(task.synthesize(workdir / "datasets", spec), "test", ref.fingerprint)
     return dataclasses.replace(ref, data_yaml=task.stage_dataset(ref, workdir))  # keeps what was left out
 
 

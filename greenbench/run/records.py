@@ -17,15 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
-
 from greenbench.errors import GreenbenchError, clean_message
 from greenbench.measure.carbon import GridIntensity, co2_g
-from greenbench.measure.compare import paired_ratio, pairs, round_median, values_by_round
+from greenbench.measure.compare import Figure, Value, arm_figures
 from greenbench.measure.energy.composite import IdleBaseline
 from greenbench.measure.protocol import Block
 from greenbench.measure.stats import NOISY_IQR_RATIO
-from greenbench.metrics import stored
+from greenbench.metrics import units
 from greenbench.run import jobs
 from greenbench.run.jobs import EvaluateResult, StageDone
 from greenbench.run.prepare import Prepared
@@ -38,17 +36,23 @@ Metrics = dict[str, dict[str, Any]]
 
 @dataclass(frozen=True)
 class Context:
-    """What a run knows besides the worker results: idle baseline, grid intensity, PUE, image size."""
+    """What a run knows besides the worker results: idle baseline, grid intensity, PUE, image
+    size; ``units``: every metric's stored unit (``greenbench.metrics.units``, looked up once)."""
 
     idle: IdleBaseline
     intensity: GridIntensity
     pue: float
     imgsz: int
+    units: dict[str, str] = field(default_factory=units)
+
+    def stored(self, name: str, value: float | int | None, **extra: Any) -> dict[str, Any]:
+        """Metric ``name`` as a record stores it (``greenbench.metrics.stored``)."""
+        return {"value": value, "unit": self.units[name], **extra}
 
 
-def accuracy_and_complexity(ev: EvaluateResult, imgsz: int) -> Metrics:
-    """Accuracy on the evaluation split, parameters, MACs/FLOPs at ``imgsz``, size, peak memory."""
-    acc = ev.accuracy
+def accuracy_and_complexity(ev: EvaluateResult, ctx: Context) -> Metrics:
+    """Accuracy on the evaluation split, parameters, MACs/FLOPs at the image size, size, peak memory."""
+    acc, imgsz, stored = ev.accuracy, ctx.imgsz, ctx.stored
     split = acc.get("split", "test")
     metrics = {name: stored(name, acc[name], split=split) for name in acc if name not in ("split", "details")}
     what = "ONNX graph initializers" if ev.artifact.kind == "onnx" else "fused inference model"
@@ -75,70 +79,71 @@ def _net_energy(idle: IdleBaseline) -> Callable[[Block], float | None]:
     return value
 
 
-def _interval(name: str, values: list[list[float]], stat: str, **extra: Any) -> dict[str, Any]:
-    """Metric ``name`` from block values per round: median, CI over rounds, τ, IQR, noisy flag."""
-    est = round_median(values)
-    pooled = np.concatenate([np.asarray(v, dtype=float) for v in values])
-    q1, q3 = np.quantile(pooled, [0.25, 0.75])
-    return stored(
+def block_values(idle: IdleBaseline) -> dict[str, Value]:
+    """The figures taken from the interleaved blocks: latency, gross and net energy per image."""
+    return {
+        "latency_ms": "latency_ms",
+        "energy_per_image_j": "energy_per_image_j",
+        "energy_per_image_net_j": _net_energy(idle),
+    }
+
+
+def _interval(name: str, figure: Figure, stat: str, ctx: Context, **extra: Any) -> dict[str, Any]:
+    """Metric ``name`` from its figure: median, CI over rounds, τ, IQR, noisy flag."""
+    est = figure.estimate
+    return ctx.stored(
         name, est.value, ci_low=est.ci_low, ci_high=est.ci_high, ci_method=est.ci_method,
         stat=stat if est.scale == "log" else stat.replace("geometric mean", "mean"),
-        rounds=est.rounds, blocks=est.blocks, spread_pct=est.spread_pct, iqr=float(q3 - q1),
-        noisy=bool(est.value > 0 and (q3 - q1) / est.value > NOISY_IQR_RATIO), **extra,
+        rounds=est.rounds, blocks=est.blocks, spread_pct=est.spread_pct, iqr=figure.iqr,
+        noisy=bool(est.value > 0 and figure.iqr / est.value > NOISY_IQR_RATIO), **extra,
     )  # fmt: skip
 
 
 PER_IMAGE = "geometric mean over rounds of the median block energy / images"
 
 
-def interleaved(blocks: Sequence[Block], arm: str, ctx: Context, threads: int) -> Metrics:
-    """Latency and energy per image of ``arm`` from its blocks in every round."""
+def interleaved(
+    figures: dict[str, Figure], blocks: Sequence[Block], arm: str, ctx: Context, threads: int
+) -> Metrics:
+    """Latency and energy per image of ``arm`` from its figures over every round."""
     metrics: Metrics = {}
-    lat = values_by_round(blocks, arm, "latency_ms")
-    if lat:
-        metrics["latency_ms"] = _interval(
-            "latency_ms", lat, "geometric mean over rounds of the median block latency", threads=threads
-        )
+    if "latency_ms" in figures:
+        stat = "geometric mean over rounds of the median block latency"
+        metrics["latency_ms"] = _interval("latency_ms", figures["latency_ms"], stat, ctx, threads=threads)
     readings = [b.reading for b in blocks if b.arm == arm and b.reading is not None]
-    gross = values_by_round(blocks, arm, "energy_per_image_j")
-    if readings and gross:
+    if readings and "energy_per_image_j" in figures:
         tag = {
             "method": readings[0].method,
             "source": readings[0].source,
             "invalid_samples": sum(r.invalid_samples for r in readings),
         }
-        metrics["energy_per_image_j"] = _interval("energy_per_image_j", gross, PER_IMAGE, **tag)
-        net = values_by_round(blocks, arm, _net_energy(ctx.idle))
-        metrics["energy_per_image_net_j"] = _interval("energy_per_image_net_j", net, PER_IMAGE, **tag)
+        for name in ("energy_per_image_j", "energy_per_image_net_j"):
+            if name in figures:
+                metrics[name] = _interval(name, figures[name], PER_IMAGE, ctx, **tag)
         per_1k_j = metrics["energy_per_image_j"]["value"] * 1000
-        metrics["co2_per_1k_images_g"] = stored(
+        metrics["co2_per_1k_images_g"] = ctx.stored(
             "co2_per_1k_images_g", co2_g(per_1k_j, ctx.intensity, ctx.pue),
             method=tag["method"], basis="gross energy per image × 1000 × grid intensity × PUE",
         )  # fmt: skip
     return metrics
 
 
+def paired_deltas(figures: dict[str, Figure], pairing: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Δ against the baseline, per metric whose figure has a paired ratio. ``pairing``: what
+    identifies the partner in time (baseline name and key, run id)."""
+    return {
+        name: {"paired": True, **pairing, **f.ratio.to_dict()}
+        for name, f in figures.items()
+        if f.ratio is not None
+    }
+
+
 def deltas(
     blocks: Sequence[Block], arm: str, baseline: str, ctx: Context, pairing: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    """Δ of ``arm`` against ``baseline`` from their time-adjacent blocks, per metric.
-
-    ``pairing``: what identifies the partner in time (baseline name and key, run id).
-    """
-    out = {}
-    for name, value in (
-        ("latency_ms", "latency_ms"),
-        ("energy_per_image_j", "energy_per_image_j"),
-        ("energy_per_image_net_j", _net_energy(ctx.idle)),
-    ):
-        found = pairs(blocks, arm, baseline, value)
-        if any(v <= 0 or b <= 0 for r in found for v, b in r):
-            # net energy can dip to or below 0 in noise: a ratio of such pairs is meaningless,
-            # and dropping those pairs would bias the rest; no Δ is claimed
-            continue
-        if sum(len(p) for p in found) >= 2:
-            out[name] = {"paired": True, **pairing, **paired_ratio(found).to_dict()}
-    return out
+    """Δ of ``arm`` against ``baseline`` from their time-adjacent blocks, per metric (no Δ where a
+    pair is not positive: net energy in noise)."""
+    return paired_deltas(arm_figures(blocks, arm, block_values(ctx.idle), baseline), pairing)
 
 
 def _stage_entry(s: StageDone, idle: IdleBaseline) -> dict[str, Any]:
@@ -159,7 +164,7 @@ def _stage_entry(s: StageDone, idle: IdleBaseline) -> dict[str, Any]:
     }
 
 
-def _totals(stages: list[dict[str, Any]], prefix: str, what: str) -> Metrics:
+def _totals(stages: list[dict[str, Any]], prefix: str, what: str, ctx: Context) -> Metrics:
     method = "measured" if all(s["method"] == "measured" for s in stages) else "estimated"
     tag = {
         "method": method,
@@ -169,8 +174,8 @@ def _totals(stages: list[dict[str, Any]], prefix: str, what: str) -> Metrics:
         "invalid_samples": sum(s["invalid_samples"] for s in stages),
     }
     return {
-        f"{prefix}_j": stored(f"{prefix}_j", sum(s["energy_j"] for s in stages), **tag),
-        f"{prefix}_net_j": stored(f"{prefix}_net_j", sum(s["energy_net_j"] for s in stages), **tag),
+        f"{prefix}_j": ctx.stored(f"{prefix}_j", sum(s["energy_j"] for s in stages), **tag),
+        f"{prefix}_net_j": ctx.stored(f"{prefix}_net_j", sum(s["energy_net_j"] for s in stages), **tag),
     }
 
 
@@ -184,20 +189,26 @@ def training(
     own = [s for s in lineage if s["variant"] == variant]
     metrics: Metrics = {}
     if own:
-        metrics.update(_totals(own, "train_energy", "this variant's own stages"))
+        metrics.update(_totals(own, "train_energy", "this variant's own stages", ctx))
         gross = metrics["train_energy_j"]["value"]
-        metrics["co2_train_g"] = stored(
+        metrics["co2_train_g"] = ctx.stored(
             "co2_train_g", co2_g(gross, ctx.intensity, ctx.pue), method=metrics["train_energy_j"]["method"],
             basis="gross energy of this variant's own stages × grid intensity × PUE",
         )  # fmt: skip
     if lineage:
-        metrics.update(_totals(lineage, "train_energy_lineage", "every stage from the root model on"))
-    metrics.update(codecarbon_check([s["energy"].get("notes", {}).get("codecarbon") for s in own]))
+        metrics.update(_totals(lineage, "train_energy_lineage", "every stage from the root model on", ctx))
+    metrics.update(codecarbon_check([s["energy"].get("notes", {}).get("codecarbon") for s in own], ctx.units))
     return metrics, own
 
 
-def codecarbon_check(checks: list[dict[str, Any] | None]) -> Metrics:
-    """CodeCarbon's totals over the same training windows, kept beside (never in) ours."""
+def codecarbon_check(checks: list[dict[str, Any] | None], unit_of: dict[str, str] | None = None) -> Metrics:
+    """CodeCarbon's totals over the same training windows, kept beside (never in) ours
+    (``unit_of``: the metrics' units, looked up here if not given)."""
+    found = unit_of or units()
+
+    def stored(name: str, value: float | None, **extra: Any) -> dict[str, Any]:
+        return {"value": value, "unit": found[name], **extra}
+
     if not any(checks):
         return {}
     if all(c and "energy_j" in c for c in checks):
@@ -229,7 +240,21 @@ def build_metrics(
     threads: int,
 ) -> tuple[Metrics, list[dict[str, Any]]]:
     """All metrics of one variant and the entries of its own stages."""
-    metrics = {**accuracy_and_complexity(ev, ctx.imgsz), **interleaved(blocks, variant, ctx, threads)}
+    figures = arm_figures(blocks, variant, block_values(ctx.idle))
+    return variant_metrics(ev, figures, blocks, stage_results, variant, ctx, threads)
+
+
+def variant_metrics(
+    ev: EvaluateResult,
+    figures: dict[str, Figure],
+    blocks: Sequence[Block],
+    stage_results: Sequence[StageDone],
+    variant: str,
+    ctx: Context,
+    threads: int,
+) -> tuple[Metrics, list[dict[str, Any]]]:
+    """``build_metrics`` from the variant's ``arm_figures``, already made."""
+    metrics = {**accuracy_and_complexity(ev, ctx), **interleaved(figures, blocks, variant, ctx, threads)}
     train_metrics, stages = training(stage_results, variant, ctx)
     return {**metrics, **train_metrics}, stages
 
@@ -390,13 +415,14 @@ def ok_record(
     pue = suite.measure.carbon.pue
     ctx = Context(measured.idle, intensity, pue, keys.latency_imgsz)
     arm = measured.arms.get(name, {})
-    metrics, stages = build_metrics(
-        prepared.evaluated, measured.blocks, prepared.stages, name, ctx, int(arm.get("threads", 0))
+    partner = suite.baseline if paired and name != suite.baseline else None
+    # every statistic of the blocks at once: estimates, and the Δ against the partner in time
+    figures = arm_figures(measured.blocks, name, block_values(ctx.idle), partner)
+    metrics, stages = variant_metrics(
+        prepared.evaluated, figures, measured.blocks, prepared.stages, name, ctx, int(arm.get("threads", 0))
     )
-    found: dict[str, dict[str, Any]] = {}
-    if paired and name != suite.baseline:
-        pairing = {"baseline": suite.baseline, "baseline_key": keys.baseline_key, "run_id": identity.run_id}
-        found = deltas(measured.blocks, name, suite.baseline, ctx, pairing)
+    pairing = {"baseline": suite.baseline, "baseline_key": keys.baseline_key, "run_id": identity.run_id}
+    found = paired_deltas(figures, pairing) if partner is not None else {}
     measurement = Measurement(
         protocol={
             **suite.measure.protocol.model_dump(),

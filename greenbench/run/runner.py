@@ -78,14 +78,17 @@ class Runner:
         self.plan = self._plan(identified=False)
         self._intensity: GridIntensity | None = None
         self._others: dict[str, dict[str, object]] = {}  # other greenbench runs seen, by pid
+        m = suite.measure
+        # this machine and the suite's commit, read together (an executor may report other machines)
+        here = fingerprint(m.device, threads=m.latency.threads) if options.executor is None else {}
+        commit = git_commit(suite.path.parent) or "none"
         executor = options.executor
         if executor is None:
             from greenbench.executors import factory
 
-            m = suite.measure
             executor = factory(options.executor_name)(
                 logdir=self.logdir,
-                device=fingerprint(m.device, threads=m.latency.threads),
+                device=here,
                 idle=self.plan.idle_job(self._idle_skipped()),
                 progress=options.progress,
                 cwd=self.workdir,
@@ -95,7 +98,7 @@ class Runner:
         self.executor: Executor = executor
         # the executor says which device its jobs run on; records and resume key on that one
         self.device = dict(executor.device)
-        self.identity = RunIdentity(self.run_id, suite, self.device, git_commit(suite.path.parent) or "none")
+        self.identity = RunIdentity(self.run_id, suite, self.device, commit)
 
     def _plan(self, identified: bool) -> Plan:
         """This run's plan, its meters reading the powercap tree given and writing CodeCarbon's
@@ -172,8 +175,6 @@ class Runner:
     def _prepare(self) -> None:
         """Carbon intensity, the dataset, the idle baseline: once per run, before any variant."""
         suite = self.suite
-        c = suite.measure.carbon
-        self._intensity = grid_intensity(c.country, c.region, c.intensity_g_per_kwh)
         check_device(suite.measure.device, suite.path)
         try:
             self.logdir.mkdir(parents=True, exist_ok=True)
@@ -183,6 +184,8 @@ class Runner:
                 f"writable folder."
             ) from None
         self.plan.resolve()
+        c = suite.measure.carbon
+        self._intensity = grid_intensity(c.country, c.region, c.intensity_g_per_kwh)
         self.executor.where()  # the idle baseline, before any work heats the machine
 
     def _finish(self, outcome: RunOutcome, record: RunRecord) -> None:
