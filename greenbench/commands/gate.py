@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     metric_rules = rules(args.fail, args.floor)
     config = _config(args)
     factory(args.executor)  # an unknown executor is a usage error before anything is measured
-    args.executor_option = executor_options(args.executor_option)  # checked once, kept parsed
+    args.executor_option = executor_options(args.executor_option, args.address)  # checked once, kept parsed
     file_task(args.task)  # a task that is not installed is a usage error before anything runs
     specs = _specs(args)
     suites = load_suites(specs)

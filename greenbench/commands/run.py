@@ -75,11 +75,18 @@ def add_executor_option(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a setting of the executor, passed to it as is (e.g. a cluster's address); repeatable",
     )
+    parser.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="the cluster an executor runs jobs on (--executor ray: the Ray head); the same as "
+        "--executor-option address=HOST:PORT",
+    )
 
 
-def executor_options(values: list[str]) -> dict[str, str]:
-    """``--executor-option KEY=VALUE`` values as a mapping; a value without ``=`` is a usage error."""
-    options: dict[str, str] = {}
+def executor_options(values: list[str], address: str | None = None) -> dict[str, str]:
+    """``--executor-option KEY=VALUE`` values (and ``--address``) as a mapping; a value without
+    ``=`` is a usage error."""
+    options: dict[str, str] = {"address": address} if address else {}
     for value in values:
         key, sep, setting = value.partition("=")
         if not sep or not key.strip():
@@ -151,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
     # every option is read (and a bad one refused) before anything is built
     stall_s = stall_timeout(args.stall_timeout)
-    args.executor_option = executor_options(args.executor_option)  # checked once, kept parsed
+    args.executor_option = executor_options(args.executor_option, args.address)  # checked once, kept parsed
     changes, workdir, store = overrides(args), _workdir(args), Path(args.store)
     factory(args.executor)  # an unknown executor is a usage error before the suite is read
     suite = load_suite(Path(args.suite), changes)

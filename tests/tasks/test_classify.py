@@ -405,3 +405,14 @@ def test_a_stage_reading_another_variant_is_checked_and_keyed_on_it(tmp_path: Pa
     )
     assert stage_plan(edited, "student", "data")[1].key != plan[1].key  # a retrained teacher: a new student
     assert variant_key(edited, "student", "data") != key
+
+
+def test_a_timm_model_by_name_trains_and_round_trips(
+    task: ClassifyTask, staged: Path, tmp_path: Path
+) -> None:
+    model = task.build("timm:resnet10t")  # timm is a dependency: its models are named, never fetched
+    checkpoint = task.train(model, staged, tmp_path, {"epochs": 1, "imgsz": 32, "batch": 8})
+    loaded = task.load(checkpoint)
+    assert models.num_classes(loaded) == 3 and count_params(loaded) == count_params(model)
+    with pytest.raises(GreenbenchError, match="timm has no model 'nonesuch'"):
+        task.build("timm:nonesuch")
