@@ -33,7 +33,7 @@ DEFAULT_STALL_S = 1800.0  # no line of log or progress for 30 min: longer than a
 LOW_SPACE_BYTES = 64 * 2**20  # below this a worker that died without a result is taken as out of space
 
 
-def _file_stem(label: str, kind: str, serial: int) -> str:
+def file_stem(label: str, kind: str, serial: int) -> str:
     """A log file name that keeps the whole label (``v1.5`` and ``v1.6`` stay apart) and is safe."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", label)[:120]
     return f"{serial:03d}-{safe}-{kind}"
@@ -102,7 +102,7 @@ class LocalExecutor:
         """Where the next job's files go: ``logdir/<serial>-<label>-<kind>`` (+ suffixes)."""
         self._serial += 1
         kind = type(job).__name__.removesuffix("Job").lower()
-        return self.logdir / _file_stem(job.label, kind, self._serial)
+        return self.logdir / file_stem(job.label, kind, self._serial)
 
     def execute(self, job: jobs.Job, stem: Path | None = None) -> tuple[jobs.Result, Path]:
         """``job``'s result, from a fresh worker process, and the process' log; its files at

@@ -41,7 +41,7 @@ from typing import Any
 
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import ExecutorOptionError, JobFailed, Outcome, Where
-from greenbench.executors.local import DEFAULT_STALL_S, LocalExecutor, relay
+from greenbench.executors.local import DEFAULT_STALL_S, LocalExecutor, file_stem, relay
 from greenbench.measure.energy.composite import IdleBaseline, skipped_idle
 from greenbench.run import jobs
 
@@ -205,6 +205,7 @@ class RayExecutor:
         self._group_node: dict[tuple[str, ...], str] = {}
         self._ray = _ray()
         _connect(self._ray, self.address)
+        self._task = self._ray.remote(_run_on_node)  # exported to the cluster once
         requested = device.get("device")
         threads = device.get("threads_used")
         self._nodes = self._fingerprints(
@@ -307,10 +308,8 @@ class RayExecutor:
         with self._lock:
             self._serial += 1
             serial = self._serial
-        from greenbench.executors.local import _file_stem
-
         kind = type(job).__name__.removesuffix("Job").lower()
-        return self.logdir / _file_stem(job.label, kind, serial)
+        return self.logdir / file_stem(job.label, kind, serial)
 
     def _submit_and_wait(
         self, job: jobs.Job, share: float, strategy: Any, with_idle: bool
@@ -330,7 +329,7 @@ class RayExecutor:
         options: dict[str, Any] = {"num_cpus": 0, "resources": {self.resource: share}, "max_retries": 0}
         if strategy is not None:
             options["scheduling_strategy"] = strategy
-        task = ray.remote(_run_on_node).options(**options)
+        task = self._task.options(**options)
         ref = task.remote(job, str(stem), str(self.logdir), str(self.cwd), self.stall_s, idle, measured)
         events = Path(f"{stem}.events")
         offset, since = 0, time.monotonic()

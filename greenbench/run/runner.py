@@ -264,6 +264,8 @@ class Runner:
                     continue
                 running[pool.submit(prepare_variant, self.plan, name, self._run_job, self.opt.force)] = name
             if not running:
+                if not any(needs[n] <= done for n in waiting):  # never: the checks refuse cycles
+                    raise GreenbenchError(f"variants {', '.join(waiting)} wait on each other")
                 continue  # a failed parent released its children: look again
             for future in wait(running, return_when=FIRST_COMPLETED).done:
                 name = running.pop(future)

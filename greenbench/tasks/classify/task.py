@@ -174,9 +174,9 @@ class ClassifyTask:
         arch = _arch(model)
         replaced = models.replace_head(model, len(contents.names), int(args.get("seed", 0)))
         imgsz = int(args.get("imgsz", 224))
-        val = data.Images(contents, "val", imgsz)
 
-        def val_top1(m: Any) -> float:
+        def val_top1(m: Any) -> float:  # read only by a plateau rule
+            val = data.Images(contents, "val", imgsz)
             return topk(self._logits(m, contents, val), val.labels.numpy(), 1)
 
         info = fit(model, contents, args, out_dir, on_epoch, loss_fn=trainer, evaluate=val_top1)
