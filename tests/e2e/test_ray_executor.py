@@ -144,7 +144,7 @@ def test_a_suite_runs_on_two_nodes_one_job_per_node_and_a_killed_driver_resumes(
 def test_a_node_lost_mid_run_is_retried_never_a_hang(cluster: RayCluster, tmp_path: Path) -> None:
     second = cluster.node_ports[1]
     victim = cluster.node_id(second)
-    args = cli(cluster, tmp_path, epochs=150)  # long enough to be killed mid-training
+    args = cli(cluster, tmp_path, epochs=100)  # long enough to be killed mid-training
     driver = subprocess.Popen(
         args, env=env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
