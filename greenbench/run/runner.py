@@ -10,12 +10,14 @@ variant is that variant's ``failed`` record; the suite carries on.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from greenbench.errors import GreenbenchError
 from greenbench.executors.base import Executor, Outcome
@@ -31,6 +33,49 @@ from greenbench.run.records import Keys, Measured, RunIdentity, failed_record, n
 from greenbench.runtimes.base import runtime_label
 from greenbench.store import RunRecord, Store, store_pending, store_record
 from greenbench.suite import Suite
+
+T = TypeVar("T")
+
+
+class Pool(Protocol):
+    """Where the runner's jobs of variants run: ``submit(fn, *args)`` returns its future."""
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]: ...
+
+
+class Inline:
+    """One slot: each job runs at once in the calling thread, so a run is sequential and Ctrl-C
+    (or SIGTERM) stops the job it interrupts, its worker process included."""
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as e:  # an interrupt is not caught: it stops the run
+            future.set_exception(e)
+        return future
+
+
+class Threads:
+    """``slots`` jobs at once on daemon threads: an interrupted run ends at once instead of
+    waiting for every running job, as a thread pool would (the jobs end with the process)."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = threading.Semaphore(slots)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+
+        def work() -> None:
+            with self._free:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn(*args))
+                    except BaseException as e:
+                        future.set_exception(e)
+
+        threading.Thread(target=work, daemon=True).start()
+        return future
 
 
 @dataclass
@@ -219,10 +264,11 @@ class Runner:
         self._prepare()
         started: dict[str, str] = {}
         failed: set[str] = set()
-        with ThreadPoolExecutor(max_workers=max(1, self.executor.slots)) as pool:
-            prepared = self._prepare_all(todo, pool, started, failed, outcome)
-            if prepared:
-                self._measure_all(prepared, started, failed, outcome, pool)
+        slots = max(1, self.executor.slots)
+        pool: Pool = Inline() if slots == 1 else Threads(slots)
+        prepared = self._prepare_all(todo, pool, started, failed, outcome)
+        if prepared:
+            self._measure_all(prepared, started, failed, outcome, pool)
         return outcome
 
     def _blocked(self, name: str, failed: set[str]) -> GreenbenchError | None:
@@ -238,7 +284,7 @@ class Runner:
     def _prepare_all(
         self,
         todo: list[str],
-        pool: ThreadPoolExecutor,
+        pool: Pool,
         started: dict[str, str],
         failed: set[str],
         outcome: RunOutcome,
@@ -264,7 +310,7 @@ class Runner:
                     continue
                 running[pool.submit(prepare_variant, self.plan, name, self._run_job, self.opt.force)] = name
             if not running:
-                if not any(needs[n] <= done for n in waiting):  # never: the checks refuse cycles
+                if waiting and not any(needs[n] <= done for n in waiting):  # never: no cycles pass the checks
                     raise GreenbenchError(f"variants {', '.join(waiting)} wait on each other")
                 continue  # a failed parent released its children: look again
             for future in wait(running, return_when=FIRST_COMPLETED).done:
@@ -302,7 +348,7 @@ class Runner:
         started: dict[str, str],
         failed: set[str],
         outcome: RunOutcome,
-        pool: ThreadPoolExecutor,
+        pool: Pool,
     ) -> None:
         suite = self.suite
         base = suite.baseline

@@ -220,5 +220,9 @@ def test_sigterm_stops_the_workers_and_keeps_the_store(micro_suite: Path, tmp_pa
     assert proc.returncode == 130 and "records stored so far are kept" in err
     _gone, alive = psutil.wait_procs(workers, timeout=15)
     assert not alive, f"workers left running: {alive}"
+    from greenbench.run.worker import STAGE_MARKER
+
+    # the training was stopped, not waited for: its stage never finished
+    assert not list((tmp_path / "work").glob(f"artifacts/*/{STAGE_MARKER}"))
     with Store(store) as s:
         assert s.count() == 0  # nothing half-written; the store opens
