@@ -234,9 +234,18 @@ def _latency_note(r: RunRecord) -> str | None:
     lat = r.metrics.get("latency_ms")
     if lat is None:
         return None
-    batch = r.measurement.get("settings", {}).get("latency", {}).get("batch", "?")
+    settings = r.measurement.get("settings", {}).get("latency", {})
+    batch = settings.get("batch", "?")
     device = f"{r.device.get('device')} ({r.device.get('cpu_model')})"
-    where = f"one forward pass of batch {batch}, {lat.get('threads')} thread(s), {device}"
+    what = f"one forward pass of batch {batch}"
+    if settings.get("scope") == "total":
+        per_call = r.measurement.get("runtime", {}).get("per_call")
+        what = (
+            f"scope total: {per_call}"
+            if per_call
+            else "scope total: per image from its file, pre- and postprocessing included"
+        )
+    where = f"{what}, {lat.get('threads')} thread(s), {device}"
     if r.schema_version < 2:
         return (
             f"latency_ms (schema-1 record): median of one process' samples; [CI] = bootstrap 95 % "

@@ -18,6 +18,7 @@ Format history (bump ``JOB_VERSION`` and describe the change here):
       (``PlannedStage.address``), no longer by a folder of the driver (``out_dir``).
   4 — PlannedStage.input/model/weights/uses: a stage names the stage it starts from and the
       final stages of the variants it reads (a teacher's), so a lineage is no longer one chain.
+  5 — RoundJob.data_yaml: the data ``measure.latency.scope: total`` times images from.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from greenbench.runtimes.base import Artifact
 from greenbench.suite import LatencySettings, ProtocolSettings
 from greenbench.suite.identity import PlannedStage
 
-JOB_VERSION = 4
+JOB_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class RoundJob(JobBase):
     min_window_s: float
     imgsz: int
     energy: MeterSpec
+    data_yaml: str = ""  # the images ``latency.scope: total`` reads, from the evaluation split
 
 
 @dataclass(frozen=True)

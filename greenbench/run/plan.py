@@ -146,4 +146,5 @@ class Plan:
             min_window_s=m.energy.min_window_s,
             imgsz=self.latency_imgsz,
             energy=self.meter_spec(),
+            data_yaml=str(self.data.data_yaml),
         )

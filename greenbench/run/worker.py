@@ -226,6 +226,16 @@ def run_evaluate(job: jobs.EvaluateJob, emit: Events) -> jobs.EvaluateResult:
     )
 
 
+def _end_to_end(task: Task, predictor: Any, job: jobs.RoundJob) -> Any:
+    """``predictor`` timed per image from its file (``latency.scope: total``): the task decodes,
+    preprocesses, runs the runtime's forward and postprocesses, one image per call."""
+    if predictor.forward is None:
+        raise GreenbenchError("this runtime cannot time scope 'total' (it has no forward on given inputs)")
+    call, what = task.end_to_end(Path(job.data_yaml), job.imgsz, predictor.forward)
+    description = {**predictor.description, "scope": "total", "per_call": what}
+    return dataclasses.replace(predictor, call=call, images_per_call=1, description=description)
+
+
 def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
     """One round of the interleaved protocol: load every arm, then time them block by block."""
     from greenbench.measure.latency import set_threads
@@ -241,6 +251,8 @@ def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
         try:
             arm_settings = dataclasses.replace(settings, options=spec.options)
             predictor = get_runtime(spec.runtime).load(spec.artifact, arm_settings, task.module_loader)
+            if lat.scope == "total":
+                predictor = _end_to_end(task, predictor, job)
             predictor.call()  # one call now: a model that cannot run fails alone, not the round
             predictor.sync()
         except GreenbenchError as e:

@@ -88,6 +88,9 @@ class Predictor:
     images_per_call: int
     threads: int
     description: dict[str, Any]
+    #: the model on a given input: an NCHW float32 numpy batch in, its outputs as numpy arrays
+    #: out (what ``measure.latency.scope: total`` runs between a task's pre- and postprocessing)
+    forward: Callable[[Any], list[Any]] | None = None
 
 
 class Runtime(Protocol):

@@ -157,6 +157,9 @@ class OnnxRuntime:
         def call() -> None:
             session.run(None, feed)
 
+        def forward(batch: Any) -> list[Any]:
+            return list(session.run(None, {first.name: batch.astype(np_dtype)}))
+
         used_options = session.get_session_options()
         threads = int(used_options.intra_op_num_threads)
         description: dict[str, Any] = {
@@ -190,6 +193,7 @@ class OnnxRuntime:
             images_per_call=settings.batch,
             threads=threads,
             description=description,
+            forward=forward,
         )
 
     @staticmethod

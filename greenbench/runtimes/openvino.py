@@ -196,6 +196,10 @@ class OpenVino:
         def call() -> None:
             request.infer({0: x})
 
+        def forward(batch: Any) -> list[Any]:
+            result = request.infer({0: batch})
+            return [result[port] for port in compiled.outputs]
+
         props = {key: plain(compiled.get_property(key)) for key in READ_BACK}
         threads = int(props["INFERENCE_NUM_THREADS"])
         description: dict[str, Any] = {
@@ -231,6 +235,7 @@ class OpenVino:
             images_per_call=settings.batch,
             threads=threads,
             description=description,
+            forward=forward,
         )
 
     def eval_forward(self, artifact: Artifact, options: Mapping[str, Any]) -> Callable[[Any], list[Any]]:

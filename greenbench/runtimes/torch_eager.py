@@ -81,6 +81,12 @@ class TorchEager:
             with torch.inference_mode():
                 module(x)
 
+        def forward(batch: Any) -> list[Any]:
+            with torch.inference_mode():
+                out = module(torch.from_numpy(batch).to(device=device, dtype=dtype))
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            return [o.float().cpu().numpy() for o in outs if isinstance(o, torch.Tensor)]
+
         threads = int(torch.get_num_threads())
         description: dict[str, Any] = {
             "runtime": self.name,
@@ -104,4 +110,5 @@ class TorchEager:
             images_per_call=settings.batch,
             threads=threads,
             description=description,
+            forward=forward,
         )

@@ -157,6 +157,11 @@ class LatencySettings(_Manifest):
         default=False,
         description="onnxruntime intra-op threads spin while waiting: faster, but burns energy",
     )
+    scope: Literal["model", "total"] = Field(
+        default="model",
+        description="model: one forward pass on a ready tensor; total: per image from its file, "
+        "decode, preprocessing, the model and postprocessing (top-k, NMS), as an application sees it",
+    )
 
     @field_validator("imgsz")
     @classmethod
@@ -167,6 +172,10 @@ class LatencySettings(_Manifest):
 
     @model_validator(mode="after")
     def _bounded(self) -> LatencySettings:
+        if self.scope == "total" and self.batch != 1:
+            raise fail(
+                f"scope 'total' times one image at a time from its file: batch must be 1, got {self.batch}"
+            )
         size = self.batch * 3 * (self.imgsz or 0) ** 2 * 4
         if size > MAX_INPUT_BYTES:
             raise fail(
@@ -423,11 +432,14 @@ class Suite(_Manifest):
             )
         dataset = self.dataset.model_dump(mode="json")
         dataset["path"] = self.file_ref(self.dataset.path)
+        measure = self.measure.model_dump(mode="json")
+        if measure["latency"].get("scope") == "model":  # the default: keys of older suites unchanged
+            del measure["latency"]["scope"]
         config: dict[str, Any] = {
             "task": self.task,
             "dataset": dataset,
             "defaults": self.defaults,
-            "measure": self.measure.model_dump(mode="json"),
+            "measure": measure,
             "lineage": lineage,
         }
         if self._smoke is not None:  # never the key of a real result, even if the sizes match

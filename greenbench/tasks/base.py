@@ -224,6 +224,15 @@ class Task(Protocol):
         the layers it must not, and how to save the result."""
         ...
 
+    def end_to_end(
+        self, data_yaml: Path, imgsz: int, forward: Callable[[Any], list[Any]]
+    ) -> tuple[Callable[[], None], str]:
+        """What ``measure.latency.scope: total`` times: a call that takes the next image file of
+        the evaluation split (cycling), reads and decodes it, preprocesses it as evaluation does,
+        runs ``forward`` (a runtime's model on an NCHW float32 batch) and postprocesses the
+        outputs as an application would (top-k, NMS); and that work in words, for the record."""
+        ...
+
     def calibration_inputs(
         self, data_yaml: Path, imgsz: int, count: int, seed: int
     ) -> tuple[Iterator[Any], dict[str, Any]]:

@@ -44,6 +44,9 @@ def test_a_smoke_run_of_the_resnet_transfer_dag(tmp_path: Path) -> None:
         },
     }
     suite = _reduced(tmp_path, "resnet_transfer.yaml", keep, name="rt_reduced")
+    data = yaml.safe_load(suite.read_text())
+    data["measure"]["latency"]["scope"] = "total"  # timed per image from its file, as the study's "total"
+    suite.write_text(yaml.safe_dump(data, sort_keys=False))
     store = tmp_path / "gb.db"
     without = greenbench("run", str(suite), "--store", str(store), cwd=tmp_path)
     assert without.returncode == 2 and "--smoke" in without.stderr and "Traceback" not in without.stderr
@@ -86,6 +89,8 @@ def test_a_smoke_run_of_the_resnet_transfer_dag(tmp_path: Path) -> None:
     assert distill["name"] == "distill" and distill["info"]["teacher"] == "resnet18-finetune"
     # the student's lineage cost includes the teacher it read (its stages ran first, cached)
     assert kd.value("train_energy_lineage_j") > kd.value("train_energy_j")  # type: ignore[operator]
+    assert all(r.measurement["runtime"]["scope"] == "total" for r in records.values())
+    assert "scope total: per image from its file" in out.stdout
     int8 = records["resnet18-ort-int8"]
     assert int8.runtime.startswith("onnxruntime") and int8.value("size_mb") < base_params * 4 / 1e6  # type: ignore[operator,union-attr]
 

@@ -24,7 +24,7 @@ task: toy
 dataset: {DATASET}
 defaults: {epochs: 5, imgsz: 32, lr: 0.02}
 measure:
-  latency: {warmup: 1}
+  latency: {warmup: 1, scope: total}  # per sample, pre- and postprocessing included
   protocol: {rounds: 2, blocks: 2, min_calls: 2}
   energy: {idle_s: 0.2, min_window_s: 0.05, meters: [estimate]}
 baseline: base

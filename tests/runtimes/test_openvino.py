@@ -222,3 +222,19 @@ def test_openvino_map_equals_onnxruntime_map_on_the_same_file(tiny: tuple[TinyYo
                 assert 0.0 <= by_ov[key] <= 1.0 and by_ov[key] == pytest.approx(value, abs=1e-3)
             assert calls and all(shape == (1, 3, 64, 64) for shape in calls)  # OpenVINO ran every image
         assert eval_forward("onnxruntime", Artifact("onnx", str(int8)), {}) is None  # ultralytics' own path
+
+
+def test_the_predictors_forward_computes_what_onnxruntime_computes(tiny: tuple[TinyYolo, Path, Path]) -> None:
+    import onnxruntime as ort
+
+    from greenbench.tasks.detect.calibration import letterboxed, train_images
+
+    image = letterboxed(train_images(tiny[2])[0][0], 64)
+    path = tiny[0].onnx
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {session.get_inputs()[0].name: image})[0]
+    for predictor in (ov(path, precision="f32"), get_runtime("onnxruntime").load(
+        Artifact("onnx", str(path)), RuntimeSettings(threads=1, imgsz=64)
+    )):  # fmt: skip
+        (got,) = predictor.forward(image)  # what scope 'total' runs between pre- and postprocessing
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * float(np.abs(expected).max()))

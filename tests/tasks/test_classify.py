@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -416,3 +417,42 @@ def test_a_timm_model_by_name_trains_and_round_trips(
     assert models.num_classes(loaded) == 3 and count_params(loaded) == count_params(model)
     with pytest.raises(GreenbenchError, match="timm has no model 'nonesuch'"):
         task.build("timm:nonesuch")
+
+
+def test_total_scope_reads_each_image_from_its_file_and_takes_top5(task: ClassifyTask, staged: Path) -> None:
+    model = task.inference_module(task.build("resnet18"))
+    inputs: list[Any] = []
+
+    def forward(x: Any) -> list[Any]:
+        inputs.append(x)
+        with torch.no_grad():
+            return [model(torch.from_numpy(x)).numpy()]
+
+    call, what = task.end_to_end(staged, 32, forward)
+    tests = len(data.read(staged).samples["test"])
+    for _ in range(tests + 1):
+        call()
+    assert len(inputs) == tests + 1 and inputs[0].shape == (1, 3, 32, 32)
+    assert np.array_equal(inputs[0], inputs[tests])  # in turn, from the first again
+    assert not np.array_equal(inputs[0], inputs[1])
+    assert "read and decode" in what and "top-5" in what
+
+
+def test_latency_scope_keys_only_when_set_and_total_needs_batch_1(tmp_path: Path) -> None:
+    from greenbench.errors import SuiteError
+    from greenbench.suite import load_suite
+
+    def suite(latency: str) -> Path:
+        path = tmp_path / "s.yaml"
+        path.write_text(
+            "name: s\ntask: classify\ndataset: {synthetic: {classes: 3}}\nbaseline: a\n"
+            f"measure: {{latency: {latency}}}\nvariants:\n  a: {{model: resnet18, stages: [train]}}\n"
+        )
+        return path
+
+    default = load_suite(suite("{threads: 1}"))
+    assert "scope" not in default.variant_config("a")["measure"]["latency"]  # older suites keep their keys
+    assert load_suite(suite("{threads: 1, scope: model}")).variant_hash("a") == default.variant_hash("a")
+    assert load_suite(suite("{threads: 1, scope: total}")).variant_hash("a") != default.variant_hash("a")
+    with pytest.raises(SuiteError, match="scope 'total' times one image at a time"):
+        load_suite(suite("{batch: 4, scope: total}"))

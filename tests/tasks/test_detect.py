@@ -96,3 +96,24 @@ def test_checkpoints_pickled_before_tasks_were_a_package_still_load() -> None:
 
     old = b"cgreenbench.adapters.ultra_modules\nTimmBackbone\n."  # protocol 0: a global reference
     assert pickle.loads(old) is TimmBackbone
+
+
+def test_total_scope_decodes_letterboxes_runs_and_applies_nms_per_image(
+    adapter: DetectAdapter, tmp_path: Path
+) -> None:
+    from greenbench.tasks.base import Synthetic
+
+    data = adapter.write_synthetic(tmp_path / "data", Synthetic(classes=2, images=20, imgsz=64, seed=1))
+    module = adapter.inference_module(adapter.build("yolov5n.yaml"))
+    seen: list[tuple[int, ...]] = []
+
+    def forward(x: Any) -> list[Any]:
+        seen.append(tuple(x.shape))
+        with torch.inference_mode():
+            return [module(torch.from_numpy(x))[0].numpy()]
+
+    call, what = adapter.end_to_end(data, 64, forward)
+    for _ in range(3):
+        call()
+    assert seen == [(1, 3, 64, 64)] * 3  # one letterboxed image from its file per call
+    assert "NMS" in what and "letterbox" in what and "evaluation split" in what

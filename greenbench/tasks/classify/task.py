@@ -280,6 +280,29 @@ class ClassifyTask:
             save=self.save,
         )
 
+    def end_to_end(
+        self, data_yaml: Path, imgsz: int, forward: Callable[[Any], list[Any]]
+    ) -> tuple[Callable[[], None], str]:
+        """Per image from its file (the test split, in turn): read and decode, crop, pad, resize
+        and normalise as evaluation does, the model, then softmax and top-5."""
+        contents = data.read(data_yaml)
+        files = [rel for rel, _ in contents.samples["test"]]
+        state = {"next": 0}
+
+        def call() -> None:
+            rel = files[state["next"] % len(files)]
+            state["next"] += 1
+            x = data.normalize(contents, data.load_image(contents, rel, imgsz)[None]).numpy()
+            logits = np.asarray(forward(x)[0], dtype=np.float32)
+            e = np.exp(logits - logits.max(axis=1, keepdims=True))
+            np.argsort(-(e / e.sum(axis=1, keepdims=True)), axis=1)[:, :5]
+
+        what = (
+            f"per image from its file ({len(files)} of the test split, in turn): read and decode, "
+            f"{data.preprocess_note(contents)}, the model, softmax and top-5"
+        )
+        return call, what
+
     def calibration_inputs(
         self, data_yaml: Path, imgsz: int, count: int, seed: int
     ) -> tuple[Iterator[Any], dict[str, Any]]:

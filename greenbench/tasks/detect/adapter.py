@@ -382,6 +382,14 @@ class DetectTask:
         )
 
     # --- quantization ---------------------------------------------------------------------
+    def end_to_end(
+        self, data_yaml: Path, imgsz: int, forward: Callable[[Any], list[Any]]
+    ) -> tuple[Callable[[], None], str]:
+        """Per image from its file: decode, letterbox, the model, NMS (``calibration.end_to_end``)."""
+        from greenbench.tasks.detect.calibration import end_to_end
+
+        return end_to_end(data_yaml, imgsz, forward)  # type: ignore[no-any-return]
+
     def calibration_inputs(
         self, data_yaml: Path, imgsz: int, count: int, seed: int
     ) -> tuple[Iterator[Any], dict[str, Any]]:

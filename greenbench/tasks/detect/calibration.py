@@ -18,11 +18,17 @@ PREPROCESSING = "letterbox (ultralytics LetterBox, grey 114), RGB, /255"
 def train_images(data_yaml: Path) -> tuple[list[Path], str]:
     """Every image of the train split (folders walked, .txt lists read), sorted, and a
     description of where they came from."""
+    return split_images(data_yaml, "train")
+
+
+def split_images(data_yaml: Path, split: str | None = None) -> tuple[list[Path], str]:
+    """Every image of ``split`` (None: the one evaluated on), sorted, and where they came from."""
     from greenbench.tasks.detect.data_yaml import split_paths
 
-    splits, _ = split_paths(data_yaml)
+    splits, evaluated = split_paths(data_yaml)
+    split = split or evaluated
     found: list[Path] = []
-    for entry in splits["train"]:
+    for entry in splits[split]:
         if entry.is_dir():
             found += [p for p in entry.rglob("*") if p.suffix.lower() in _IMAGES and p.is_file()]
         else:  # an image list, as ultralytics reads it: './x' is relative to the list's folder
@@ -31,7 +37,7 @@ def train_images(data_yaml: Path) -> tuple[list[Path], str]:
                 if line:
                     p = Path(line)
                     found.append(entry.parent / line[2:] if line.startswith("./") else p)
-    return sorted(set(found)), ", ".join(str(e) for e in splits["train"])
+    return sorted(set(found)), ", ".join(str(e) for e in splits[split])
 
 
 def pick(images: list[Path], count: int, seed: int) -> list[Path]:
@@ -75,3 +81,35 @@ def calibration_inputs(
     images = pick(found, count, seed)
     facts = {"images": len(images), "split": "train", "source": where, "preprocessing": PREPROCESSING}
     return (letterboxed(image, imgsz) for image in images), facts
+
+
+#: ultralytics' predictor defaults, which ``scope: total`` applies after the model
+NMS_CONF, NMS_IOU, NMS_MAX_DET = 0.25, 0.7, 300
+
+
+def end_to_end(data_yaml: Path, imgsz: int, forward: Any) -> tuple[Any, str]:
+    """One image per call from the evaluation split's files: read and decode (OpenCV), letterbox,
+    the model (``forward``), then NMS as ultralytics' predictor does (``DetectTask.end_to_end``)."""
+    import torch
+
+    try:
+        from ultralytics.utils.nms import non_max_suppression
+    except ImportError:  # ultralytics before 8.3.170 kept it in ops
+        from ultralytics.utils.ops import non_max_suppression  # type: ignore[attr-defined,no-redef]
+
+    images, where = split_images(data_yaml)
+    if not images:
+        raise GreenbenchError(f"no images in the evaluation split of {data_yaml} ({where}) to time")
+    state = {"next": 0}
+
+    def call() -> None:
+        path = images[state["next"] % len(images)]
+        state["next"] += 1
+        outputs = forward(letterboxed(path, imgsz))
+        non_max_suppression(torch.from_numpy(outputs[0]), NMS_CONF, NMS_IOU, max_det=NMS_MAX_DET)
+
+    what = (
+        f"per image from its file ({len(images)} of the evaluation split, in turn): read and decode "
+        f"(OpenCV), {PREPROCESSING}, the model, NMS (ultralytics, conf {NMS_CONF}, IoU {NMS_IOU})"
+    )
+    return call, what

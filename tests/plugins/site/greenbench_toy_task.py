@@ -271,6 +271,18 @@ class ToyTask:
         )
         return out
 
+    def end_to_end(self, data_yaml: Path, imgsz: int, forward: Callable[[Any], list[Any]]) -> tuple[Any, str]:
+        """Per test sample of the .npz (read once: it has no image files): the model and argmax."""
+        x, _ = self._split(data_yaml, "test", imgsz)
+        state = {"next": 0}
+
+        def call() -> None:
+            i = state["next"] % len(x)
+            state["next"] += 1
+            np.asarray(forward(x[i : i + 1].numpy())[0]).argmax(axis=1)
+
+        return call, "per test sample of the .npz arrays (read once): the model and argmax"
+
     def prunable(self, model: Any, source: Path | None) -> Prunable:
         """The whole net; its final linear layer keeps its outputs (one per class)."""
         return Prunable(
