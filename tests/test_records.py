@@ -140,3 +140,21 @@ def test_codecarbon_totals_beside_ours_or_the_reason() -> None:
     assert failed["codecarbon_train_energy_j"]["value"] is None
     assert failed["codecarbon_train_energy_j"]["error"] == "codecarbon is not installed"
     assert codecarbon_check([None, None]) == {}
+
+
+def test_parent_deltas_pair_a_variant_with_its_parent_when_measured_together() -> None:
+    from greenbench.run.records import Keys, parent_deltas
+
+    blocks = []
+    for rnd in range(2):
+        for cycle in range(4):
+            blocks += [block(arm, rnd, cycle, ms) for arm, ms in (("base", 10.0), ("mid", 8.0), ("v", 6.0))]
+    ctx = Context(skipped_idle("x"), GRID, 1.0, 64)
+    keys = Keys("kv", "kb", "torch", None, 64, parent_key="km")  # type: ignore[arg-type]
+    found = parent_deltas(blocks, "v", "mid", ctx, keys, "r")
+    lat = found["latency_ms"]
+    assert lat["delta_pct"] == pytest.approx(-25.0) and lat["parent"] == "mid" and lat["parent_key"] == "km"
+    assert lat["paired"] and lat["pairs"] == 8 and "baseline_key" not in lat
+    # a parent that was not one of the arms, or a root variant: nothing to pair with
+    assert parent_deltas([b for b in blocks if b.arm != "mid"], "v", "mid", ctx, keys, "r") == {}
+    assert parent_deltas(blocks, "v", None, ctx, keys, "r") == {}

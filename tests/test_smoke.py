@@ -100,7 +100,7 @@ def test_tables_are_grouped_with_the_baseline_first(tmp_path: Path) -> None:
     assert "base (baseline)" in backbones and "mnv2" in backbones and "p30" not in backbones
     csv_text = table_text(store, ref, "dev", "csv")
     lines = csv_text.splitlines()
-    assert lines[0].startswith("table,variant,parent,status,prune_ratio") and len(lines) == 1 + 3
+    assert lines[0].startswith("table,variant,parent,delta_vs,status,prune_ratio") and len(lines) == 1 + 3
     assert [line.split(",")[0] for line in lines[1:]] == ["pruning", "pruning", "backbones"]
 
 

@@ -1,10 +1,10 @@
 """``greenbench table SUITE``: the comparison table of a suite, from the store alone.
 
 SUITE is a suite file or the bare name of a suite in the store. Of a suite file only ``name``,
-``baseline``, the variant order, ``task`` and ``measure.device`` are read (``read_manifest``,
-not ``load_suite``): the table needs neither the dataset nor the model files, so it still works
-after the dataset folder was moved away. Rows: per variant name of the suite on the device, the
-newest ``ok`` record, else the newest failed one.
+``baseline``, the variant order and ``table:`` groups, ``tables``, ``task`` and ``measure.device``
+are read (``read_manifest``, not ``load_suite``): the table needs neither the dataset nor the
+model files, so it still works after the dataset folder was moved away. Rows: per variant name
+of the suite on the device, the newest ``ok`` record, else the newest failed one.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import dataclasses
 import re
 import reprlib
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError, SuiteError
 from greenbench.report.tables import (  # tabulate: imported on render
     FORMATS,
+    DeltaAgainst,
     build_table,
     latex_escape,
     md_escape,
@@ -48,6 +50,8 @@ class SuiteRef:
     smoke: show the records of ``greenbench run --smoke`` instead of real ones (never both).
     tables: the variants' ``table:`` groups, (table name, variant names) in file order; empty:
     one table. The baseline is the first row of every table.
+    deltas: (table name, ``parent``) for the groups whose Δ is against each row's parent (the
+    suite's ``tables: {NAME: {delta: parent}}``); the others' is against the baseline.
     """
 
     name: str
@@ -58,6 +62,7 @@ class SuiteRef:
     path: Path | None = None
     smoke: bool = False
     tables: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    deltas: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, suite: Suite) -> SuiteRef:
@@ -71,6 +76,7 @@ class SuiteRef:
             suite.path,
             suite.smoke is not None,
             _groups({name: spec.table for name, spec in suite.variants.items()}),
+            tuple((name, spec.delta) for name, spec in suite.tables.items() if spec.delta != "baseline"),
         )
 
 
@@ -129,9 +135,16 @@ def read_suite_ref(path: Path) -> SuiteRef:
     if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise _bad(path, "measure.device", "'cpu' or 'cuda:N'", device)
     tables = {str(k): v.get("table") if isinstance(v, dict) else None for k, v in variants.items()}
+    shown = data.get("tables") or {}
+    if not isinstance(shown, dict) or not all(
+        isinstance(v, dict) and v.get("delta", "baseline") in ("baseline", "parent") for v in shown.values()
+    ):
+        raise _bad(path, "tables", "a mapping of table names to {delta: baseline | parent}", shown)
+    deltas = tuple((str(k), "parent") for k, v in shown.items() if v.get("delta") == "parent")
     return SuiteRef(
-        name, tuple(str(v) for v in variants), baseline, task, device, path, tables=_groups(tables)
-    )
+        name, tuple(str(v) for v in variants), baseline, task, device, path, tables=_groups(tables),
+        deltas=deltas,
+    )  # fmt: skip
 
 
 def _groups(tables: dict[str, object]) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -226,13 +239,15 @@ def table_text(store: Store, ref: SuiteRef, device_id: str, fmt: str) -> str:
         table_of = {v: name for name, variants in ref.tables for v in variants}
         return _with_table_column(_one_table(store, ref, records, newest, fmt), table_of)
     texts: list[str] = []
+    against: dict[str, DeltaAgainst] = {k: "parent" for k, v in ref.deltas if v == "parent"}
     for name, variants in ref.tables:
         wanted = {*variants, baseline}
         group = [r for r in records if r.variant in wanted]
         group.sort(key=lambda r: r.variant != baseline)  # stable: the baseline first
         if not any(r.variant != baseline for r in group):
             continue
-        text = _one_table(store, ref, group, newest, fmt)
+        # a row's parent may sit in another table: every record of the suite is a candidate
+        text = _one_table(store, ref, group, newest, fmt, against.get(name, "baseline"), records)
         if fmt == "latex":
             texts.append(f"% table: {latex_escape(name)}\n{text}")
         else:
@@ -253,11 +268,19 @@ def _with_table_column(text: str, table_of: dict[str, str]) -> str:
     return out.getvalue()
 
 
-def _one_table(store: Store, ref: SuiteRef, records: list[RunRecord], newest: RunRecord, fmt: str) -> str:
+def _one_table(
+    store: Store,
+    ref: SuiteRef,
+    records: list[RunRecord],
+    newest: RunRecord,
+    fmt: str,
+    delta: DeltaAgainst = "baseline",
+    pool: Sequence[RunRecord] = (),
+) -> str:
     baseline = ref.baseline if ref.path is not None else newest.baseline
     task = ref.task or newest.task
     try:
-        table = build_table(records, baseline, ref.name, task)
+        table = build_table(records, baseline, ref.name, task, delta=delta, pool=pool)
     except ValueError as e:
         raise GreenbenchError(f"suite '{ref.name}': {e}") from None
     if ref.smoke:

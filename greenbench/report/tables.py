@@ -28,8 +28,8 @@ import csv
 import io
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
 
 from greenbench.errors import TERMINAL_UNSAFE
 from greenbench.metrics import MetricDef, table_metrics
@@ -41,6 +41,7 @@ from greenbench.store import RunRecord
 FORMATS = ("md", "csv", "latex")
 
 DeltaKind = Literal["paired", "unpaired", "values"]
+DeltaAgainst = Literal["baseline", "parent"]  # what a table's Δ is against (a suite's ``tables:``)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class Table:
     #: columns left out of Markdown and LaTeX (a net column equal to its gross one in every row);
     #: CSV keeps its fixed columns
     hidden: frozenset[str] = frozenset()
+    #: variant -> the variant its Δ is against, where that is not the baseline (``delta: parent``)
+    against: dict[str, str] = field(default_factory=dict)
 
     def header(self, col: MetricDef) -> str:
         """Column header; energy columns carry their method."""
@@ -111,17 +114,27 @@ def _incomparable(record: RunRecord, base: RunRecord, col: MetricDef) -> str | N
     mine, theirs = record.metrics.get(col.name), base.metrics.get(col.name)
     if mine is None or theirs is None:
         return None
+    who = "baseline" if base.variant == record.baseline else base.variant
     if mine.get("method") != theirs.get("method"):
-        return f"{mine.get('method')} vs baseline {theirs.get('method')}"
+        return f"{mine.get('method')} vs {who} {theirs.get('method')}"
     if mine.get("source") != theirs.get("source"):
-        return f"{mine.get('source')} vs baseline {theirs.get('source')}"
+        return f"{mine.get('source')} vs {who} {theirs.get('source')}"
     return None
 
 
+def _stored_delta(record: RunRecord, base: RunRecord, col: MetricDef) -> tuple[Any, str]:
+    """The stored Δ of ``col`` against ``base`` (the baseline's, or the parent's when ``base`` is
+    the record's ``from:`` variant) and the key naming the config it was paired with."""
+    if base.variant == record.baseline or base.variant != record.parent:
+        return record.deltas.get(col.name), "baseline_key"
+    found = record.measurement.get("parent_deltas")
+    return (found.get(col.name) if isinstance(found, dict) else None), "parent_key"
+
+
 def _paired(record: RunRecord, base: RunRecord, col: MetricDef) -> Delta | None:
-    """The stored paired Δ of ``col`` if it was paired with the shown baseline's config."""
-    d = record.deltas.get(col.name)
-    if not isinstance(d, dict) or d.get("paired") is False or d.get("baseline_key") != base.variant_hash:
+    """The stored paired Δ of ``col`` if it was paired with the shown reference's config."""
+    d, key = _stored_delta(record, base, col)
+    if not isinstance(d, dict) or d.get("paired") is False or d.get(key) != base.variant_hash:
         return None
     pct = _num(d.get("delta_pct"))
     if pct is None:
@@ -142,12 +155,12 @@ def _unpaired_reason(record: RunRecord, base: RunRecord, col: MetricDef) -> str:
     old = [r.variant for r in (record, base) if r.schema_version < 2]
     if old:
         return f"schema-1 record of {' and '.join(dict.fromkeys(old))}"
-    d = record.deltas.get(col.name)
-    if isinstance(d, dict) and d.get("baseline_key") != base.variant_hash:
-        return (
-            f"paired with baseline config {d.get('baseline_key')}, not the shown baseline's "
-            f"{base.variant_hash}"
-        )
+    d, key = _stored_delta(record, base, col)
+    who = key.removesuffix("_key")
+    if isinstance(d, dict) and d.get(key) != base.variant_hash:
+        return f"paired with {who} config {d.get(key)}, not the shown {who}'s {base.variant_hash}"
+    if who == "parent":
+        return f"{base.variant} was not measured interleaved with it"
     return "no paired Δ stored"
 
 
@@ -187,16 +200,27 @@ def build_table(
     task: str = "detect",
     *,
     columns: Sequence[MetricDef] | None = None,
+    delta: DeltaAgainst = "baseline",
+    pool: Sequence[RunRecord] = (),
 ) -> Table:
-    """Rows in the given record order; Δ % against the ``baseline`` variant's ok record.
+    """Rows in the given record order; Δ % against the ``baseline`` variant's ok record, or with
+    ``delta="parent"`` against each row's ``from:`` variant (its ok record among ``records`` and
+    ``pool``; a root variant, or one whose parent has no ok record, keeps the baseline).
 
     ``columns`` defaults to the registry's table columns of ``task``.
     """
+    if delta not in ("baseline", "parent"):
+        raise ValueError(f"unknown delta reference {delta!r}; expected 'baseline' or 'parent'")
     cols = list(columns) if columns is not None else table_metrics(task)
     base = next((r for r in records if r.variant == baseline and r.status == "ok"), None)
+    ok = {r.variant: r for r in (*pool, *records) if r.status == "ok"}
+    refs = {r.variant: _reference(r, base, ok, delta) for r in records}
     left_out: Reasons = {}
     unpaired: Reasons = {}
-    rows = [(r, [_cell(r, base, c, left_out, unpaired) for c in cols]) for r in records]
+    rows = [(r, [_cell(r, refs[r.variant], c, left_out, unpaired) for c in cols]) for r in records]
+    against = {
+        v: ref.variant for v, ref in refs.items() if ref is not None and ref is not base and v != ref.variant
+    }
     methods: dict[str, str] = {}
     for c in cols:
         found = {str(r.metrics[c.name].get("method")) for r in records if c.name in r.metrics}
@@ -221,8 +245,22 @@ def build_table(
             f"CPU-time estimate models only the process' own CPU time, or the idle baseline was "
             f"skipped); the CSV keeps them"
         )
+    if against:
+        notes.append(
+            "Δ of a derived variant is against its parent (the variant it was made from, column "
+            "'Δ vs'); a root variant's is against the baseline"
+        )
     notes += table_notes(records, baseline, base)
-    return Table(suite, baseline, task, cols, rows, methods, notes, hidden)
+    return Table(suite, baseline, task, cols, rows, methods, notes, hidden, against)
+
+
+def _reference(
+    r: RunRecord, base: RunRecord | None, ok: dict[str, RunRecord], delta: DeltaAgainst
+) -> RunRecord | None:
+    """The record ``r``'s Δ is against: its parent's under ``delta="parent"``, else the baseline's."""
+    if delta == "parent" and r.parent is not None and r.parent in ok:
+        return ok[r.parent]
+    return base
 
 
 def _duplicate_net_columns(
@@ -278,12 +316,16 @@ def format_delta(delta: Delta | None) -> str:
 def _display(table: Table) -> tuple[list[str], list[list[str]]]:
     """Headers and cell texts shared by Markdown and LaTeX (not yet escaped)."""
     recipe_heads, recipes = recipe_columns([r for r, _ in table.rows])
-    heads = ["variant", *recipe_heads] + [
+    vs = ["Δ vs"] if table.against else []
+    heads = ["variant", *vs, *recipe_heads] + [
         table.header(c) for c in table.columns if c.name not in table.hidden
     ]
     body = []
     for (r, cells), recipe in zip(table.rows, recipes, strict=True):
-        row = [r.variant + (" (baseline)" if r.variant == table.baseline else ""), *recipe]
+        row = [r.variant + (" (baseline)" if r.variant == table.baseline else "")]
+        if vs:
+            row.append(_against(table, r))
+        row += recipe
         for c, (v, d) in zip(table.columns, cells, strict=True):
             if c.name in table.hidden:
                 continue
@@ -295,6 +337,11 @@ def _display(table: Table) -> tuple[list[str], list[list[str]]]:
             row.append(cell)
         body.append(row)
     return heads, body
+
+
+def _against(table: Table, r: RunRecord) -> str:
+    """The variant ``r``'s Δ is against ("" for the baseline itself)."""
+    return "" if r.variant == table.baseline else table.against.get(r.variant, table.baseline or "")
 
 
 def render(table: Table, fmt: str = "md") -> str:
@@ -441,7 +488,7 @@ def _delta_csv(d: Delta | None) -> list[str]:
 def _csv_head(table: Table) -> list[str]:
     """Column names: the metric columns are fixed (methods go in their own columns); recipe columns
     (sparsity, prune ratio, quantized, runtime) appear when a row has them."""
-    head = ["variant", "parent", "status", *recipe_columns([r for r, _ in table.rows])[0]]
+    head = ["variant", "parent", "delta_vs", "status", *recipe_columns([r for r, _ in table.rows])[0]]
     for c in table.columns:
         h = c.header
         head.append(h)
@@ -461,7 +508,8 @@ def _csv(table: Table) -> str:
     recipes = recipe_columns([r for r, _ in table.rows])[1]
     for (r, cells), recipe in zip(table.rows, recipes, strict=True):
         # text from the record: one line, no control characters (quoting is the csv module's)
-        row: list[object] = [_one_line(r.variant), _one_line(r.parent or ""), r.status]
+        vs = _against(table, r)
+        row: list[object] = [_one_line(r.variant), _one_line(r.parent or ""), _one_line(vs), r.status]
         row += [_one_line(x) for x in recipe]
         for c, (v, d) in zip(table.columns, cells, strict=True):
             m = r.metrics.get(c.name, {}) if v is not None else {}

@@ -146,6 +146,17 @@ def deltas(
     return paired_deltas(arm_figures(blocks, arm, block_values(ctx.idle), baseline), pairing)
 
 
+def parent_deltas(
+    blocks: Sequence[Block], arm: str, parent: str | None, ctx: Context, keys: Keys, run_id: str
+) -> dict[str, dict[str, Any]]:
+    """Δ of ``arm`` against its ``from:`` variant from their time-adjacent blocks, when the parent
+    was one of the arms measured with it (empty otherwise: a table then says its Δ is unpaired)."""
+    if parent is None or keys.parent_key is None or not any(b.arm == parent for b in blocks):
+        return {}
+    pairing = {"parent": parent, "parent_key": keys.parent_key, "run_id": run_id}
+    return paired_deltas(arm_figures(blocks, arm, block_values(ctx.idle), parent), pairing)
+
+
 def _stage_entry(s: StageDone, idle: IdleBaseline) -> dict[str, Any]:
     n = idle.net(s.energy)
     return {
@@ -340,6 +351,9 @@ class Measurement:
     settings: dict[str, Any]
     concurrent_runs: list[dict[str, object]] = field(default_factory=list)
     accuracy_details: dict[str, Any] | None = None  # the task's figures beyond one number
+    #: Δ against the ``from:`` variant where it was measured interleaved with this one (as ``deltas``
+    #: against the baseline, with ``parent`` and ``parent_key``); tables with ``delta: parent`` show it
+    parent_deltas: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """As the store keeps it."""
@@ -370,6 +384,7 @@ class Measurement:
             "settings": self.settings,
             "concurrent_runs": self.concurrent_runs,
             **({"accuracy_details": self.accuracy_details} if self.accuracy_details else {}),
+            **({"parent_deltas": self.parent_deltas} if self.parent_deltas else {}),
         }
 
 
@@ -396,6 +411,7 @@ class Keys:
     runtime: str
     dataset: DatasetRef
     latency_imgsz: int
+    parent_key: str | None = None  # the ``from:`` variant's key: its Δ against the parent is paired with it
 
 
 def ok_record(
@@ -423,6 +439,8 @@ def ok_record(
     )
     pairing = {"baseline": suite.baseline, "baseline_key": keys.baseline_key, "run_id": identity.run_id}
     found = paired_deltas(figures, pairing) if partner is not None else {}
+    parent = suite.variants[name].from_
+    parent_found = parent_deltas(measured.blocks, name, parent, ctx, keys, identity.run_id)
     measurement = Measurement(
         protocol={
             **suite.measure.protocol.model_dump(),
@@ -446,6 +464,7 @@ def ok_record(
         settings=suite.measure.model_dump(),
         concurrent_runs=concurrent_runs,
         accuracy_details=prepared.evaluated.accuracy.get("details"),
+        parent_deltas=parent_found,
     )
     where = {"device": measured.device, "device_id": measured.device["device_id"]}
     return RunRecord(

@@ -192,9 +192,11 @@ class Runner:
         where = measured.where
         found = Measured(measured.blocks, measured.arms, measured.lost_rounds, where.idle, where.device)
         plan = self.plan
+        parent = self.suite.variants[name].from_
         keys = Keys(
             plan.key(name), plan.key(self.suite.baseline),
             runtime_label(*plan.runtime(name, prep.artifact.kind)), plan.data, plan.latency_imgsz,
+            None if parent is None else plan.key(parent),
         )  # fmt: skip
         return ok_record(
             self.identity,

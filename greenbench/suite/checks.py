@@ -210,6 +210,15 @@ def _check_graph(suite: Suite, task: type[Task]) -> list[Problem]:
     if suite.baseline not in variants:
         message = f"unknown variant {suite.baseline!r}{suggest(suite.baseline, variants)}; {known}"
         problems.append(Problem(("baseline",), message))
+    groups = {spec.table for spec in variants.values() if spec.table is not None}
+    for table in suite.tables:
+        if table not in groups:
+            named = f"the variants' tables are {', '.join(sorted(groups))}" if groups else "none is"
+            message = (
+                f"no variant is in table {table!r}{suggest(table, groups)}; {named}. Name a table that "
+                f"a variant's 'table:' key uses."
+            )
+            problems.append(Problem(("tables", table), message))
     return problems
 
 

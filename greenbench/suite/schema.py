@@ -339,6 +339,15 @@ class VariantSpec(_Manifest):
     runtime: RuntimeSpec | None = None
 
 
+class TableSpec(_Manifest):
+    """How one ``table:`` group is shown: ``delta: parent`` sets each derived row against the
+    variant it was made from (a compression step against its input), not the suite's baseline."""
+
+    delta: Literal["baseline", "parent"] = Field(
+        default="baseline", description="what each row's Δ is against: the baseline, or its parent ('from:')"
+    )
+
+
 class Suite(_Manifest):
     """A validated suite. ``path`` (absolute) and ``source_hash`` are set by ``load_suite``."""
 
@@ -349,6 +358,7 @@ class Suite(_Manifest):
     measure: MeasureSettings = Field(default_factory=MeasureSettings)
     baseline: Word
     variants: dict[Name, VariantSpec] = Field(max_length=MAX_VARIANTS)
+    tables: dict[Name, TableSpec] = Field(default_factory=dict, max_length=MAX_VARIANTS)
     path: Path = Path()
     source_hash: str = ""
     _digests: dict[str, str] = PrivateAttr(default_factory=dict)

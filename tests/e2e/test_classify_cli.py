@@ -41,9 +41,11 @@ def test_a_smoke_run_of_the_resnet_transfer_dag(tmp_path: Path) -> None:
             "from": "resnet18-finetune",
             "stages": ["export", {"quantize": {"mode": "int8_static", "calibration_images": 8}}],
             "runtime": "onnxruntime",
+            "table": "runtimes",
         },
     }
-    suite = _reduced(tmp_path, "resnet_transfer.yaml", keep, name="rt_reduced")
+    # the frozen model as baseline: the compression rows' parent (the fine-tuned one) is another
+    suite = _reduced(tmp_path, "resnet_transfer.yaml", keep, name="rt_reduced", baseline="resnet18-freeze")
     data = yaml.safe_load(suite.read_text())
     data["measure"]["latency"]["scope"] = "total"  # timed per image from its file, as the study's "total"
     suite.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -91,6 +93,17 @@ def test_a_smoke_run_of_the_resnet_transfer_dag(tmp_path: Path) -> None:
     assert kd.value("train_energy_lineage_j") > kd.value("train_energy_j")  # type: ignore[operator]
     assert all(r.measurement["runtime"]["scope"] == "total" for r in records.values())
     assert "scope total: per image from its file" in out.stdout
+    # compression rows against their parent (the suite's tables: {compression: {delta: parent}}),
+    # paired in time with it: every variant was measured interleaved with every other
+    parent = records["resnet18-finetune"]
+    paired = records["resnet18-lowrank25"].measurement["parent_deltas"]["latency_ms"]
+    assert paired["parent"] == "resnet18-finetune" and paired["parent_key"] == parent.variant_hash
+    assert (
+        paired["paired"]
+        and paired["delta_pct"] != records["resnet18-lowrank25"].deltas["latency_ms"]["delta_pct"]
+    )
+    compression = out.stdout.split("### Table: compression", 1)[1].split("###", 1)[0]
+    assert "Δ vs" in compression and "resnet18-finetune" in compression
     int8 = records["resnet18-ort-int8"]
     assert int8.runtime.startswith("onnxruntime") and int8.value("size_mb") < base_params * 4 / 1e6  # type: ignore[operator,union-attr]
 

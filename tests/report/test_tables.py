@@ -319,7 +319,7 @@ def test_csv_is_machine_readable() -> None:
     assert rows[0]["latency_ms_ci_low"] == "9" and rows[0]["latency_ms_ci_high"] == "11"
     assert rows[1]["device_id"] == "dev" and rows[1]["run_id"] == "r1" and rows[1]["schema_version"] == "2"
     head = out.splitlines()[0].split(",")
-    assert head[:5] == ["variant", "parent", "status", "P", "P_delta_pct"]
+    assert head[:6] == ["variant", "parent", "delta_vs", "status", "P", "P_delta_pct"]
     assert head[head.index("latency_ms") : head.index("latency_ms") + 10] == [
         "latency_ms", "latency_ms_ci_low", "latency_ms_ci_high", "latency_ms_delta_pct",
         "latency_ms_delta_ci_low_pct", "latency_ms_delta_ci_high_pct", "latency_ms_delta_significant",
@@ -492,3 +492,44 @@ def test_a_net_column_equal_to_gross_everywhere_is_left_out_of_md_not_csv() -> N
     # one row where they differ keeps the column
     records[1].metrics["energy_per_image_net_j"]["value"] *= 0.5
     assert "E/img_net_mJ [estimated]" in render(build_table(records, "base", "s")).split("\n\n")[0]
+
+
+def child(variant: str, parent: str, params: float, **kwargs: Any) -> RunRecord:
+    return dataclasses.replace(rec(variant, params, 0.01, **kwargs), parent=parent)
+
+
+def test_delta_against_each_rows_parent() -> None:
+    """``delta="parent"``: a compression row against the variant it was made from (paired when the
+    record stores a Δ paired with that parent's config), a root row against the baseline."""
+    to_mid = {**paired(-20.0, -25.0, -15.0, True), "parent": "mid", "parent_key": "mid"}
+    parent_paired = {"latency_ms": to_mid}
+    base, mid = rec("base", 2e6, 0.02), child("mid", "base", 1.6e6)
+    small = dataclasses.replace(child("small", "mid", 0.8e6), measurement={"parent_deltas": parent_paired})
+    root = rec("other-root", 1e6, 0.01)
+    t = build_table([base, small, root], "base", "s", delta="parent", pool=[mid])
+    assert cell_of(t, "small", "params").delta == Delta(pytest.approx(-50.0), "values")  # vs mid's 1.6 M
+    assert cell_of(t, "small", "latency_ms").delta == Delta(-20.0, "paired", -25.0, -15.0, True, False)
+    assert cell_of(t, "other-root", "params").delta == Delta(pytest.approx(-50.0), "values")  # vs base
+    assert t.against == {"small": "mid"}
+    md = md_table(render(t))
+    assert column(md, "Δ vs") == ["", "mid", "base"]
+    assert any("against its parent" in n for n in t.notes)
+    rows = list(csv.DictReader(io.StringIO(render(t, "csv"))))
+    assert [r["delta_vs"] for r in rows] == ["", "mid", "base"]
+    assert rows[1]["latency_ms_delta_paired"] == "true"
+    # the baseline's paired Δ is never shown as the parent's
+    t_base = build_table([base, small], "base", "s")
+    assert cell_of(t_base, "small", "latency_ms").delta.kind == "unpaired"
+    assert "Δ vs" not in md_table(render(t_base))[0]
+
+
+def test_parent_not_measured_with_it_is_unpaired_and_says_so() -> None:
+    base, mid = rec("base", 2e6, 0.02), child("mid", "base", 1.6e6)
+    small = child("small", "mid", 0.8e6)
+    t = build_table([base, mid, small], "base", "s", delta="parent")
+    assert cell_of(t, "small", "latency_ms").delta == Delta(0.0, "unpaired")
+    note = next(n for n in t.notes if n.startswith("Δ marked (unpaired)"))
+    assert "small: latency_ms, E/img_mJ, E/img_net_mJ (mid was not measured interleaved with it)" in note
+    assert cell_of(t, "mid", "params").delta.pct == pytest.approx(-20.0)  # mid's parent is the baseline
+    with pytest.raises(ValueError, match="unknown delta reference"):
+        build_table([base], "base", "s", delta="grandparent")  # type: ignore[arg-type]
