@@ -48,6 +48,11 @@ CORE_METRICS: dict[str, MetricDef] = _defs(
         "latency_ms", "ms", "time of one forward pass of the measured batch", False, "latency_ms",
         digits=2, kind="latency", interval=True,
     ),
+    MetricDef(
+        "latency_total_ms", "ms",
+        "time of one image end to end: read and decode its file, preprocess, forward, postprocess",
+        False, "latency_total_ms", digits=2, kind="latency", interval=True,
+    ),
     # energy: inference
     _energy("energy_per_image_j", "E/img_mJ", "inference energy per image, gross", 1e3, 2, interval=True),
     _energy(
@@ -115,6 +120,7 @@ TABLE_METRICS: tuple[str, ...] = (
     "size_mb",
     "gflops",
     "latency_ms",
+    "latency_total_ms",  # shown only where a row has it (latency.scope: both)
     "energy_per_image_j",
     "energy_per_image_net_j",
     "train_energy_j",

@@ -74,8 +74,8 @@ def test_registry_entries_are_consistent() -> None:
 def test_table_metrics_per_task() -> None:
     detect = [d.header for d in table_metrics("detect")]
     assert detect == [
-        "P", "mAP50", "params_M", "size_MB", "GFLOPs", "latency_ms", "E/img_mJ", "E/img_net_mJ",
-        "E_train_kJ", "E_train_net_kJ", "E_lineage_kJ", "CO2_train_g",
+        "P", "mAP50", "params_M", "size_MB", "GFLOPs", "latency_ms", "latency_total_ms", "E/img_mJ",
+        "E/img_net_mJ", "E_train_kJ", "E_train_net_kJ", "E_lineage_kJ", "CO2_train_g",
     ]  # fmt: skip
     assert all(n in METRICS for n in TABLE_METRICS)
     with pytest.raises(ValueError, match="installed tasks: classify, detect"):

@@ -158,3 +158,21 @@ def test_parent_deltas_pair_a_variant_with_its_parent_when_measured_together() -
     # a parent that was not one of the arms, or a root variant: nothing to pair with
     assert parent_deltas([b for b in blocks if b.arm != "mid"], "v", "mid", ctx, keys, "r") == {}
     assert parent_deltas(blocks, "v", None, ctx, keys, "r") == {}
+
+
+def test_scope_both_times_a_second_arm_per_variant_paired_with_the_partners_second_arm() -> None:
+    from greenbench.run.jobs import total_arm
+    from greenbench.run.records import total_latency
+
+    blocks = []
+    for rnd, host in ((0, 1.0), (1, 1.3)):
+        for cycle in range(4):
+            for arm, ms in (("base", 10.0), ("v", 5.0), ("base@total", 40.0), ("v@total", 30.0)):
+                blocks.append(block(arm, rnd, cycle, ms * host))
+    assert total_arm("v") == "v@total"
+    found = total_latency(blocks, "v", "base")
+    fig = found["latency_total_ms"]
+    assert fig.estimate.value == pytest.approx(30.0 * np.sqrt(1.3))  # geometric mean of the rounds
+    assert fig.ratio is not None and fig.ratio.delta_pct == pytest.approx(-25.0)  # 30 vs 40, not 5 vs 10
+    assert total_latency(blocks, "v", None)["latency_total_ms"].ratio is None
+    assert total_latency([b for b in blocks if "@" not in b.arm], "v", "base") == {}  # scope model or total

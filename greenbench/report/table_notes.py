@@ -67,6 +67,7 @@ def table_notes(records: Sequence[RunRecord], baseline: str | None, base: RunRec
         notes.append(runs)
     for text_of, what in (
         (_latency_note, "latency_ms"),
+        (_total_latency_note, "latency_total_ms"),
         (_energy_note, "energy per image"),
         (_complexity_note, "GFLOPs and accuracy split"),
         (_idle_of, "idle baseline"),
@@ -252,6 +253,18 @@ def _latency_note(r: RunRecord) -> str | None:
             f"of those samples; not interleaved with the baseline; {where}"
         )
     return f"latency_ms: {_protocol(lat)}; {where}"
+
+
+def _total_latency_note(r: RunRecord) -> str | None:
+    """``latency.scope: both``: what the second latency column timed."""
+    lat = r.metrics.get("latency_total_ms")
+    if lat is None:
+        return None
+    per_call = lat.get("per_call") or "per image from its file, pre- and postprocessing included"
+    return (
+        f"latency_total_ms: {_protocol(lat)}; scope total: {per_call}, timed in the same rounds as "
+        f"latency_ms (the model alone), {lat.get('threads')} thread(s)"
+    )
 
 
 def _energy_note(r: RunRecord) -> str | None:

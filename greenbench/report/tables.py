@@ -238,6 +238,7 @@ def build_table(
             "them): " + _reasons(unpaired)
         )
     hidden = _duplicate_net_columns(cols, rows)
+    absent = _absent_columns(cols, rows)
     if hidden:
         heads = ", ".join(c.header for c in cols if c.name in hidden)
         notes.append(
@@ -251,7 +252,7 @@ def build_table(
             "'Δ vs'); a root variant's is against the baseline"
         )
     notes += table_notes(records, baseline, base)
-    return Table(suite, baseline, task, cols, rows, methods, notes, hidden, against)
+    return Table(suite, baseline, task, cols, rows, methods, notes, hidden | absent, against)
 
 
 def _reference(
@@ -261,6 +262,18 @@ def _reference(
     if delta == "parent" and r.parent is not None and r.parent in ok:
         return ok[r.parent]
     return base
+
+
+#: columns only some suites measure: left out of Markdown and LaTeX where no row has a value
+_OPTIONAL = frozenset({"latency_total_ms"})
+
+
+def _absent_columns(cols: Sequence[MetricDef], rows: list[tuple[RunRecord, list[Cell]]]) -> frozenset[str]:
+    return frozenset(
+        c.name
+        for i, c in enumerate(cols)
+        if c.name in _OPTIONAL and all(cells[i].value is None for _, cells in rows)
+    )
 
 
 def _duplicate_net_columns(

@@ -19,6 +19,8 @@ Format history (bump ``JOB_VERSION`` and describe the change here):
   4 — PlannedStage.input/model/weights/uses: a stage names the stage it starts from and the
       final stages of the variants it reads (a teacher's), so a lineage is no longer one chain.
   5 — RoundJob.data_yaml: the data ``measure.latency.scope: total`` times images from.
+  6 — ``latency.scope: both``: a round times each model twice, as its variant's arm and as a
+      second arm ``<variant>@total`` (``total_arm``) per image from its file.
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ from greenbench.runtimes.base import Artifact
 from greenbench.suite import LatencySettings, ProtocolSettings
 from greenbench.suite.identity import PlannedStage
 
-JOB_VERSION = 5
+JOB_VERSION = 6
+
+#: the suffix of a variant's second arm under ``latency.scope: both`` (a variant name cannot hold '@')
+TOTAL_ARM = "@total"
+
+
+def total_arm(variant: str) -> str:
+    """The arm that times ``variant`` per image from its file when the suite's scope is ``both``."""
+    return variant + TOTAL_ARM
 
 
 @dataclass(frozen=True)

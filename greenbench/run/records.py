@@ -25,7 +25,7 @@ from greenbench.measure.protocol import Block
 from greenbench.measure.stats import NOISY_IQR_RATIO
 from greenbench.metrics import units
 from greenbench.run import jobs
-from greenbench.run.jobs import EvaluateResult, StageDone
+from greenbench.run.jobs import EvaluateResult, StageDone, total_arm
 from greenbench.run.prepare import Prepared
 from greenbench.store import RunRecord
 from greenbench.suite import Suite
@@ -108,8 +108,9 @@ def interleaved(
     """Latency and energy per image of ``arm`` from its figures over every round."""
     metrics: Metrics = {}
     if "latency_ms" in figures:
-        stat = "geometric mean over rounds of the median block latency"
-        metrics["latency_ms"] = _interval("latency_ms", figures["latency_ms"], stat, ctx, threads=threads)
+        metrics["latency_ms"] = _interval(
+            "latency_ms", figures["latency_ms"], LATENCY_STAT, ctx, threads=threads
+        )
     readings = [b.reading for b in blocks if b.arm == arm and b.reading is not None]
     if readings and "energy_per_image_j" in figures:
         tag = {
@@ -154,7 +155,21 @@ def parent_deltas(
     if parent is None or keys.parent_key is None or not any(b.arm == parent for b in blocks):
         return {}
     pairing = {"parent": parent, "parent_key": keys.parent_key, "run_id": run_id}
-    return paired_deltas(arm_figures(blocks, arm, block_values(ctx.idle), parent), pairing)
+    found = paired_deltas(arm_figures(blocks, arm, block_values(ctx.idle), parent), pairing)
+    return {**found, **paired_deltas(total_latency(blocks, arm, parent), pairing)}
+
+
+LATENCY_STAT = "geometric mean over rounds of the median block latency"
+
+
+def total_latency(blocks: Sequence[Block], variant: str, against: str | None) -> dict[str, Figure]:
+    """``latency_total_ms`` of ``variant`` from its ``@total`` arm (``latency.scope: both``), with
+    its paired ratio against ``against``'s ``@total`` arm; empty when the variant has no such arm."""
+    arm = total_arm(variant)
+    if not any(b.arm == arm for b in blocks):
+        return {}
+    partner = None if against is None else total_arm(against)
+    return arm_figures(blocks, arm, {"latency_total_ms": "latency_ms"}, partner)
 
 
 def _stage_entry(s: StageDone, idle: IdleBaseline) -> dict[str, Any]:
@@ -354,6 +369,9 @@ class Measurement:
     #: Δ against the ``from:`` variant where it was measured interleaved with this one (as ``deltas``
     #: against the baseline, with ``parent`` and ``parent_key``); tables with ``delta: parent`` show it
     parent_deltas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``latency.scope: both``: the blocks and runtime description of the variant's ``@total`` arm
+    total_blocks: list[Block] = field(default_factory=list)
+    total_runtime: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """As the store keeps it."""
@@ -385,6 +403,14 @@ class Measurement:
             "concurrent_runs": self.concurrent_runs,
             **({"accuracy_details": self.accuracy_details} if self.accuracy_details else {}),
             **({"parent_deltas": self.parent_deltas} if self.parent_deltas else {}),
+            **(
+                {
+                    "total_blocks": [b.to_dict() for b in self.total_blocks],
+                    "total_runtime": self.total_runtime,
+                }
+                if self.total_blocks
+                else {}
+            ),
         }
 
 
@@ -441,6 +467,14 @@ def ok_record(
     found = paired_deltas(figures, pairing) if partner is not None else {}
     parent = suite.variants[name].from_
     parent_found = parent_deltas(measured.blocks, name, parent, ctx, keys, identity.run_id)
+    total = total_latency(measured.blocks, name, partner)  # latency.scope: both
+    total_described = measured.arms.get(total_arm(name), {})
+    if total:
+        metrics["latency_total_ms"] = _interval(
+            "latency_total_ms", total["latency_total_ms"], LATENCY_STAT, ctx,
+            threads=int(total_described.get("threads", 0)), per_call=total_described.get("per_call"),
+        )  # fmt: skip
+        found.update(paired_deltas(total, pairing) if partner is not None else {})
     measurement = Measurement(
         protocol={
             **suite.measure.protocol.model_dump(),
@@ -450,6 +484,8 @@ def ok_record(
             "lost_rounds": measured.lost_rounds,
         },
         blocks=[b for b in measured.blocks if b.arm == name],
+        total_blocks=[b for b in measured.blocks if b.arm == total_arm(name)],
+        total_runtime=total_described,
         baseline_blocks=[b for b in measured.blocks if found and b.arm == suite.baseline],
         runtime=arm,
         artifact=prepared.artifact,

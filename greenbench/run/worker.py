@@ -24,6 +24,7 @@ from greenbench.errors import GreenbenchError
 from greenbench.measure.energy.composite import MeterChoice, select_meters
 from greenbench.measure.energy.meter import EnergyReading, Meter
 from greenbench.run import jobs
+from greenbench.run.jobs import total_arm
 from greenbench.runtimes.base import Artifact
 from greenbench.suite.identity import PlannedStage
 from greenbench.tasks import task_class
@@ -251,10 +252,14 @@ def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
         try:
             arm_settings = dataclasses.replace(settings, options=spec.options)
             predictor = get_runtime(spec.runtime).load(spec.artifact, arm_settings, task.module_loader)
+            timed = [(spec.variant, predictor)]
             if lat.scope == "total":
-                predictor = _end_to_end(task, predictor, job)
-            predictor.call()  # one call now: a model that cannot run fails alone, not the round
-            predictor.sync()
+                timed = [(spec.variant, _end_to_end(task, predictor, job))]
+            elif lat.scope == "both":  # a second arm of the same loaded model, interleaved like the others
+                timed.append((total_arm(spec.variant), _end_to_end(task, predictor, job)))
+            for _, one in timed:
+                one.call()  # one call now: a model that cannot run fails alone, not the round
+                one.sync()
         except GreenbenchError as e:
             failed[spec.variant] = str(e)
             continue
@@ -262,8 +267,9 @@ def run_round(job: jobs.RoundJob, emit: Events) -> jobs.RoundResult:
             why = f"{type(e).__name__}: {e}"
             failed[spec.variant] = f"{spec.runtime} could not run {spec.artifact.path}: {why}"
             continue
-        arms.append(Arm(spec.variant, predictor.call, predictor.images_per_call, predictor.sync))
-        described[spec.variant] = {**predictor.description, "threads": predictor.threads}
+        for name, one in timed:
+            arms.append(Arm(name, one.call, one.images_per_call, one.sync))
+            described[name] = {**one.description, "threads": one.threads}
     meter, choices = _meter(job.energy)
     p = job.protocol
     # whole Williams periods over all rounds: the order is balanced, not just nearly

@@ -157,10 +157,11 @@ class LatencySettings(_Manifest):
         default=False,
         description="onnxruntime intra-op threads spin while waiting: faster, but burns energy",
     )
-    scope: Literal["model", "total"] = Field(
+    scope: Literal["model", "total", "both"] = Field(
         default="model",
         description="model: one forward pass on a ready tensor; total: per image from its file, "
-        "decode, preprocessing, the model and postprocessing (top-k, NMS), as an application sees it",
+        "decode, preprocessing, the model and postprocessing (top-k, NMS), as an application sees it; "
+        "both: latency_ms as model and latency_total_ms as total, interleaved in the same rounds",
     )
 
     @field_validator("imgsz")
@@ -172,9 +173,10 @@ class LatencySettings(_Manifest):
 
     @model_validator(mode="after")
     def _bounded(self) -> LatencySettings:
-        if self.scope == "total" and self.batch != 1:
+        if self.scope != "model" and self.batch != 1:
             raise fail(
-                f"scope 'total' times one image at a time from its file: batch must be 1, got {self.batch}"
+                f"scope '{self.scope}' times one image at a time from its file: batch must be 1, got "
+                f"{self.batch}"
             )
         size = self.batch * 3 * (self.imgsz or 0) ** 2 * 4
         if size > MAX_INPUT_BYTES:

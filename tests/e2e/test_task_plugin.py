@@ -24,7 +24,7 @@ task: toy
 dataset: {DATASET}
 defaults: {epochs: 5, imgsz: 32, lr: 0.02}
 measure:
-  latency: {warmup: 1, scope: total}  # per sample, pre- and postprocessing included
+  latency: {warmup: 1, scope: both}  # the model alone, and per sample with pre- and postprocessing
   protocol: {rounds: 2, blocks: 2, min_calls: 2}
   energy: {idle_s: 0.2, min_window_s: 0.05, meters: [estimate]}
 baseline: base
@@ -112,12 +112,23 @@ def test_a_task_from_outside_runs_end_to_end(tmp_path: Path) -> None:
     assert artifacts["int8"]["path"] != artifacts["onnx"]["path"]  # the quantized graph is its own file
     assert [s["name"] for s in records["int8"].stages] == ["quantize"]
     assert "latency_ms" in records["onnx"].deltas  # paired with the baseline, measured interleaved
+    # scope both: a second arm per model, timed per sample from its file in the same rounds
+    for name, r in records.items():
+        total, model = r.metrics["latency_total_ms"], r.metrics["latency_ms"]
+        assert total["value"] > 0 and total["ci_low"] <= total["value"] <= total["ci_high"], name
+        assert r.measurement["total_runtime"]["scope"] == "total" and r.measurement["total_blocks"]
+        assert all(b["arm"] == f"{name}@total" for b in r.measurement["total_blocks"])
+        assert all(b["arm"] == name for b in r.measurement["blocks"])  # exports read these alone
+        assert model["value"] > 0 and "scope" not in r.measurement["runtime"]
+    assert {"latency_ms", "latency_total_ms"} <= set(records["onnx"].deltas)
+    assert records["int8"].measurement["parent_deltas"]["latency_total_ms"]["parent"] == "onnx"
     # three classes of well-separated blobs: trained models beat chance (1/3) by far
     assert records["base"].metrics["toy_top1"]["value"] > 0.6
 
     table = with_plugin("table", str(suite), "--store", str(store), cwd=tmp_path)
     assert table.returncode == 0, table.stderr  # type: ignore[attr-defined]
     assert "toy_top1" in table.stdout and "int8" in table.stdout  # type: ignore[attr-defined]
+    assert "latency_total_ms" in table.stdout  # type: ignore[attr-defined]
 
     board = tmp_path / "board.csv"
     lb = with_plugin("leaderboard", "--store", str(store), "-o", str(board), cwd=tmp_path)

@@ -114,7 +114,8 @@ def test_columns_headers_and_scales_come_from_the_registry(monkeypatch: pytest.M
     assert table.columns == table_metrics("detect")
     assert [c.name for c in table.columns[:2]] == ["precision", "map50"]
     heads = md_table(render(table))[0]
-    assert heads == ["variant"] + [table.header(c) for c in table.columns]
+    assert heads == ["variant"] + [table.header(c) for c in table.columns if c.name not in table.hidden]
+    assert table.hidden == {"latency_total_ms"}  # no row measured scope both
     assert [table.header(c).split(" [")[0] for c in table.columns] == [
         METRICS[c.name].header for c in table.columns
     ]
