@@ -19,17 +19,16 @@ _SPEC: list[tuple[str, str, str]] = [
     (
         "suite_config",
         "text",
-        "key (16 hex digits) of what makes a suite's rows compare: task, baseline, dataset "
-        "fingerprint and split, the suite's measure settings; records of the same suite name "
-        "with another data or settings have another key and are never merged or ranked together",
+        "key (16 hex digits) of what makes rows compare: task, baseline, data fingerprint and split, "
+        "measure settings; other data or settings: other rows, never merged",
     ),
     ("variant", "text", "variant name"),
     ("runtime", "text", "runtime that ran the measured model: torch, onnxruntime, openvino, …"),
     (
         "runtime_options",
         "text",
-        "the runtime's options as the suite set them (key=value, comma-separated; empty: the "
-        "defaults); openvino's precision is a hint for float layers, model_precision is what ran",
+        "the runtime's options as the suite set them (key=value, …; empty: defaults); openvino's "
+        "precision is a hint for float layers, model_precision is what ran",
     ),
     ("model_precision", "text", "numeric precision the runtime ran the model in (fp32, fp16, int8, …)"),
     ("device_id", "text", "hardware id: hash of CPU model, cores, RAM, arch and GPUs (greenbench env)"),
@@ -118,8 +117,7 @@ _SPEC: list[tuple[str, str, str]] = [
         "paired",
         "bool",
         "the row has a Δ and every Δ of it is from blocks interleaved with the baseline's in the "
-        "same processes; False: some Δ is from two values measured apart (no CI), or no Δ (the "
-        "baseline)",
+        "same processes; False: a Δ from two values measured apart (no CI), or no Δ",
     ),
     ("noisy", "bool", "latency_noisy or energy_noisy"),
     ("co2_g_per_1k_images", "float", "g CO2 of 1000 images' inference: gross J × grid intensity × PUE"),
