@@ -74,7 +74,7 @@ def metadata(frame: pd.DataFrame) -> dict[str, Any]:
     return {
         "format": "greenbench leaderboard",
         "format_version": META_FORMAT,
-        "encoding": ENCODING,
+        "csv_encoding": ENCODING,
         "rank_by": frame.attrs.get("rank_by"),
         "rank_rule": frame.attrs.get("rank_rule"),
         "rank_groups": frame.attrs.get("groups", []),
