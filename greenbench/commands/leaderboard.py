@@ -1,10 +1,13 @@
-"""``greenbench leaderboard``: one CSV of every suite × variant × runtime × device in the stores.
+"""``greenbench leaderboard``: one CSV of every suite config × variant × runtime × device in the
+stores.
 
 Reads the stores read-only (``--store`` repeated merges them: results from several machines
 become one board, a record present in two stores counts once), keeps the newest ``ok`` record of
-each row that is not from a smoke run, ranks the rows within each suite by the stated rule and
-writes ``greenbench.report.frame.COLUMNS`` with pandas. The rule is printed on stderr and is the
-``rank_rule`` column of every row.
+each row that is not from a smoke run, ranks the rows within each rank group (one suite config on
+one device with one energy method) by the stated rule and writes
+``greenbench.report.columns.COLUMNS`` with pandas, the rule and the groups in ``<csv>.meta.json``
+beside it; ``--json`` prints both as one JSON document instead. The rule and each group's note
+are printed on stderr.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--store`` (repeatable), ``--suite``, ``--device``, ``-o``, ``--rank``."""
+    """``--store`` (repeatable), ``--suite``, ``--device``, ``-o``, ``--rank``, ``--json``."""
     add_selection_options(parser)
     parser.add_argument(
         "-o", "--output", default="results/leaderboard.csv", help="CSV file to write (default %(default)s)"
@@ -46,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="pareto",
         help="rank rule (default: Pareto rank of accuracy vs energy per image, ties by latency)",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the rows and the rank rule and groups as one JSON document on stdout instead of "
+        "writing the CSV",
+    )
 
 
 def _say(text: str) -> None:
@@ -53,9 +62,10 @@ def _say(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the CSV; say the rank rule, the row count and any skipped record on stderr."""
+    """Write the CSV and its metadata (or print the JSON); say the rank rule, the groups' notes,
+    the row count and any skipped record on stderr."""
     from greenbench.report.frame import load_results, read_stores
-    from greenbench.report.leaderboard import write_leaderboard
+    from greenbench.report.leaderboard import json_text, meta_path, write_leaderboard
 
     stores = [Path(s) for s in (args.store or [str(DEFAULT_STORE)])]
     frame = load_results(stores, suite=args.suite, device=args.device, rank_by=args.rank)
@@ -75,7 +85,17 @@ def run(args: argparse.Namespace) -> int:
             f"suites stored: {', '.join(suites) or 'none'}; devices: {', '.join(devices) or 'none'}. "
             f"Run a suite first, or change --suite/--device."
         )
-    path = write_leaderboard(frame, Path(args.output))
     _say(f"rank rule: {frame.attrs['rank_rule']}")
-    _say(f"wrote {len(frame)} row(s) to {path}")
+    for group in frame.attrs["groups"]:
+        if group["note"]:
+            _say(f"{group['rank_group']}: {group['note']}")
+    if args.json:
+        sys.stdout.write(json_text(frame))
+        _say(f"printed {len(frame)} row(s) in {len(frame.attrs['groups'])} rank group(s)")
+        return 0
+    path = write_leaderboard(frame, Path(args.output))
+    _say(
+        f"wrote {len(frame)} row(s) in {len(frame.attrs['groups'])} rank group(s) to {path} "
+        f"(rank rule and groups: {meta_path(path)})"
+    )
     return 0

@@ -44,7 +44,7 @@ def write_reports(
 ) -> list[Path]:
     """Write every device's report under ``out``; the written HTML and Markdown paths."""
     from greenbench.report.device_report import build_device_report
-    from greenbench.report.frame import is_smoke, load_results, read_stores
+    from greenbench.report.frame import is_smoke, join_runtime, load_results, read_stores
     from greenbench.report.html import render_html
     from greenbench.report.markdown import figure_file, render_markdown
     from greenbench.report.render_common import figures, safe_name
@@ -68,7 +68,7 @@ def write_reports(
     achieved: dict[str, dict[tuple[str, str, str], tuple[float | None, float | None]]] = {}
     for row in frame.itertuples(index=False):
         achieved.setdefault(str(row.device_id), {})[
-            (str(row.suite), str(row.variant), str(row.runtime or ""))
+            (str(row.suite), str(row.variant), join_runtime(row.runtime, row.runtime_options))
         ] = (
             _float(row.achieved_gflops_per_s),
             _float(row.pct_of_peak),

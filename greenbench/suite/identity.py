@@ -190,3 +190,20 @@ def dataset_ref(suite: Suite) -> DatasetRef:
     assert suite.dataset.path is not None
     checked = suite.checked_data()  # load_suite walked it already: once per run is enough
     return checked if checked is not None else task.check_dataset(Path(suite.dataset.path))
+
+
+def results_key(task: str, baseline: str | None, dataset: Mapping[str, Any], settings: Any) -> str:
+    """The key of what makes the records of one suite compare with each other (the leaderboard's
+    ``suite_config``): the task, the baseline, the evaluated data (``dataset``: its fingerprint
+    and split) and the suite's measure settings as a record states them. A suite edited only in
+    its variants keeps its key (resumed records stay beside new ones); other data or settings
+    give another. Latency ``scope: model``, the default, is left out, as in ``variant_config``,
+    so records from before the setting existed keep theirs."""
+    measure = dict(settings) if isinstance(settings, Mapping) else settings
+    if isinstance(measure, dict) and isinstance(measure.get("latency"), Mapping):
+        latency = dict(measure["latency"])
+        if latency.get("scope") == "model":
+            del latency["scope"]
+        measure["latency"] = latency
+    data = {k: dataset.get(k) for k in ("fingerprint", "eval_split")}
+    return sha({"task": task, "baseline": baseline, "dataset": data, "measure": measure})

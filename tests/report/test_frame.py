@@ -11,7 +11,9 @@ import pytest
 
 import greenbench
 from greenbench.errors import GreenbenchError
-from greenbench.report.frame import COLUMNS, CPU_TIME_CAVEAT, KINDS, RANK_RULES, load_results
+from greenbench.report.columns import COLUMNS, KINDS
+from greenbench.report.frame import load_results
+from greenbench.report.ranking import CPU_TIME_CAVEAT, RANK_RULES
 from greenbench.store import RunRecord, Store
 from tests.factories import make_measured_record
 
@@ -59,7 +61,9 @@ def test_columns_in_order_with_units(tmp_path: Path) -> None:
             named = bool(units & set(name.split("_")))
             assert named or name in counts or what.startswith("fraction") or name == "pue", name
     assert frame["latency_ms_median"].dtype == "float64" and frame["rank"].dtype == "Int64"
-    assert frame["pareto_optimal"].dtype == "boolean"
+    for name, kind in KINDS.items():  # a flag is True or False on every row, never empty
+        if kind == "bool":
+            assert frame[name].dtype == "bool", name
 
 
 def test_ranks_and_pareto_flags_on_known_records(tmp_path: Path) -> None:
@@ -71,7 +75,9 @@ def test_ranks_and_pareto_flags_on_known_records(tmp_path: Path) -> None:
     assert list(frame.index) == ["pruned", "base", "bad", "noacc"]
     assert list(frame["rank"].iloc[:3]) == [1, 2, 3] and pd.isna(frame.loc["noacc", "rank"])
     # every energy figure of the suite is the CPU-time model: the rule says what it then ranks
-    assert (frame["rank_rule"] == RANK_RULES["pareto"] + CPU_TIME_CAVEAT).all()
+    assert frame.attrs["rank_rule"] == RANK_RULES["pareto"]
+    assert [g["note"] for g in frame.attrs["groups"]] == [CPU_TIME_CAVEAT]
+    assert frame.attrs["groups"][0]["rows"] == len(KNOWN)
     assert (frame["accuracy"].dropna() == frame["map50"].dropna()).all()
     assert frame.loc["base", "is_baseline"] and not frame.loc["pruned", "is_baseline"]
     for rule, first in (("energy", "noacc"), ("latency", "noacc"), ("accuracy", "base")):
@@ -91,7 +97,8 @@ def test_values_deltas_and_flags(tmp_path: Path) -> None:
     assert pruned["energy_delta_pct"] == pytest.approx((0.03 - 0.05) / 0.05 * 100)
     assert not pruned["energy_delta_paired"] and not pruned["paired"]
     assert pd.isna(pruned["energy_delta_pct_ci_low"])
-    assert pd.isna(frame.loc["base", "latency_delta_pct"]) and pd.isna(frame.loc["base", "paired"])
+    assert pd.isna(frame.loc["base", "latency_delta_pct"]) and not frame.loc["base", "paired"]
+    assert not frame.loc["base", "latency_delta_significant"] and not frame.loc["base", "energy_delta_paired"]
     assert pruned["device"].startswith("cpu · Test CPU") and not pruned["noisy"]
 
 
@@ -186,6 +193,7 @@ def test_old_store_without_peak_table_reads(tmp_path: Path) -> None:
 def test_public_entry_point_and_missing_store(tmp_path: Path) -> None:
     frame = greenbench.load_results(make_store(tmp_path / "a.db", known()), suite="s")
     assert len(frame) == len(KNOWN) and frame.attrs["rank_rule"] == RANK_RULES["pareto"]
+    assert frame.attrs["rank_by"] == "pareto"
     assert all(math.isfinite(x) for x in frame["energy_j_per_image"])
     with pytest.raises(GreenbenchError, match="no results store"):
         load_results(tmp_path / "missing.db")
@@ -195,4 +203,6 @@ def test_a_measured_energy_figure_lifts_the_cpu_time_caveat(tmp_path: Path) -> N
     records = known()
     records[0].metrics["energy_per_image_j"].update(method="measured", source="rapl:package-0")
     frame = load_results(make_store(tmp_path / "m.db", records))
-    assert (frame["rank_rule"] == RANK_RULES["pareto"]).all()
+    # base is measured, the others estimated: two groups, only the estimated one has the caveat
+    notes = {g["energy_method"]: g["note"] for g in frame.attrs["groups"]}
+    assert notes == {"measured": None, "estimated": CPU_TIME_CAVEAT}
