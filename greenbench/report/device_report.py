@@ -21,6 +21,7 @@ from greenbench.metrics import METRICS, headline_accuracy, table_metrics
 from greenbench.report.pareto import pareto_mask
 from greenbench.report.plots import Point, Stage, Training
 from greenbench.report.table_notes import as_number as _num
+from greenbench.report.table_notes import protocol
 from greenbench.report.tables import Table, build_table
 from greenbench.store import RunRecord
 
@@ -145,12 +146,24 @@ def _text(x: object) -> str:
 
 
 def fingerprint_rows(device: Mapping[str, Any], device_id: str) -> list[tuple[str, str]]:
-    """The device fingerprint as (key, text) rows, library versions last."""
+    """The device fingerprint as (key, text) rows, library versions last; a version the rows
+    above already give (``python``) is not repeated."""
     rows = [("device_id", device_id)]
     rows += [(k, _text(device.get(k))) for k in FINGERPRINT_KEYS[1:] if k in device]
+    shown = dict(rows)
     versions = _dict(device.get("versions"))
-    rows += [(f"version: {k}", _text(v)) for k, v in sorted(versions.items())]
+    rows += [
+        (f"version: {k}", _text(v))
+        for k, v in sorted(versions.items())
+        if not (k in shown and _same_version(shown[k], _text(v)))
+    ]
     return rows
+
+
+def _same_version(a: str, b: str) -> bool:
+    """Whether two texts name one version (``3.11.2`` and ``3.11.2 (main, Mar 13 2023)``)."""
+    a, b = a.strip(), b.strip()
+    return a == b or a.startswith(b + " ") or b.startswith(a + " ")
 
 
 def _domains(reading: object) -> list[dict[str, Any]]:
@@ -211,11 +224,7 @@ def _latency(records: Sequence[RunRecord]) -> list[str]:
         lat = _dict(r.metrics.get("latency_ms"))
         if not lat:
             continue
-        texts.append(
-            f"{lat.get('stat', 'median')}; {lat.get('rounds', '?')} rounds (fresh processes) × "
-            f"{lat.get('blocks', '?')} blocks, interleaved with the baseline; {lat.get('threads', '?')} "
-            f"thread(s); CI: {lat.get('ci_method', '95 % bootstrap')}"
-        )
+        texts.append(f"{protocol(lat)}; {lat.get('threads', '?')} thread(s)")
     return list(dict.fromkeys(texts))
 
 
