@@ -356,3 +356,26 @@ def test_energy_scatter_has_ci_bars() -> None:
     fig = plots.accuracy_vs_energy_figure(points(["a", "b", "c"]))
     bars = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
     assert len(bars) == 3  # one horizontal 95 % CI bar per variant
+
+
+def test_60_scattered_variants_keep_their_numbers_apart() -> None:
+    """Beyond the study: 60 variants spread at random (seeded), names of every length."""
+    import random
+
+    rng = random.Random(60)
+    many = [
+        Point(
+            label=f"variant-{i:02d}" + "-pruned" * (i % 4),
+            accuracy=round(0.3 + 0.2 * rng.random(), 2),
+            energy_j=0.005 + 0.02 * rng.random(),
+            energy_method="estimated",
+            energy_source="estimate",
+            latency_ms=5 + 10 * rng.random(),
+            pareto=i % 9 == 0,
+        )
+        for i in range(60)
+    ]
+    fig = plots.accuracy_vs_energy_figure(many)  # the latency scatter places its numbers alike
+    boxes = drawn_texts(fig)
+    assert len(boxes) > 120 and overlapping(boxes) == []
+    assert all(b.y0 >= -1 and b.y1 <= fig.bbox.y1 + 1 for _, b in boxes)  # the key fits the figure
