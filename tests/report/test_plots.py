@@ -379,3 +379,22 @@ def test_60_scattered_variants_keep_their_numbers_apart() -> None:
     boxes = drawn_texts(fig)
     assert len(boxes) > 120 and overlapping(boxes) == []
     assert all(b.y0 >= -1 and b.y1 <= fig.bbox.y1 + 1 for _, b in boxes)  # the key fits the figure
+
+
+def test_points_carry_each_figures_own_flags_and_short_runtime_names(
+    study27: tuple[object, dict[str, Figure]],
+) -> None:
+    from greenbench.report.device_report import runtime_labels
+
+    pts = {p.label: p for p in study27[0].points}  # type: ignore[attr-defined]
+    energy_only, latency_only = pts["pruned-20 [openvino]"], pts["pruned-10 [openvino]"]
+    assert energy_only.energy_noisy and not energy_only.latency_noisy
+    assert latency_only.latency_noisy and not latency_only.energy_noisy
+    assert pts["base [onnxruntime]"].latency_unpaired and not pts["sparse [onnxruntime]"].latency_unpaired
+    assert runtime_labels(["torch", "torch"]) == {}
+    assert runtime_labels(["torch", "ort(threads=1)", "ort(threads=2)", "ov(f32)"]) == {
+        "torch": "torch",
+        "ort(threads=1)": "ort(threads=1)",  # two settings of one runtime: named whole
+        "ort(threads=2)": "ort(threads=2)",
+        "ov(f32)": "ov",
+    }
