@@ -254,11 +254,12 @@ def _view(section: SuiteSection, index: int, plots: list[Figure]) -> dict[str, A
             {"id": fid, "name": f.name, "caption": f.caption, "svg": Markup(inline_svg(f.svg, fid + "-"))}
         )
     recipe_heads, rows = _cells(t)
+    away = shown_away(t)
     return {
         "section": section,
         "recipe_heads": recipe_heads,
-        "heads": [t.header(c) for c in t.columns if c.name not in shown_away(t)],
-        "empty": [t.header(c) for c in t.columns if c.name in shown_away(t) - set(t.hidden)],
+        "heads": [t.header(c) for c in t.columns if c.name not in away],
+        "empty": [t.header(c) for c in t.columns if c.name in away - set(t.hidden)],
         "rows": rows,
         "variants": len(t.rows),
         "failed": sum(r.status != "ok" for r, _ in t.rows),

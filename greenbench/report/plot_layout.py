@@ -152,11 +152,14 @@ def _overlap(a: Bbox, b: Bbox) -> float:
 
 
 def _candidates() -> Iterator[tuple[float, float]]:
-    """Offsets (points) around a marker, nearest first: 8 then 16 directions per ring."""
+    """Offsets (points) around a marker, nearest first: 8 then 16 directions per ring, above and
+    below before the sides (a CI bar runs sideways through the marker)."""
     for radius in (8.0, 11.0, 15.0, 20.0, 26.0, 33.0, 41.0, 50.0, 60.0):
         steps = 8 if radius < 15 else 16
-        for i in range(steps):
-            angle = math.pi / 4 + 2 * math.pi * i / steps  # up-right first: where a reader looks
+        angles = sorted(
+            (math.pi / 2 + 2 * math.pi * i / steps for i in range(steps)), key=lambda a: abs(math.cos(a))
+        )
+        for angle in angles:
             yield radius * math.cos(angle), radius * math.sin(angle)
 
 
@@ -197,6 +200,7 @@ def place_numbers(fig: Figure, ax: Axes, marks: Sequence[Mark], marker_pt: float
         label = ax.annotate(
             m.text, (m.x, m.y), xytext=(dx, dy), textcoords="offset points", ha="center", va="center",
             fontsize=FONT_PT, color=m.colour, zorder=5, annotation_clip=False,
+            bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
             arrowprops={"arrowstyle": "-", "color": "#999999", "lw": 0.5, "shrinkA": 0, "shrinkB": 3}
             if far else None,
         )  # fmt: skip
