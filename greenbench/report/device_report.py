@@ -21,6 +21,7 @@ from greenbench.metrics import METRICS, headline_accuracy, table_metrics
 from greenbench.report.pareto import pareto_mask
 from greenbench.report.plots import Point, Stage, Training
 from greenbench.report.table_notes import as_number as _num
+from greenbench.report.table_notes import protocol
 from greenbench.report.tables import Table, build_table
 from greenbench.store import RunRecord
 
@@ -145,12 +146,24 @@ def _text(x: object) -> str:
 
 
 def fingerprint_rows(device: Mapping[str, Any], device_id: str) -> list[tuple[str, str]]:
-    """The device fingerprint as (key, text) rows, library versions last."""
+    """The device fingerprint as (key, text) rows, library versions last; a version the rows
+    above already give (``python``) is not repeated."""
     rows = [("device_id", device_id)]
     rows += [(k, _text(device.get(k))) for k in FINGERPRINT_KEYS[1:] if k in device]
+    shown = dict(rows)
     versions = _dict(device.get("versions"))
-    rows += [(f"version: {k}", _text(v)) for k, v in sorted(versions.items())]
+    rows += [
+        (f"version: {k}", _text(v))
+        for k, v in sorted(versions.items())
+        if not (k in shown and _same_version(shown[k], _text(v)))
+    ]
     return rows
+
+
+def _same_version(a: str, b: str) -> bool:
+    """Whether two texts name one version (``3.11.2`` and ``3.11.2 (main, Mar 13 2023)``)."""
+    a, b = a.strip(), b.strip()
+    return a == b or a.startswith(b + " ") or b.startswith(a + " ")
 
 
 def _domains(reading: object) -> list[dict[str, Any]]:
@@ -211,11 +224,7 @@ def _latency(records: Sequence[RunRecord]) -> list[str]:
         lat = _dict(r.metrics.get("latency_ms"))
         if not lat:
             continue
-        texts.append(
-            f"{lat.get('stat', 'median')}; {lat.get('rounds', '?')} rounds (fresh processes) × "
-            f"{lat.get('blocks', '?')} blocks, interleaved with the baseline; {lat.get('threads', '?')} "
-            f"thread(s); CI: {lat.get('ci_method', '95 % bootstrap')}"
-        )
+        texts.append(f"{protocol(lat)}; {lat.get('threads', '?')} thread(s)")
     return list(dict.fromkeys(texts))
 
 
@@ -248,21 +257,34 @@ def _flagged(m: Mapping[str, Any]) -> bool:
     return bool(m.get("noisy") or m.get("rounds_disagree"))
 
 
+def runtime_labels(runtimes: Sequence[str]) -> dict[str, str]:
+    """How plots name each runtime: nothing when all rows share one; else its name without its
+    settings (``openvino`` for ``openvino(precision=f32, threads=1)``) unless two runtimes of
+    that name differ in their settings (the table shows them whole)."""
+    distinct = sorted(set(runtimes))
+    if len(distinct) < 2:
+        return {}
+    names = [r.split("(", 1)[0].strip() or r for r in distinct]
+    return {r: (n if names.count(n) == 1 else r) for r, n in zip(distinct, names, strict=True)}
+
+
 def points(table: Table, accuracy: str) -> list[Point]:
     """Plot points of the table's ok rows; Pareto flags from ``pareto_mask`` (accuracy against
     gross energy per image)."""
     idx = {c.name: i for i, c in enumerate(table.columns)}
-    several = len({r.runtime for r, _ in table.rows if r.status == "ok"}) > 1  # name the runtime then
+    runtime = runtime_labels([r.runtime or "" for r, _ in table.rows if r.status == "ok"])
     out = []
     for r, cells in table.rows:
         if r.status != "ok":
             continue
         lat, energy = _dict(r.metrics.get("latency_ms")), _dict(r.metrics.get("energy_per_image_j"))
-        kinds = [cells[idx[n]].delta for n in ("latency_ms", "energy_per_image_j") if n in idx]
+        lat_delta, energy_delta = (
+            cells[idx[n]].delta if n in idx else None for n in ("latency_ms", "energy_per_image_j")
+        )
         params = _num(r.value("params"))
         out.append(
             Point(
-                label=r.variant + (f" [{r.runtime}]" if several and r.runtime else ""),
+                label=r.variant + (f" [{runtime[r.runtime or '']}]" if runtime.get(r.runtime or "") else ""),
                 accuracy=_num(r.value(accuracy)),
                 energy_j=_num(energy.get("value")),
                 energy_ci_j=_ci(energy),
@@ -270,8 +292,10 @@ def points(table: Table, accuracy: str) -> list[Point]:
                 energy_source=str(energy["source"]) if "source" in energy else None,
                 latency_ms=_num(lat.get("value")),
                 latency_ci_ms=_ci(lat),
-                noisy=_flagged(lat) or _flagged(energy),
-                unpaired=any(d is not None and d.kind == "unpaired" for d in kinds),
+                latency_noisy=_flagged(lat) or (lat_delta is not None and lat_delta.rounds_disagree),
+                energy_noisy=_flagged(energy) or (energy_delta is not None and energy_delta.rounds_disagree),
+                latency_unpaired=lat_delta is not None and lat_delta.kind == "unpaired",
+                energy_unpaired=energy_delta is not None and energy_delta.kind == "unpaired",
                 baseline=r.variant == table.baseline,
                 params_m=None if params is None else params / 1e6,
                 gflops=_num(r.value("gflops")),

@@ -6,6 +6,12 @@ Every string from suites and records is also folded to one line (control charact
 overrides to spaces) by the environment's ``finalize``. The plots are matplotlib's SVG, whose
 text matplotlib's XML writer escaped; they are the only values marked safe.
 
+Results come first: per suite the energy banner and a summary (rows, baseline, Pareto front),
+the comparison table with the recipe and runtime columns the terminal table has (each CI on a
+line of its own, so that the table wraps to fit 1200 px; wider still, it scrolls in its own
+box, never the page), the plots, then how the figures were measured. The marks and the device
+fingerprint (folded, in a ``<details>``) close the page.
+
 Nothing is fetched when the file opens: no scripts, fonts, images or style sheets by URL. A
 Content-Security-Policy (``default-src 'none'``) makes that a rule the browser enforces, and
 would block a script even if one were ever injected.
@@ -22,6 +28,7 @@ from greenbench.errors import TERMINAL_UNSAFE
 from greenbench.metrics import MetricDef
 from greenbench.report.device_report import DeviceReport, SuiteSection
 from greenbench.report.plots import inline_svg
+from greenbench.report.recipe import recipe_columns
 from greenbench.report.render_common import BANNER, MARKS, Figure, figures, roofline_cells
 from greenbench.report.tables import STAGE_HEADS, Table, format_delta, format_value, stage_table
 
@@ -30,9 +37,11 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 @dataclass(frozen=True)
 class CellView:
-    """One comparison-table cell as shown: value text, Δ text and CSS classes (its marks)."""
+    """One comparison-table cell as shown: value text, its CI (``[low, high]``, on a line of its
+    own so that the table wraps to fit), Δ text and CSS classes (its marks)."""
 
     text: str
+    ci: str
     delta: str
     classes: str
 
@@ -46,19 +55,35 @@ def _fold(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _cells(table: Table) -> list[tuple[str, str, list[CellView]]]:
-    """Per row: variant text, row class and its cells."""
+def shown_away(table: Table) -> set[str]:
+    """Columns the HTML table leaves out: the table's hidden ones (a net figure equal to its gross
+    one in every row) and those no row has a value in (the CSV keeps both)."""
+    empty = {
+        c.name for i, c in enumerate(table.columns) if all(cells[i].value is None for _, cells in table.rows)
+    }
+    return set(table.hidden) | empty
+
+
+def _cells(table: Table) -> tuple[list[str], list[tuple[str, str, list[str], list[CellView]]]]:
+    """The recipe columns' heads (stage parameters, runtime: as the terminal table has them) and
+    per row: variant text, row class, recipe cells and metric cells (hidden columns left out)."""
+    recipe_heads, recipes = recipe_columns([r for r, _ in table.rows])
+    left_out = shown_away(table)
     rows = []
-    for r, cells in table.rows:
+    for (r, cells), recipe in zip(table.rows, recipes, strict=True):
         views = []
         for col, (value, delta) in zip(table.columns, cells, strict=True):
-            text = format_value(col, value, r)
+            if col.name in left_out:
+                continue
+            text, _, ci = format_value(col, value, r).partition(" [")
             if value is not None and col.energy and table.methods[col.name] == "mixed":
                 text += f" [{r.metrics[col.name].get('method', '?')}]"  # the header cannot say which
-            views.append(CellView(text, format_delta(delta), _classes(col, r, value, delta)))
+            views.append(
+                CellView(text, f"[{ci}" if ci else "", format_delta(delta), _classes(col, r, value, delta))
+            )
         name = r.variant + (" (baseline)" if r.variant == table.baseline else "")
-        rows.append((name, "failed" if r.status != "ok" else "", views))
-    return rows
+        rows.append((name, "failed" if r.status != "ok" else "", recipe, views))
+    return recipe_heads, rows
 
 
 def _classes(col: MetricDef, r: Any, value: float | None, delta: Any) -> str:
@@ -90,10 +115,16 @@ TEMPLATE = """\
 <style>
 body { font-family: sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; vertical-align: top; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.4em; text-align: right; vertical-align: top; }
 th:first-child, td:first-child, table.kv td, table.kv th, table.left td { text-align: left; }
 thead th { background: #f2f2f2; }
-td .delta { display: block; color: #555; font-size: 0.9em; white-space: nowrap; }
+thead th.recipe { text-align: left; }
+td .ci, td .delta { display: block; color: #555; font-size: 0.9em; white-space: nowrap; }
+table.comparison th[scope=row] { position: sticky; left: 0; background: #fff; min-width: 7em;
+  max-width: 16em; overflow-wrap: break-word; }
+table.comparison td.recipe { text-align: left; min-width: 7em; max-width: 14em; overflow-wrap: break-word; }
+p.hint { font-size: 0.85em; color: #444; }
+details#fingerprint summary { font-size: 1.2em; font-weight: bold; margin: 1em 0 0.5em; cursor: pointer; }
 td.estimated { background: repeating-linear-gradient(45deg, #fff, #fff 4px, #fff1e0 4px, #fff1e0 8px); }
 td.noisy, td.unpaired { outline: 2px solid #d62728; outline-offset: -2px; }
 td.ns .delta { color: #999; }
@@ -113,31 +144,58 @@ div.scroll { overflow-x: auto; }
 <header>
 <h1>greenbench device report</h1>
 <p>Device <code>{{ report.device_id }}</code>; {{ report.sections|length }} suite(s).
-Generated by greenbench {{ version }} from the stored records; this file fetches nothing.</p>
+Generated by greenbench {{ version }} from the stored records; this file fetches nothing.
+The <a href="#marks">marks</a> and the <a href="#fingerprint">device fingerprint</a> are at the end.</p>
 </header>
-<section id="fingerprint">
-<h2>Device fingerprint</h2>
-<table class="kv fingerprint"><tbody>
-{% for key, value in report.fingerprint %}<tr><th scope="row">{{ key }}</th><td>{{ value }}</td></tr>
-{% endfor %}</tbody></table>
-{% if report.peak %}<p>Measured peak (<code>greenbench env --peak</code>):
-{% for key, value in report.peak.items() %}{{ key }} = {{ value }}{{ "; " if not loop.last }}
-{% endfor %}</p>
-{% endif %}
-</section>
-<section id="marks">
-<h2>How to read the marks</h2>
-<dl class="marks">{% for mark, meaning in marks %}<dt>{{ mark }}</dt><dd>{{ meaning }}</dd>{% endfor %}</dl>
-</section>
 {% for s in sections %}
 <section class="suite" id="suite-{{ loop.index }}">
 <h2>Suite <span class="suite-name">{{ s.section.suite }}</span></h2>
+{% set d = s.section.disclosure %}
+<section class="summary">
+<p class="banner {{ d.overall }}"><strong>Energy: {{ d.overall }}.</strong>
+{{ banner.get(d.overall, "") }}</p>
+<ul class="summary">
+<li>{{ s.variants }} row(s){% if s.failed %}, {{ s.failed }} failed{% endif %}; baseline
+{{ s.section.baseline or "(none)" }}.</li>
+{% if s.front %}<li>Pareto front ({{ s.section.accuracy_name }} against energy per image):
+{{ s.front|join(", ") }}.</li>{% endif %}
+</ul>
+</section>
+<section class="comparison">
+<h3>Comparison against the baseline {{ s.section.baseline or "(none)" }}</h3>
+<div class="scroll"><table class="comparison">
+<thead><tr><th>variant</th>{% for h in s.recipe_heads %}<th class="recipe">{{ h }}</th>{% endfor %}
+{% for h in s.heads %}<th>{{ h }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for name, row_class, recipe, cells in s.rows %}<tr class="{{ row_class }}"><th scope="row">{{ name }}</th>
+{% for c in recipe %}<td class="recipe">{{ c }}</td>{% endfor %}
+{% for c in cells %}<td class="{{ c.classes }}">{{ c.text }}
+{%- if c.ci %}<span class="ci">{{ c.ci }}</span>{% endif %}
+{%- if c.delta %}<span class="delta">Δ {{ c.delta }}</span>{% endif %}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table></div>
+<p class="hint">Marks such as (noisy), (unpaired) and [estimated]: <a href="#marks">how to read them</a>.</p>
+{% if s.stages %}<h4>Training stages (energy of each stage's window; gross and net of idle)</h4>
+<div class="scroll"><table class="stages"><thead><tr>
+{% for h in stage_heads %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in s.stages %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
+</tbody></table></div>{% endif %}
+<ul class="notes">{% for n in s.notes %}<li>{{ n }}</li>{% endfor %}
+{% if s.empty %}<li>Left out, no row has a value: {{ s.empty|join(", ") }}.</li>{% endif %}</ul>
+</section>
+<section class="plots">
+<h3>Plots</h3>
+{% for f in s.figures %}<figure class="plot" id="{{ f.id }}" data-plot="{{ f.name }}">{{ f.svg }}
+<figcaption>{{ f.caption }}</figcaption></figure>
+{% endfor %}</section>
+{% if s.roofline %}<section class="roofline">
+<h3>Roofline: achieved GFLOP/s against this device's measured peak</h3>
+<table class="roofline"><thead><tr>
+{% for h in s.roofline_heads %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in s.roofline %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
+</tbody></table></section>{% endif %}
 <section class="disclosure">
 <h3>How these figures were measured</h3>
-{% set d = s.section.disclosure %}
-<p class="banner {{ d.overall }}"><strong>Energy: {{ d.overall }}.</strong>
-{{ banner.get(d.overall, "") }}
-Meters configured: {{ d.meters|join(", ") or "—" }}.</p>
+<p>Energy: {{ d.overall }}. Meters configured: {{ d.meters|join(", ") or "—" }}.</p>
 <table class="left meters"><thead><tr>
 {% for h in ["what", "domain", "method", "source", "scope", "variants"] %}<th>{{ h }}</th>{% endfor %}
 </tr></thead><tbody>
@@ -157,34 +215,22 @@ Meters configured: {{ d.meters|join(", ") or "—" }}.</p>
 {% for l in d.latency %}<li>Latency and energy per image: {{ l }}</li>{% endfor %}
 </ul>
 </section>
-<section class="comparison">
-<h3>Comparison against the baseline {{ s.section.baseline or "(none)" }}</h3>
-<div class="scroll"><table class="comparison">
-<thead><tr><th>variant</th>{% for h in s.heads %}<th>{{ h }}</th>{% endfor %}</tr></thead>
-<tbody>
-{% for name, row_class, cells in s.rows %}<tr class="{{ row_class }}"><th scope="row">{{ name }}</th>
-{% for c in cells %}<td class="{{ c.classes }}">{{ c.text }}
-{%- if c.delta %}<span class="delta">Δ {{ c.delta }}</span>{% endif %}</td>{% endfor %}</tr>
-{% endfor %}</tbody></table></div>
-{% if s.stages %}<h4>Training stages (energy of each stage's window; gross and net of idle)</h4>
-<table class="stages"><thead><tr>{% for h in stage_heads %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
-{% for row in s.stages %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
-</tbody></table>{% endif %}
-<ul class="notes">{% for n in s.notes %}<li>{{ n }}</li>{% endfor %}</ul>
-</section>
-{% if s.roofline %}<section class="roofline">
-<h3>Roofline: achieved GFLOP/s against this device's measured peak</h3>
-<table class="roofline"><thead><tr>
-{% for h in s.roofline_heads %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
-{% for row in s.roofline %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
-</tbody></table></section>{% endif %}
-<section class="plots">
-<h3>Plots</h3>
-{% for f in s.figures %}<figure class="plot" id="{{ f.id }}" data-plot="{{ f.name }}">{{ f.svg }}
-<figcaption>{{ f.caption }}</figcaption></figure>
-{% endfor %}</section>
 </section>
 {% endfor %}
+<section id="marks">
+<h2>How to read the marks</h2>
+<dl class="marks">{% for mark, meaning in marks %}<dt>{{ mark }}</dt><dd>{{ meaning }}</dd>{% endfor %}</dl>
+</section>
+<details id="fingerprint">
+<summary>Device fingerprint ({{ report.fingerprint|length }} entries)</summary>
+<table class="kv fingerprint"><tbody>
+{% for key, value in report.fingerprint %}<tr><th scope="row">{{ key }}</th><td>{{ value }}</td></tr>
+{% endfor %}</tbody></table>
+{% if report.peak %}<p>Measured peak (<code>greenbench env --peak</code>):
+{% for key, value in report.peak.items() %}{{ key }} = {{ value }}{{ "; " if not loop.last }}
+{% endfor %}</p>
+{% endif %}
+</details>
 <footer><ul class="notes">{% for w in report.warnings %}<li>{{ w }}</li>{% endfor %}</ul></footer>
 </body>
 </html>
@@ -199,7 +245,7 @@ def _view(section: SuiteSection, index: int, plots: list[Figure]) -> dict[str, A
     from markupsafe import Markup
 
     t = section.table
-    heads, rows = roofline_cells(section)
+    roof_heads, roof_rows = roofline_cells(section)
     figs = []
     for f in plots:
         fid = f"s{index}-{_slug(f.name)}"
@@ -207,14 +253,21 @@ def _view(section: SuiteSection, index: int, plots: list[Figure]) -> dict[str, A
         figs.append(
             {"id": fid, "name": f.name, "caption": f.caption, "svg": Markup(inline_svg(f.svg, fid + "-"))}
         )
+    recipe_heads, rows = _cells(t)
+    away = shown_away(t)
     return {
         "section": section,
-        "heads": [t.header(c) for c in t.columns],
-        "rows": _cells(t),
+        "recipe_heads": recipe_heads,
+        "heads": [t.header(c) for c in t.columns if c.name not in away],
+        "empty": [t.header(c) for c in t.columns if c.name in away - set(t.hidden)],
+        "rows": rows,
+        "variants": len(t.rows),
+        "failed": sum(r.status != "ok" for r, _ in t.rows),
+        "front": [p.label for p in section.points if p.pareto],
         "stages": stage_table(t),
         "notes": t.notes,
-        "roofline_heads": heads,
-        "roofline": rows,
+        "roofline_heads": roof_heads,
+        "roofline": roof_rows,
         "figures": figs,
     }
 

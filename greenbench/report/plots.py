@@ -1,9 +1,12 @@
 """The device report's plots, drawn by matplotlib as SVG strings.
 
-Each function takes plain data (``Point``, ``Training``) and returns one SVG document; a plot
-with nothing to show still returns an SVG that says so, so that a report always has all of its
-figures. Drawing goes through ``matplotlib.figure.Figure`` (never ``pyplot``): no backend is
-selected and no global figure state is left behind in the caller's process.
+Each plot (the scatter plots here, the bars in ``bar_plots``) has two entry points:
+``<name>_figure`` returns the matplotlib ``Figure`` (the tests measure its text), ``<name>``
+the SVG document of it. A plot with nothing to show still returns an SVG that says so, so that
+a report always has all of its figures. Drawing goes through ``matplotlib.figure.Figure``
+(never ``pyplot``): no backend is selected and no global figure state is left behind in the
+caller's process. How text is laid out at tens of variants (numbered markers with a key, units
+and log axes from the values) is ``plot_layout``'s.
 
 Choices that make the output safe and reproducible:
 
@@ -14,14 +17,16 @@ Choices that make the output safe and reproducible:
 - Mathtext is switched off (``text.parse_math: False``) rather than ``$`` being escaped: a
   variant named ``a$b$`` is drawn as written, and no escaping rule can be forgotten or doubled.
 - Strings from suites and records are folded to one line (control characters to spaces) and
-  shortened to ``LABEL_CHARS`` characters; the tables show the full names.
+  wrapped onto at most two lines in keys and bar labels; the tables show the full names.
 - Output is deterministic: ``svg.hashsalt`` is fixed, the ``Date`` metadata is dropped, and
   the matplotlib defaults are used whatever the user's ``matplotlibrc`` says.
 - Nothing is fetched: matplotlib draws offline with fonts it bundles.
 
 Marks: energy estimated from a model (not read from a hardware counter) is drawn hollow or
-hatched and labelled ``estimated (source)``; a noisy figure or a Δ not paired in time with the
-baseline carries ``(noisy)`` / ``(unpaired)`` in its label and a red edge.
+hatched, and the legend says so; a figure whose own metric is noisy, or whose Δ is not paired in
+time with the baseline, carries ``(noisy)`` / ``(unpaired)`` in the key and is drawn red. The
+energy plot reads the energy flags, the latency plots the latency flags. Every explanation is
+in the legend, never drawn over the data.
 """
 
 from __future__ import annotations
@@ -29,38 +34,28 @@ from __future__ import annotations
 import io
 import math
 import re
-import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from greenbench.errors import TERMINAL_UNSAFE
+from greenbench.report import plot_layout as lay
+from greenbench.report.plot_layout import FONT_PT, Mark, one_line, style, wrapped
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-LABEL_CHARS = 40  # longer names are cut with "…" in plots (the tables show them whole)
-SIZE_IN = (7.2, 4.4)  # figure size, inches
-SALT = "greenbench-report"
-
-_RC: dict[str, Any] = {
-    "svg.fonttype": "none",
-    "svg.hashsalt": SALT,
-    "text.parse_math": False,
-    "text.usetex": False,
-    "font.family": "sans-serif",
-    "font.size": 9.0,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "figure.dpi": 100.0,
-}
+LABEL_CHARS = 40  # names in legends and titles are cut with "…" past this (the tables show them whole)
+SIZE_IN = (7.2, 4.4)  # a plot without a key, inches
+SCATTER_IN = (9.6, 4.8)  # a scatter with its key beside it, inches (taller with many variants)
+ROW_IN = 0.17  # one text line of a bar label, inches
 
 MEASURED = "#1f77b4"
 ESTIMATED = "#ff7f0e"
 FLAGGED = "#d62728"  # edge of a noisy or unpaired figure
+FRONT = "#2ca02c"  # the Pareto front
+TEXT = "#333333"
 STAGE_COLOURS = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd", "#8c8c8c")
 
 
@@ -71,7 +66,8 @@ class Point:
     accuracy: the task's headline accuracy (a fraction, e.g. mAP50). energy_j: inference energy
     per image, gross, J, with its 95 % CI in energy_ci_j; energy_method: ``measured`` or
     ``estimated``; energy_source: what produced it. latency_ms with its 95 % CI latency_ci_ms.
-    noisy: the latency or energy figure was flagged noisy. unpaired: its Δ against the baseline
+    latency_noisy / energy_noisy: that figure was flagged noisy (its blocks spread, or its
+    rounds disagree). latency_unpaired / energy_unpaired: that figure's Δ against the baseline
     is not paired in time. pareto: on the accuracy-vs-energy Pareto front. params_m: parameters,
     10^6; gflops: GFLOPs of one forward pass; size_mb: model file, 10^6 bytes.
     """
@@ -84,8 +80,10 @@ class Point:
     energy_source: str | None = None
     latency_ms: float | None = None
     latency_ci_ms: tuple[float, float] | None = None
-    noisy: bool = False
-    unpaired: bool = False
+    latency_noisy: bool = False
+    energy_noisy: bool = False
+    latency_unpaired: bool = False
+    energy_unpaired: bool = False
     pareto: bool = False
     baseline: bool = False
     params_m: float | None = None
@@ -114,242 +112,251 @@ class Training:
 
 def label_text(text: str, limit: int = LABEL_CHARS) -> str:
     """``text`` on one line (control characters to spaces), at most ``limit`` characters."""
-    one = re.sub(r"\s+", " ", TERMINAL_UNSAFE.sub(" ", text)).strip()
+    one = one_line(text)
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
-def _flags(p: Point) -> str:
-    marks = [m for m, on in (("baseline", p.baseline), ("noisy", p.noisy), ("unpaired", p.unpaired)) if on]
+def _flagged(p: Point, metric: str) -> tuple[bool, bool]:
+    """(noisy, unpaired) of ``p``'s ``metric`` figure: ``energy`` or ``latency``."""
+    if metric == "energy":
+        return p.energy_noisy, p.energy_unpaired
+    return p.latency_noisy, p.latency_unpaired
+
+
+def flags(p: Point, metric: str) -> str:
+    """`` (baseline, noisy, unpaired)`` as they apply to ``p``'s ``metric`` figure, or ``""``."""
+    noisy, unpaired = _flagged(p, metric)
+    marks = [m for m, on in (("baseline", p.baseline), ("noisy", noisy), ("unpaired", unpaired)) if on]
     return f" ({', '.join(marks)})" if marks else ""
 
 
-def _finite(*xs: float | None) -> bool:
+def is_red(p: Point, metric: str) -> bool:
+    """Whether ``p``'s ``metric`` figure is drawn red: noisy or its Δ unpaired."""
+    return any(_flagged(p, metric))
+
+
+def finite(*xs: float | None) -> bool:
+    """Whether every value is a finite number."""
     return all(x is not None and math.isfinite(x) for x in xs)
 
 
-def _f(x: float | None) -> float:
+def as_float(x: float | None) -> float:
     """A figure already checked by ``_finite`` (NaN, never drawn, if it was not)."""
     return math.nan if x is None else float(x)
 
 
-@contextmanager
-def _figure(title: str) -> Iterator[tuple[Figure, Axes]]:
-    """A fresh figure under matplotlib's defaults plus ``_RC`` (the user's rc file is ignored)."""
-    import matplotlib  # imported here: ~0.3 s that the other verbs need not pay
-    import matplotlib.style
-    from matplotlib.figure import Figure
-
-    rc: Any = _RC  # matplotlib types rc keys as a Literal of every name
-    with matplotlib.style.context("default"), matplotlib.rc_context(rc), warnings.catch_warnings():
-        # a name in a script DejaVu lacks (emoji, CJK) is still written as text; the warning adds nothing
-        warnings.filterwarnings("ignore", message="Glyph .* missing from")
-        fig = Figure(figsize=SIZE_IN, layout="constrained")
-        ax = fig.add_subplot()
-        ax.set_title(label_text(title, 90))
-        yield fig, ax
-
-
-def _svg(fig: Figure) -> str:
+def to_svg(fig: Figure) -> str:
+    """The figure as a deterministic SVG document."""
     out = io.StringIO()
-    fig.savefig(out, format="svg", metadata={"Date": None})
+    with style():
+        fig.savefig(out, format="svg", metadata={"Date": None})
     return out.getvalue()
 
 
-def _empty(fig: Figure, ax: Axes, why: str) -> None:
-    fig.set_size_inches(SIZE_IN[0], 1.2)  # a line of text, not a blank page of plot
+def titled(width_in: float, height_in: float, title: str) -> Figure:
+    """A new figure of that size (inches) with ``title`` above it."""
+    fig = lay.new_figure(width_in, height_in)
+    fig.suptitle(label_text(title, 90), fontsize=10)
+    return fig
+
+
+def empty_figure(title: str, why: str) -> Figure:
+    """A figure of one line of text, not a blank page of plot."""
+    fig = titled(SIZE_IN[0], 1.2, title)
+    ax = fig.add_subplot()
     ax.set_axis_off()
     ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
+    return fig
 
 
-def _method_label(method: str | None, source: str | None) -> str:
-    if method == "measured":
-        return f"measured ({label_text(source or '?', 50)})"
-    return f"estimated ({label_text(source or method or '?', 50)})"
+def numbered(points: Sequence[Point], *fields: str) -> list[tuple[int, Point]]:
+    """The points with a finite value of every field, each with its number (its position in
+    ``points`` from 1: a variant has the same number in every plot)."""
+    return [(n, p) for n, p in enumerate(points, 1) if finite(*(getattr(p, f) for f in fields))]
 
 
-def _scatter(ax: Axes, points: Sequence[Point], x_of: str, xscale: float) -> None:
-    """Accuracy against ``x_of`` (a ``Point`` field, times ``xscale``); hollow = estimated."""
-    seen: set[str] = set()
-    for p in points:
-        x = _f(getattr(p, x_of))
-        est = p.energy_method != "measured"
-        legend = _method_label(p.energy_method, p.energy_source) if x_of == "energy_j" else "variant"
+def _key_entries(shown: Sequence[tuple[int, Point]], metric: str) -> list[tuple[str, str, str]]:
+    return [
+        (str(n), wrapped(p.label + flags(p, metric)), FLAGGED if is_red(p, metric) else TEXT)
+        for n, p in shown
+    ]
+
+
+def _scatter_axes(
+    title: str, shown: Sequence[tuple[int, Point]], metric: str, legend_rows: int
+) -> tuple[Figure, Axes]:
+    """A figure with the plot's axes on the left and the key of ``shown`` on the right, tall
+    enough for the key above a legend of ``legend_rows`` rows."""
+    entries = _key_entries(shown, metric)
+    height = max(SCATTER_IN[1], lay.key_height_in([e[1] for e in entries]) + 0.55 + 0.17 * legend_rows)
+    fig = titled(SCATTER_IN[0], height, title)
+    ax, key = fig.subplots(1, 2, width_ratios=[2.5, 1.3])
+    lay.draw_key(key, "key: number, variant", entries)
+    return fig, ax
+
+
+def _markers(
+    ax: Axes, shown: Sequence[tuple[int, Point]], x_of: str, scale: float, metric: str
+) -> list[Mark]:
+    """Accuracy against ``x_of`` (times ``scale``) with horizontal 95 % CI bars; hollow orange:
+    estimated energy (energy plot only); diamond: baseline; red edge: flagged. The number marks."""
+    ci_of = "energy_ci_j" if x_of == "energy_j" else "latency_ci_ms"
+    marks = []
+    for n, p in shown:
+        x, y = as_float(getattr(p, x_of)) * scale, as_float(p.accuracy)
+        ci = getattr(p, ci_of)
+        if ci is not None and finite(*ci):
+            lo, hi = ci[0] * scale, ci[1] * scale
+            ax.errorbar(
+                [x], [y], xerr=[[max(x - lo, 0.0)], [max(hi - x, 0.0)]], fmt="none", ecolor="#999999",
+                elinewidth=0.8, capsize=2, zorder=2,
+            )  # fmt: skip
+        est = metric == "energy" and p.energy_method != "measured"
+        colour = ESTIMATED if est else MEASURED
+        red = is_red(p, metric)
         ax.scatter(
-            [x * xscale],
-            [_f(p.accuracy)],
-            s=60 if p.pareto else 36,
-            facecolors="none" if est and x_of == "energy_j" else MEASURED,
-            edgecolors=FLAGGED if (p.noisy or p.unpaired) else (ESTIMATED if est else MEASURED),
-            linewidths=1.6,
-            marker="D" if p.baseline else "o",
-            label=None if legend in seen else legend,
-            zorder=3,
+            [x], [y], s=40, marker="D" if p.baseline else "o", facecolors="none" if est else colour,
+            edgecolors=FLAGGED if red else colour, linewidths=1.5, zorder=3,
+        )  # fmt: skip
+        marks.append(Mark(str(n), FLAGGED if red else TEXT, x, y))
+    return marks
+
+
+def _proxy(label: str, **kw: Any) -> Any:
+    """A legend entry drawn as ``kw`` says (never one of the data's own artists)."""
+    from matplotlib.lines import Line2D
+
+    style_kw: dict[str, Any] = {"marker": "o", "linestyle": "none", "markersize": 6, "markeredgewidth": 1.5}
+    return Line2D([], [], label=label, **{**style_kw, **kw})
+
+
+def legend_below(fig: Figure, handles: list[Any]) -> None:
+    """A legend of ``handles`` under the plot, outside the axes."""
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=FONT_PT, frameon=False)
+
+
+def _common_handles(shown: Sequence[tuple[int, Point]], metric: str) -> list[Any]:
+    handles = []
+    if any(p.baseline for _, p in shown):
+        handles.append(_proxy("baseline (diamond)", marker="D", color="#777777"))
+    if any(is_red(p, metric) for _, p in shown):
+        handles.append(
+            _proxy(
+                f"red edge: {metric} noisy or Δ unpaired (see key)", color="white", markeredgecolor=FLAGGED
+            )
         )
-        seen.add(legend)
-        ax.annotate(
-            label_text(p.label) + _flags(p),
-            (x * xscale, _f(p.accuracy)),
-            xytext=(4, 4),
-            textcoords="offset points",
-            fontsize=7.5,
-            color=FLAGGED if (p.noisy or p.unpaired) else "#333333",
-        )
+    return handles
+
+
+def _front(ax: Axes, shown: Sequence[tuple[int, Point]], scale: float) -> int:
+    """The Pareto front as a staircase (the edge of what it dominates) from the lowest accuracy
+    shown up to its cheapest member, through each member, on to the largest cost shown; its
+    members ringed. Returns the number of members."""
+    front = sorted(
+        (p for _, p in shown if p.pareto), key=lambda p: (as_float(p.energy_j), as_float(p.accuracy))
+    )
+    if not front:
+        return 0
+    xs = [as_float(front[0].energy_j) * scale]
+    ys = [min(as_float(p.accuracy) for _, p in shown)]
+    previous: float | None = None
+    for p in front:
+        x, y = as_float(p.energy_j) * scale, as_float(p.accuracy)
+        if previous is not None:
+            xs.append(x)
+            ys.append(previous)
+        xs.append(x)
+        ys.append(y)
+        previous = y
+    xs.append(max(as_float(p.energy_j) for _, p in shown) * scale)
+    ys.append(ys[-1])
+    ax.plot(xs, ys, linestyle="--", color=FRONT, linewidth=1.4, zorder=2, gid="pareto-front")
+    ax.scatter(
+        [as_float(p.energy_j) * scale for p in front], [as_float(p.accuracy) for p in front], s=140,
+        facecolors="none", edgecolors=FRONT, linewidths=1.2, zorder=2,
+    )  # fmt: skip
+    return len(front)
+
+
+def accuracy_vs_energy_figure(
+    points: Sequence[Point], accuracy_name: str = "accuracy", title: str = ""
+) -> Figure:
+    """Accuracy against inference energy per image (gross, 95 % CI bars; unit from the values,
+    log axis past a 10× span) with the Pareto front (maximum accuracy, minimum energy) as a
+    staircase. Hollow orange markers: estimated energy; diamond: the baseline."""
+    title = title or f"{accuracy_name} vs energy per image"
+    with style():
+        shown = numbered(points, "accuracy", "energy_j")
+        if not shown:
+            return empty_figure(title, "no variant has both an accuracy and an energy-per-image figure")
+        unit, size = lay.unit_for(max(as_float(p.energy_j) for _, p in shown), lay.ENERGY_UNITS)
+        sources = {
+            (p.energy_method == "measured", p.energy_source or p.energy_method or "?") for _, p in shown
+        }
+        handles = [
+            _proxy(f"filled: measured ({label_text(s, 30)})", color=MEASURED)
+            if measured
+            else _proxy(
+                f"hollow: ESTIMATED ({label_text(s, 30)}), a model", color=ESTIMATED, markerfacecolor="none"
+            )
+            for measured, s in sorted(sources, reverse=True)
+        ]
+        handles += _common_handles(shown, "energy")
+        pareto = sum(p.pareto for _, p in shown)
+        if pareto:
+            handles.append(
+                _proxy(
+                    f"Pareto front, {pareto} variant(s): max accuracy, min energy", color=FRONT,
+                    linestyle="--", markerfacecolor="none", markersize=10, markeredgewidth=1.2,
+                )
+            )  # fmt: skip
+        fig, ax = _scatter_axes(title, shown, "energy", (len(handles) + 1) // 2)
+        lay.log_if_wide(ax, [as_float(p.energy_j) / size for _, p in shown])
+        marks = _markers(ax, shown, "energy_j", 1 / size, "energy")
+        _front(ax, shown, 1 / size)
+        from greenbench.measure.energy.meter import cpu_time_only
+
+        what = f"inference energy per image, gross ({unit}; bars: 95 % CI)"
+        if all(cpu_time_only(p.energy_source) for _, p in shown):
+            # CPU time × W/core: this axis, and the front on it, rank CPU time, not energy
+            what = f"inference energy per image, gross ({unit}): CPU-time model (CPU s × W/core)"
+        ax.set_xlabel(what)
+        ax.set_ylabel(accuracy_name)
+        legend_below(fig, handles)
+        lay.place_numbers(fig, ax, marks)
+        return fig
 
 
 def accuracy_vs_energy(points: Sequence[Point], accuracy_name: str = "accuracy", title: str = "") -> str:
-    """Accuracy against inference energy per image (mJ, gross) with the Pareto front
-    (maximum accuracy, minimum energy). Hollow markers: estimated energy; diamond: baseline."""
-    shown = [p for p in points if _finite(p.accuracy, p.energy_j)]
-    with _figure(title or f"{accuracy_name} vs energy per image") as (fig, ax):
-        if not shown:
-            _empty(fig, ax, "no variant has both an accuracy and an energy-per-image figure")
-            return _svg(fig)
-        _scatter(ax, shown, "energy_j", 1e3)
-        front = sorted((p for p in shown if p.pareto), key=lambda p: (p.energy_j, p.accuracy))
-        if front:
-            ax.step(
-                [_f(p.energy_j) * 1e3 for p in front],
-                [_f(p.accuracy) for p in front],
-                where="post",
-                linestyle="--",
-                color="#2ca02c",
-                label="Pareto front (max accuracy, min energy)",
-                zorder=2,
-            )
-        if any(p.energy_method != "measured" for p in shown):
-            ax.text(
-                0.99, 0.01, "hollow markers: ESTIMATED energy (a model, not a hardware counter)",
-                transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color=ESTIMATED,
-            )  # fmt: skip
-        from greenbench.measure.energy.meter import cpu_time_only
+    """``accuracy_vs_energy_figure`` as an SVG document."""
+    return to_svg(accuracy_vs_energy_figure(points, accuracy_name, title))
 
-        if all(cpu_time_only(p.energy_source) for p in shown):
-            # CPU time × W/core: this axis, and the front on it, rank CPU time, not energy
-            ax.set_xlabel("inference energy per image, gross (mJ): CPU-time model (CPU s × W/core)")
-        else:
-            ax.set_xlabel("inference energy per image, gross (mJ)")
+
+def accuracy_vs_latency_figure(
+    points: Sequence[Point], accuracy_name: str = "accuracy", title: str = ""
+) -> Figure:
+    """Accuracy against latency (median of blocks, horizontal 95 % CI bars; unit from the
+    values, log axis past a 10× span); red: the latency figure is noisy or its Δ unpaired."""
+    title = title or f"{accuracy_name} vs latency"
+    with style():
+        shown = numbered(points, "accuracy", "latency_ms")
+        if not shown:
+            return empty_figure(title, "no variant has both an accuracy and a latency figure")
+        unit, size = lay.unit_for(max(as_float(p.latency_ms) for _, p in shown), lay.TIME_UNITS)
+        handles = [_proxy("variant", color=MEASURED), *_common_handles(shown, "latency")]
+        fig, ax = _scatter_axes(title, shown, "latency", (len(handles) + 1) // 2)
+        lay.log_if_wide(ax, [as_float(p.latency_ms) / size for _, p in shown])
+        marks = _markers(ax, shown, "latency_ms", 1 / size, "latency")
+        ax.set_xlabel(f"latency ({unit}, median of blocks; bars: 95 % CI)")
         ax.set_ylabel(accuracy_name)
-        ax.legend(loc="best", fontsize=7.5)
-        return _svg(fig)
+        legend_below(fig, handles)
+        lay.place_numbers(fig, ax, marks)
+        return fig
 
 
 def accuracy_vs_latency(points: Sequence[Point], accuracy_name: str = "accuracy", title: str = "") -> str:
-    """Accuracy against latency (ms, median of blocks) with horizontal 95 % CI bars."""
-    shown = [p for p in points if _finite(p.accuracy, p.latency_ms)]
-    with _figure(title or f"{accuracy_name} vs latency") as (fig, ax):
-        if not shown:
-            _empty(fig, ax, "no variant has both an accuracy and a latency figure")
-            return _svg(fig)
-        for p in shown:
-            if p.latency_ci_ms is not None and _finite(*p.latency_ci_ms):
-                lo, hi = p.latency_ci_ms
-                lat = _f(p.latency_ms)
-                ax.errorbar(
-                    [lat], [_f(p.accuracy)], xerr=[[max(lat - lo, 0.0)], [max(hi - lat, 0.0)]],
-                    fmt="none", ecolor="#777777", capsize=3, zorder=2,
-                )  # fmt: skip
-        _scatter(ax, shown, "latency_ms", 1.0)
-        ax.set_xlabel("latency (ms, median; bars: 95 % CI)")
-        ax.set_ylabel(accuracy_name)
-        return _svg(fig)
-
-
-def latency_per_variant(points: Sequence[Point], title: str = "") -> str:
-    """Latency per variant (ms) as bars with 95 % CI error bars; noisy/unpaired bars hatched red."""
-    shown = [p for p in points if _finite(p.latency_ms)]
-    with _figure(title or "latency per variant (95 % CI)") as (fig, ax):
-        if not shown:
-            _empty(fig, ax, "no variant has a latency figure")
-            return _svg(fig)
-        ys = list(range(len(shown)))
-        lows, highs = [], []
-        for p in shown:
-            lat = _f(p.latency_ms)
-            lo, hi = p.latency_ci_ms if p.latency_ci_ms and _finite(*p.latency_ci_ms) else (lat, lat)
-            lows.append(max(lat - lo, 0.0))
-            highs.append(max(hi - lat, 0.0))
-        flagged = [p.noisy or p.unpaired for p in shown]
-        ax.barh(
-            ys,
-            [_f(p.latency_ms) for p in shown],
-            xerr=[lows, highs],
-            color=[("#f4b6b6" if f else MEASURED) for f in flagged],
-            edgecolor=[(FLAGGED if f else MEASURED) for f in flagged],
-            hatch=None,
-            capsize=3,
-        )
-        for y, f in zip(ys, flagged, strict=True):
-            if f:  # hatching per bar: barh takes one hatch for all
-                ax.patches[y].set_hatch("xx")
-        ax.set_yticks(ys, [label_text(p.label) + _flags(p) for p in shown])
-        ax.invert_yaxis()
-        ax.set_xlabel("latency (ms, median of blocks; error bars: 95 % CI)")
-        return _svg(fig)
-
-
-def training_energy(trainings: Sequence[Training], title: str = "") -> str:
-    """Training energy per stage (kJ, gross), stacked per variant; estimated stages hatched;
-    each bar's CO2 (g) written at its end."""
-    shown = [t for t in trainings if t.stages]
-    with _figure(title or "training energy per stage, with CO₂") as (fig, ax):
-        if not shown:
-            _empty(fig, ax, "no variant trained in a measured window (every stage reused from cache or none)")
-            return _svg(fig)
-        names = list(dict.fromkeys(label_text(s.name, 24) for t in shown for s in t.stages))
-        colour = {n: STAGE_COLOURS[i % len(STAGE_COLOURS)] for i, n in enumerate(names)}
-        any_estimated = False
-        for y, t in enumerate(shown):
-            left = 0.0
-            for s in t.stages:
-                name = label_text(s.name, 24)
-                est = s.method != "measured"
-                any_estimated |= est
-                width = max(s.energy_j, 0.0) / 1e3
-                ax.barh(
-                    [y], [width], left=left, color=colour[name], edgecolor="#333333", linewidth=0.5,
-                    hatch="//" if est else None,
-                )  # fmt: skip
-                left += width
-            co2 = f"{t.co2_g:.3g} g CO₂" if t.co2_g is not None and math.isfinite(t.co2_g) else "CO₂ n/a"
-            ax.annotate(co2, (left, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7.5)
-        ax.set_yticks(range(len(shown)), [label_text(t.label) for t in shown])
-        ax.invert_yaxis()
-        ax.margins(x=0.18)
-        xlabel = "training energy of the variant's own stages, gross (kJ)"
-        ax.set_xlabel(xlabel + ("; hatched: ESTIMATED (a model, not a counter)" if any_estimated else ""))
-        from matplotlib.patches import Patch
-
-        handles = [Patch(facecolor=colour[n], edgecolor="#333333", label=n) for n in names]
-        if any_estimated:
-            handles.append(Patch(facecolor="white", edgecolor="#333333", hatch="//", label="estimated"))
-        ax.legend(handles=handles, title="stage", loc="lower right", fontsize=7.5)
-        return _svg(fig)
-
-
-def complexity(points: Sequence[Point], title: str = "") -> str:
-    """Parameters (10^6), GFLOPs and model size (MB) per variant, grouped bars."""
-    shown = [p for p in points if any(_finite(x) for x in (p.params_m, p.gflops, p.size_mb))]
-    with _figure(title or "parameters, GFLOPs and size") as (fig, ax):
-        if not shown:
-            _empty(fig, ax, "no variant has complexity figures")
-            return _svg(fig)
-        height = 0.27
-        for i, (attr, name, colour) in enumerate(
-            (
-                ("params_m", "params (M)", "#4c72b0"),
-                ("gflops", "GFLOPs", "#55a868"),
-                ("size_mb", "size (MB)", "#c44e52"),
-            )
-        ):
-            values = [_f(getattr(p, attr)) if _finite(getattr(p, attr)) else 0.0 for p in shown]
-            ax.barh(
-                [y + (i - 1) * height for y in range(len(shown))], values, height, label=name, color=colour
-            )
-        ax.set_yticks(range(len(shown)), [label_text(p.label) for p in shown])
-        ax.invert_yaxis()
-        ax.set_xlabel("value (units in the legend)")
-        ax.legend(loc="lower right", fontsize=7.5)
-        return _svg(fig)
+    """``accuracy_vs_latency_figure`` as an SVG document."""
+    return to_svg(accuracy_vs_latency_figure(points, accuracy_name, title))
 
 
 def confusion_matrix(classes: Sequence[str], matrix: Sequence[Sequence[int]], title: str = "") -> str:
@@ -362,7 +369,9 @@ def confusion_matrix(classes: Sequence[str], matrix: Sequence[Sequence[int]], ti
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     n = len(classes)
-    with _figure(title or "confusion matrix") as (fig, ax):
+    with style():
+        fig = titled(SIZE_IN[0], SIZE_IN[1], title or "confusion matrix")
+        ax = fig.add_subplot()
         image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
         ax.grid(False)
         fig.colorbar(image, ax=ax, label="share of the true class")
@@ -380,7 +389,7 @@ def confusion_matrix(classes: Sequence[str], matrix: Sequence[Sequence[int]], ti
                         ax.text(
                             j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7, color=colour
                         )
-        return _svg(fig)
+    return to_svg(fig)
 
 
 _SVG_NS = "http://www.w3.org/2000/svg"

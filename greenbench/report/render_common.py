@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from greenbench.measure.stats import NOISY_IQR_RATIO
-from greenbench.report import plots
+from greenbench.report import bar_plots, plots
 from greenbench.report.device_report import SuiteSection
 
 #: the marks a reader meets in tables and plots, and what each means
@@ -76,17 +76,17 @@ def figures(section: SuiteSection) -> list[Figure]:
         Figure(
             "latency",
             "latency per variant with its 95 % CI",
-            plots.latency_per_variant(pts, f"{s}: latency per variant (95 % CI)"),
+            bar_plots.latency_per_variant(pts, f"{s}: latency per variant (95 % CI)"),
         ),
         Figure(
             "training-energy",
             "training energy per stage (stacked, gross) and the CO2 of it",
-            plots.training_energy(section.trainings, f"{s}: training energy per stage, with CO₂"),
+            bar_plots.training_energy(section.trainings, f"{s}: training energy per stage, with CO₂"),
         ),
         Figure(
             "complexity",
             "parameters, GFLOPs and model size",
-            plots.complexity(pts, f"{s}: parameters, GFLOPs and size"),
+            bar_plots.complexity(pts, f"{s}: parameters, GFLOPs and size"),
         ),
         *(
             Figure(

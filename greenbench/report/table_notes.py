@@ -8,7 +8,7 @@ unreadable for that row, and the table still prints.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from greenbench.metrics import METRICS, MetricDef, headline_accuracy, table_metrics
@@ -222,8 +222,9 @@ def _grouped(ok: Sequence[RunRecord], text_of: Callable[[RunRecord], str | None]
     return [f"{text} — rows: {', '.join(variants)}" for text, variants in groups.items()]
 
 
-def _protocol(m: dict[str, Any]) -> str:
-    """How an interleaved figure was measured, from its record: statistic, rounds, blocks."""
+def protocol(m: Mapping[str, Any]) -> str:
+    """How an interleaved figure was measured, from its record: statistic, blocks, rounds. The one
+    wording of the protocol in tables and reports (``blocks`` counts every round's blocks)."""
     stat = str(m.get("stat") or "median of block medians")
     shape = f"{m.get('blocks', '?')} blocks in {m.get('rounds', '?')} rounds of fresh processes"
     over = f"{stat} over {shape}" if stat == "median of block medians" else f"{stat} ({shape})"
@@ -252,7 +253,7 @@ def _latency_note(r: RunRecord) -> str | None:
             f"latency_ms (schema-1 record): median of one process' samples; [CI] = bootstrap 95 % "
             f"of those samples; not interleaved with the baseline; {where}"
         )
-    return f"latency_ms: {_protocol(lat)}; {where}"
+    return f"latency_ms: {protocol(lat)}; {where}"
 
 
 def _total_latency_note(r: RunRecord) -> str | None:
@@ -274,7 +275,7 @@ def _energy_note(r: RunRecord) -> str | None:
     heads = ", ".join(METRICS[n].header for n in names)
     if r.schema_version < 2:
         return f"{heads} (schema-1 record): median over energy windows of one process"
-    return f"{heads}: {_protocol(r.metrics[names[0]])}"
+    return f"{heads}: {protocol(r.metrics[names[0]])}"
 
 
 def _accuracy_columns(task: str) -> list[MetricDef]:

@@ -72,6 +72,8 @@ def variant(
     suite: str = SUITE,
     run_id: str = "r1",
     finished_at: str = "2026-01-01T10:00:00",
+    runtime: str = "torch",
+    latency_noisy: bool | None = None,
 ) -> RunRecord:
     """An ok record of ``name`` with every figure the report shows."""
     source = "estimate (4.0 W/core × CPU time)" if method == "estimated" else "rapl:package-0"
@@ -84,7 +86,13 @@ def variant(
         "size_mb": metric(3.9 * map50 * 2, "MB"),
         "gflops": metric(4.2 * map50 * 2, "GFLOP", convention="GFLOPs = 2 × GMACs", imgsz=64),
         "latency_ms": metric(
-            latency_ms, "ms", noisy=noisy, threads=1, ci_method="bootstrap", **lat_ci, **PROTOCOL
+            latency_ms,
+            "ms",
+            noisy=noisy if latency_noisy is None else latency_noisy,
+            threads=1,
+            ci_method="bootstrap",
+            **lat_ci,
+            **PROTOCOL,
         ),
         "energy_per_image_j": metric(
             energy_j, "J", ci_low=energy_j * 0.9, ci_high=energy_j * 1.1, noisy=noisy, **e, **PROTOCOL
@@ -96,10 +104,10 @@ def variant(
         run_id=run_id,
         suite=suite,
         variant=name,
-        variant_hash=name,
+        variant_hash=name if runtime == "torch" else f"{name}@{runtime}",
         parent=None if name == "base" else "base",
         baseline="base",
-        runtime="torch",
+        runtime=runtime,
         device_id=DEVICE_ID,
         finished_at=finished_at,
         metrics=metrics,
@@ -160,3 +168,43 @@ def make_store(path: Path, records: list[RunRecord] | None = None) -> Path:
         for r in records if records is not None else study_records() + hostile_suite_records():
             store.add(r)
     return path
+
+
+#: the YOLOv5 study's shape: 9 models, each on 3 runtimes (27 rows), accuracies tied across runtimes
+STUDY27_MODELS = (
+    ("base", 0.50, 1.00), ("sparse", 0.50, 0.98), ("pruned-10", 0.49, 0.90), ("pruned-20", 0.47, 0.81),
+    ("pruned-30", 0.44, 0.72), ("pruned-30-finetuned", 0.47, 0.72), ("int8-dynamic", 0.48, 0.62),
+    ("int8-static", 0.46, 0.55), ("distilled-n", 0.45, 0.40),
+)  # fmt: skip
+STUDY27_RUNTIMES = (
+    ("torch", 1.0),
+    ("onnxruntime(threads=1, graph_optimization=all)", 0.83),
+    ("openvino(precision=f32, threads=1, hint=latency)", 0.79),
+)
+
+
+def study27_records() -> list[RunRecord]:
+    """27 variants as the study has them: 9 models × 3 runtimes, accuracies tied across runtimes,
+    close energies (clusters), one latency-only noisy row, one energy-only noisy row, paired Δs
+    and training stages on the torch rows."""
+    records = []
+    for m, (name, map50, cost) in enumerate(STUDY27_MODELS):
+        for r, (runtime, speed) in enumerate(STUDY27_RUNTIMES):
+            latency = 12.0 * cost * speed
+            energy = 0.021 * cost * speed * (1 + 0.01 * r)
+            torch_row = runtime == "torch"
+            pct = (cost * speed - 1) * 100
+            record = variant(
+                name, map50=map50, latency_ms=latency, energy_j=energy, runtime=runtime,
+                noisy=(m, r) == (4, 1),  # energy (and latency) noisy…
+                latency_noisy=(m, r) in ((4, 1), (2, 2)),  # …and one latency-only noisy row
+                deltas={} if name == "base" else {
+                    "latency_ms": paired(pct, pct - 3, pct + 3),
+                    "energy_per_image_j": paired(pct, pct - 4, pct + 4),
+                },
+                stages=[_stage("train", 12000.0 * cost)] if torch_row and m < 6 else [],
+            )  # fmt: skip
+            if (m, r) == (3, 2):  # energy noisy only
+                record.metrics["energy_per_image_j"]["noisy"] = True
+            records.append(record)
+    return records

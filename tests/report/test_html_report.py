@@ -18,10 +18,20 @@ from greenbench.report.render_common import safe_name
 from greenbench.store import Store
 from tests.clitools import assert_one_paragraph_error, run_cli
 from tests.report.browser import Browser, chromium_path
-from tests.report.report_records import DEVICE_ID, HOSTILE, MATH, SUITE, make_store, study_records, variant
+from tests.report.report_records import (
+    DEVICE_ID,
+    HOSTILE,
+    MATH,
+    SUITE,
+    make_store,
+    study27_records,
+    study_records,
+    variant,
+)
 
 PLOT_NAMES = ["accuracy-energy", "accuracy-latency", "latency", "training-energy", "complexity"]
 SCREENSHOT_COPY = Path("/tmp/greenbench-report-screenshot.png")  # kept for a human to look at
+SCREENSHOT_27 = Path("/tmp/greenbench-report-27-variants.png")  # the 27-variant study, likewise
 
 
 class Elements(HTMLParser):
@@ -102,6 +112,32 @@ def test_html_sections(written: Path) -> None:
     assert "(unpaired)" in text and "(noisy)" in text
     assert "Test CPU @ 2.0GHz" in text and "version: torch" in text
     assert "Roofline" not in text  # no stored peak
+    assert "median of block medians over 10 blocks in 3 rounds of fresh processes" in text
+    assert "rounds (fresh processes) ×" not in text  # one wording of the protocol
+
+
+def test_results_first_and_the_fingerprint_folded_at_the_end(written: Path) -> None:
+    html = written.read_text()
+    first_result = html.index('<table class="comparison"')
+    assert html.index('<p class="banner') < first_result  # the energy method's banner still up front
+    folded = html.index('<details id="fingerprint">')
+    assert first_result < html.rindex('<section class="suite"') < folded
+    assert (
+        html.index('<th scope="row">cpu_model</th>') > folded and html.index('<section id="marks">') < folded
+    )
+    assert html.count('<th scope="row">cpu_model</th>') == 1
+
+
+def test_fingerprint_lists_a_version_once() -> None:
+    from greenbench.report.device_report import fingerprint_rows
+
+    device = {
+        "python": "3.11.2",
+        "os": "Linux",
+        "versions": {"python": "3.11.2", "torch": "2.1", "os": "BSD"},
+    }
+    rows = fingerprint_rows(device, "dev")
+    assert [k for k, _ in rows] == ["device_id", "os", "python", "version: os", "version: torch"]
 
 
 def test_report_is_deterministic(tmp_path: Path) -> None:
@@ -239,3 +275,81 @@ def test_screenshot_plot_areas_are_not_blank(rendered: dict[str, Any]) -> None:
         assert spread > 10 and colours > 8, (f["id"], spread, colours)
     blank = Image.new("RGB", (200, 200), "white")
     assert max(ImageStat.Stat(blank.convert("L")).stddev) < 1  # the check can fail: white is blank
+
+
+# --- the study's 27 variants in a real browser ---------------------------------------------------
+
+#: per plot: its texts as the browser lays them out (its own fonts), the pairs that overlap, the
+#: texts outside the plot, and the Pareto staircase's box
+LAYOUT_QUERY = """JSON.stringify({
+  page: document.scrollingElement.scrollWidth, viewport: innerWidth,
+  table: [...document.querySelectorAll('table.comparison')].map(t => {
+    const box = t.closest('div.scroll'); return [t.scrollWidth, box.clientWidth]; }),
+  heads: [...document.querySelectorAll('table.comparison thead th')].map(e => e.textContent),
+  figures: [...document.querySelectorAll('figure.plot')].map(f => {
+    const svg = f.querySelector('svg'), frame = svg.getBoundingClientRect();
+    const rs = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()).map(t => {
+      const r = t.getBoundingClientRect(); return [t.textContent, r.left, r.top, r.right, r.bottom]; });
+    const overlaps = [];
+    for (let i = 0; i < rs.length; i++) for (let j = i + 1; j < rs.length; j++) {
+      const a = rs[i], b = rs[j];
+      const w = Math.min(a[3], b[3]) - Math.max(a[1], b[1]), h = Math.min(a[4], b[4]) - Math.max(a[2], b[2]);
+      if (w > 1 && h > 1) overlaps.push([a[0], b[0]]);
+    }
+    const outside = rs.filter(a => a[1] < frame.left - 1 || a[3] > frame.right + 1 ||
+                                   a[2] < frame.top - 1 || a[4] > frame.bottom + 1).map(a => a[0]);
+    const front = svg.querySelector('[id$="pareto-front"]');
+    const fb = front && front.getBoundingClientRect();
+    return {plot: f.dataset.plot, texts: rs.map(a => a[0]), overlaps, outside,
+            front: fb && {x: fb.left + scrollX, y: fb.top + scrollY, w: fb.width, h: fb.height}};
+  }),
+})"""
+
+
+@pytest.fixture(scope="module")
+def rendered27(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The report of the 27-variant study opened in Chromium: layout facts and a screenshot."""
+    import json
+
+    root = tmp_path_factory.mktemp("report27")
+    html = write_reports([make_store(root / "a.db", study27_records())], root / "out")[0]
+    browser.open(html.as_uri())
+    layout = json.loads(browser.evaluate(LAYOUT_QUERY))
+    shot = browser.screenshot(root / "screenshot.png")
+    shutil.copyfile(shot, SCREENSHOT_27)
+    return {"layout": layout, "errors": browser.errors(), "shot": shot}
+
+
+def test_27_variants_no_plot_label_overlaps_another_in_the_browser(rendered27: dict[str, Any]) -> None:
+    assert rendered27["errors"] == []
+    figures = rendered27["layout"]["figures"]
+    assert [f["plot"] for f in figures] == PLOT_NAMES
+    for f in figures:
+        assert f["overlaps"] == [] and f["outside"] == [], f["plot"]
+    keys = {f["plot"]: f["texts"] for f in figures}
+    for plot in ("accuracy-energy", "accuracy-latency"):
+        assert [str(n) for n in range(1, 28)] == [t for t in keys[plot] if t.isdigit() and int(t) <= 27][-27:]
+    assert "openvino(precision=f32, threads=1, hint=latency)" not in " ".join(keys["latency"])  # short names
+
+
+def test_27_variants_pareto_staircase_is_visible(rendered27: dict[str, Any]) -> None:
+    (energy,) = [f for f in rendered27["layout"]["figures"] if f["plot"] == "accuracy-energy"]
+    front = energy["front"]
+    assert front is not None and front["w"] > 50 and front["h"] > 50  # it climbs and runs, in CSS px
+    image = Image.open(rendered27["shot"]).convert("RGB")
+    crop = image.crop(
+        (int(front["x"]), int(front["y"]), int(front["x"] + front["w"]), int(front["y"] + front["h"]))
+    )
+    green = sum(
+        n for n, (r, g, b) in crop.getcolors(maxcolors=1 << 20) or [] if g > 140 and r < 90 and b < 90
+    )
+    assert green > 100  # the dashed green line is drawn, not just present in the DOM
+
+
+def test_27_variants_table_has_the_runtime_column_and_fits(rendered27: dict[str, Any]) -> None:
+    layout = rendered27["layout"]
+    assert "runtime" in layout["heads"]
+    assert not any(h.startswith("E/img_net") for h in layout["heads"])  # no row has a value: left out
+    assert layout["page"] <= layout["viewport"]  # the page never scrolls sideways
+    ((table_px, box_px),) = layout["table"]
+    assert table_px <= box_px <= 1200  # the study's table wraps to fit the 1200 px column
