@@ -263,7 +263,7 @@ def _total_latency_note(r: RunRecord) -> str | None:
         return None
     per_call = lat.get("per_call") or "per image from its file, pre- and postprocessing included"
     return (
-        f"latency_total_ms: {_protocol(lat)}; scope total: {per_call}, timed in the same rounds as "
+        f"latency_total_ms: {protocol(lat)}; scope total: {per_call}, timed in the same rounds as "
         f"latency_ms (the model alone), {lat.get('threads')} thread(s)"
     )
 
