@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greenbench.errors import GreenbenchError
+from greenbench.paths import WORKDIR_ENV, default_store, default_workdir
 
 if TYPE_CHECKING:
     from greenbench.gate.decision import MetricRule
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 HELP = "fail CI on a latency/energy regression: candidate vs reference, measured interleaved"
 
 EXIT_PASS, EXIT_REGRESSED, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
-DEFAULT_WORKDIR = Path("results/work")
 #: conv-stack layers of the built-in calibration workload (a few ms per call at 64 px, one thread)
 CALIBRATION_LAYERS = 8
 
@@ -82,7 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from greenbench.commands.run import add_executor_option
 
     add_executor_option(parser)
-    parser.add_argument("--workdir", help=f"logs and suite artifacts (default {DEFAULT_WORKDIR})")
+    parser.add_argument(
+        "--workdir",
+        help=f"logs and suite artifacts (default: ${WORKDIR_ENV}, else work/ beside the default store, "
+        f"{default_workdir(default_store())})",
+    )
     parser.add_argument(
         "--calibrate", action="store_true", help="run A/A gates of MODEL (default: a built-in ONNX workload)"
     )
@@ -189,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     specs = _specs(args)
     suites = load_suites(specs)
     settings = _settings(args, specs, suites)
-    workdir = Path(args.workdir) if args.workdir else DEFAULT_WORKDIR
+    workdir = Path(args.workdir) if args.workdir else default_workdir(default_store())
     if args.markdown and Path(args.markdown).is_dir():
         raise _usage(f"--markdown {args.markdown} is a folder; give a file to append the summary to.")
     return _measure(args, specs, suites, settings, workdir, metric_rules, config)

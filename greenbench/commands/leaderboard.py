@@ -4,7 +4,9 @@ Reads the stores read-only (``--store`` repeated merges them: results from sever
 become one board, a record present in two stores counts once), keeps the newest ``ok`` record of
 each row that is not from a smoke run, ranks the rows within each suite by the stated rule and
 writes ``greenbench.report.frame.COLUMNS`` with pandas. The rule is printed on stderr and is the
-``rank_rule`` column of every row.
+``rank_rule`` column of every row. ``-o -`` writes the CSV to standard output; without ``-o``
+it goes beside the first store, named after it (``results/greenbench-leaderboard.csv``), never
+over the sample committed in ``results/``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from pathlib import Path
 
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
-from greenbench.store import DEFAULT_STORE
+from greenbench.paths import beside_store, default_store, store_help
 
 HELP = "write a leaderboard CSV of every suite, variant, runtime and device in the store(s)"
 
@@ -28,7 +30,7 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
         "--store",
         action="append",
         metavar="DB",
-        help=f"SQLite results file; repeat to merge stores (default {DEFAULT_STORE})",
+        help=store_help("SQLite results file; repeat to merge stores"),
     )
     parser.add_argument("--suite", help="only this suite (its name)")
     parser.add_argument("--device", metavar="ID", help="only this device id (see 'greenbench env')")
@@ -38,7 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--store`` (repeatable), ``--suite``, ``--device``, ``-o``, ``--rank``."""
     add_selection_options(parser)
     parser.add_argument(
-        "-o", "--output", default="results/leaderboard.csv", help="CSV file to write (default %(default)s)"
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="CSV file to write, '-' for standard output (default: <store>-leaderboard.csv beside the "
+        "first store, e.g. results/greenbench-leaderboard.csv; never the committed results/leaderboard.csv)",
     )
     parser.add_argument(
         "--rank",
@@ -54,10 +60,14 @@ def _say(text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the CSV; say the rank rule, the row count and any skipped record on stderr."""
+    from greenbench.output import STDOUT, check_target
     from greenbench.report.frame import load_results, read_stores
-    from greenbench.report.leaderboard import write_leaderboard
+    from greenbench.report.leaderboard import csv_text, write_leaderboard
 
-    stores = [Path(s) for s in (args.store or [str(DEFAULT_STORE)])]
+    stores = [Path(s) for s in (args.store or [str(default_store())])]
+    output = args.output or str(beside_store(stores[0], "leaderboard.csv"))
+    if output != STDOUT:  # a folder or a store as -o is refused before anything is read
+        check_target(output, stores, folder_made=True)
     frame = load_results(stores, suite=args.suite, device=args.device, rank_by=args.rank)
     for note in frame.attrs.get("warnings", []):
         _say(f"warning: {note}")
@@ -75,7 +85,12 @@ def run(args: argparse.Namespace) -> int:
             f"suites stored: {', '.join(suites) or 'none'}; devices: {', '.join(devices) or 'none'}. "
             f"Run a suite first, or change --suite/--device."
         )
-    path = write_leaderboard(frame, Path(args.output))
+    if output == STDOUT:
+        sys.stdout.write(csv_text(frame))
+        sys.stdout.flush()
+        where = "standard output"
+    else:
+        where = str(write_leaderboard(frame, Path(output)))
     _say(f"rank rule: {frame.attrs['rank_rule']}")
-    _say(f"wrote {len(frame)} row(s) to {path}")
+    _say(f"wrote {len(frame)} row(s) to {where}")
     return 0

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from greenbench.commands.table import SuiteRef, add_store_options, table_text
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
 from greenbench.executors.local import DEFAULT_STALL_S as DEFAULT_STALL_TIMEOUT_S
+from greenbench.paths import WORKDIR_ENV, default_workdir
 
 if TYPE_CHECKING:
     from greenbench.suite import Suite
@@ -45,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The suite file, store and table format, work folder, ``--force``, ``--no-idle``."""
     parser.add_argument("suite")
     add_store_options(parser)
-    parser.add_argument("--workdir", help="artifacts, logs, datasets (default: work/ beside the store)")
+    parser.add_argument(
+        "--workdir", help=f"artifacts, logs, datasets (default: ${WORKDIR_ENV}, else work/ beside the store)"
+    )
     parser.add_argument("--force", action="store_true", help="redo variants already stored ok")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle-power baseline (recorded)")
     add_override_options(parser)
@@ -146,7 +149,7 @@ def stall_timeout(text: str) -> float | None:
 
 
 def _workdir(args: argparse.Namespace) -> Path:
-    return Path(args.workdir) if args.workdir else Path(args.store).parent / "work"
+    return Path(args.workdir) if args.workdir else default_workdir(Path(args.store))
 
 
 def run(args: argparse.Namespace) -> int:

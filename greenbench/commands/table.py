@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError, SuiteError
+from greenbench.paths import default_store, store_help
 from greenbench.report.tables import (  # tabulate: imported on render
     FORMATS,
     build_table,
@@ -26,7 +27,6 @@ from greenbench.report.tables import (  # tabulate: imported on render
     md_escape,
     render,
 )
-from greenbench.store import DEFAULT_STORE
 
 if TYPE_CHECKING:
     from greenbench.store import RunRecord, Store
@@ -76,9 +76,7 @@ class SuiteRef:
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
     """``--store`` and ``--format``, shared by the verbs that print a table."""
-    parser.add_argument(
-        "--store", default=str(DEFAULT_STORE), help="SQLite results file (default %(default)s)"
-    )
+    parser.add_argument("--store", default=str(default_store()), help=store_help())
     parser.add_argument("--format", choices=FORMATS, default="md", help="table format")
 
 
