@@ -1,6 +1,6 @@
 """What a person expects of any command line: ``--version``, help on no arguments, "did you mean"
 for a mistyped verb, a verb's own usage on a bad flag, help without reStructuredText markup that
-documents the environment."""
+documents the environment, and the hint a run ends with."""
 
 from __future__ import annotations
 
@@ -65,3 +65,14 @@ def test_help_texts_show_no_restructuredtext_markup() -> None:
 def test_every_verb_is_named_by_its_module() -> None:
     assert [verb_name(v) for v in VERBS][:2] == ["run", "validate"]
     assert {"runs", "clean"} <= {verb_name(v) for v in VERBS}
+
+
+def test_a_run_ends_with_the_commands_that_show_its_results() -> None:
+    from greenbench.commands.run import next_hint
+    from greenbench.suite import load_suite
+
+    suite = load_suite(REPO / "suites" / "quickstart.yaml")
+    hint = next_hint("suites/quickstart.yaml", suite, Path("my results/gb.db"))
+    assert hint.startswith("next: greenbench table suites/quickstart.yaml --store 'my results/gb.db'")
+    assert "greenbench report --store 'my results/gb.db' --suite quickstart" in hint
+    assert hint.endswith("greenbench leaderboard --store 'my results/gb.db'")

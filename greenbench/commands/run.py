@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -175,6 +176,19 @@ def run(args: argparse.Namespace) -> int:
         return _run_locked(args, suite, workdir, stall_s)
 
 
+def next_hint(suite_file: str, suite: Suite, store: Path) -> str:
+    """What to do after a run of ``suite_file`` (as given): the commands that show its results (a
+    smoke run: its table only; reports and leaderboards leave smoke records out)."""
+    where = f"--store {shlex.quote(str(store))}"
+    path = shlex.quote(suite_file)
+    if suite.smoke is not None:
+        return printable(f"next: greenbench table {path} {where} --smoke")
+    return printable(
+        f"next: greenbench table {path} {where} · greenbench report {where} --suite "
+        f"{shlex.quote(suite.name)} · greenbench leaderboard {where}"
+    )
+
+
 def _run_locked(args: argparse.Namespace, suite: Suite, workdir: Path, stall_s: float | None) -> int:
     from rich.console import Console
 
@@ -215,6 +229,7 @@ def _run_locked(args: argparse.Namespace, suite: Suite, workdir: Path, stall_s: 
             f"done in {time.monotonic() - started:.1f} s{printable(where)}", highlight=False, markup=False
         )
         print(table_text(store, SuiteRef.of(suite), outcome.device_id, args.format))
+        console.print(next_hint(args.suite, suite, Path(args.store)), highlight=False, markup=False)
     if outcome.failed:
         console.print(
             f"failed variants: {printable(', '.join(outcome.failed))}", highlight=False, markup=False
