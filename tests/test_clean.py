@@ -70,7 +70,7 @@ def test_dry_run_lists_then_clean_removes_only_the_unreferenced(
     out, err = capsys.readouterr()
     assert out.splitlines() == [
         f"would remove {link / 'artifacts/train-old'} (5.0 MB)",
-        f"would remove {link / 'measure/gone-vk9'} (0.7 MB)",
+        f"would remove {link / 'measure/gone-vk9'} (700.0 kB)",
     ]
     assert "would remove 2 unreferenced entries, 5.7 MB" in err
     assert tree(work) == before  # a dry run removes nothing

@@ -131,9 +131,9 @@ def unreferenced(workdir: Path, paths: set[Path], keys: set[str]) -> list[Unrefe
     return found
 
 
-def megabytes(n_bytes: int) -> str:
-    """A size for people: ``12.3 MB`` (10^6 bytes)."""
-    return f"{n_bytes / 1e6:.1f} MB"
+def size_text(n_bytes: int) -> str:
+    """A size for people: ``12.3 MB`` (10^6 bytes), or ``4.1 kB`` (10^3 bytes) under 1 MB."""
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 1e6 else f"{n_bytes / 1e3:.1f} kB"
 
 
 def _remove(path: Path) -> None:
@@ -181,11 +181,11 @@ def run(args: argparse.Namespace) -> int:
                     )
                     continue
             removed, count = removed + item.size_bytes, count + 1
-            print(f"{verb} {_safe(item.path)} ({megabytes(item.size_bytes)})")
+            print(f"{verb} {_safe(item.path)} ({size_text(item.size_bytes)})")
     kept = "" if found else "; every artifact is referenced by a stored record"
     print(
         f"greenbench: {verb} {count} unreferenced entr{'y' if count == 1 else 'ies'}, "
-        f"{megabytes(removed)}, from {_safe(workdir)} (records in {_safe(store_path)}){kept}.",
+        f"{size_text(removed)}, from {_safe(workdir)} (records in {_safe(store_path)}){kept}.",
         file=sys.stderr,
     )
     return 0
