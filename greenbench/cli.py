@@ -118,9 +118,20 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Name
         parser.error(f"unknown verb {verb[:60]!r}{hint} (verbs: {', '.join(names)})")
     args, extra = parser.parse_known_args(argv)
     if extra:
-        where: argparse.ArgumentParser = getattr(args, "verb_parser", parser)
-        where.error(f"unrecognized arguments: {' '.join(extra)}")
+        _innermost(getattr(args, "verb_parser", parser), args).error(
+            f"unrecognized arguments: {' '.join(extra)}"
+        )
     return args
+
+
+def _innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the innermost sub-command chosen (``data synth``'s, not ``data``'s)."""
+    while True:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = getattr(args, sub.dest, None) if sub is not None and sub.dest != argparse.SUPPRESS else None
+        if sub is None or chosen not in sub.choices:
+            return parser
+        parser = sub.choices[chosen]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

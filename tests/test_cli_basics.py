@@ -43,6 +43,9 @@ def test_a_bad_flag_after_a_verb_prints_that_verbs_usage(capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     assert err.startswith("usage: greenbench table") and "unrecognized arguments: --colour" in err
+    with pytest.raises(SystemExit):
+        main(["data", "synth", "--out", "d", "--colour"])  # a verb's action: the action's usage
+    assert capsys.readouterr().err.startswith("usage: greenbench data synth")
 
 
 def _verb_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
