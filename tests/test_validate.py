@@ -57,6 +57,13 @@ def test_json_of_an_unreadable_suite(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert f"bad.yaml:{problem['line']}: {problem['message']}" in capsys.readouterr().err  # as the text says
 
 
+def test_json_of_options_that_cannot_apply(capsys: pytest.CaptureFixture[str]) -> None:
+    suite = str(SUITES / "quickstart.yaml")
+    assert main(["validate", "--json", suite, "--smoke", "--data", "d.yaml"]) == 2
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["file"] == suite and problem["line"] is None and "--smoke" in problem["message"]
+
+
 def test_an_image_side_in_a_stage_is_bounded_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     suite = tmp_path / "s.yaml"
     suite.write_text(

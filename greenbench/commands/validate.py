@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from greenbench.errors import SuiteError
+from greenbench.errors import GreenbenchError, SuiteError
 
 HELP = "check a suite without running it (exit 0 valid, 2 invalid)"
 
@@ -31,11 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_override_options(parser)
 
 
-def problems_json(suite: str, error: SuiteError) -> dict[str, Any]:
-    """The JSON document of an invalid suite: every problem with its file, line and key."""
-    problems = [
-        {"file": p.file, "line": p.line, "key": p.key, "message": p.message} for p in error.problems
-    ] or [{"file": suite, "line": None, "key": "", "message": str(error)}]
+def problems_json(suite: str, error: GreenbenchError) -> dict[str, Any]:
+    """The JSON document of an invalid suite (or of options that cannot apply to it): every
+    problem with its file, line and key."""
+    placed = error.problems if isinstance(error, SuiteError) else ()
+    problems = [{"file": p.file, "line": p.line, "key": p.key, "message": p.message} for p in placed] or [
+        {"file": suite, "line": None, "key": "", "message": str(error)}
+    ]
     return {"suite": suite, "valid": False, "problems": problems}
 
 
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         suite = load_suite(Path(args.suite), overrides(args))
-    except SuiteError as e:
+    except GreenbenchError as e:  # an invalid suite, or --smoke with --data
         if not args.json:
             raise
         write_json("-", problems_json(args.suite, e))
