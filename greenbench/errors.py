@@ -7,6 +7,7 @@ The CLI prints a ``GreenbenchError`` as its message alone (no traceback) and exi
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 
 class GreenbenchError(Exception):
@@ -16,9 +17,27 @@ class GreenbenchError(Exception):
 
 
 class SuiteError(GreenbenchError):
-    """A suite manifest is malformed: the message names file, line, key and what was expected."""
+    """A suite manifest is malformed: the message names file, line, key and what was expected.
+
+    ``problems``: the same, one ``SuiteProblem`` each (``validate --json``); empty where the error
+    was not placed in a file (its message says what is wrong)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, problems: tuple[SuiteProblem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class SuiteProblem:
+    """One problem of a suite file: ``file`` as the user named it, its 1-based ``line`` (None:
+    the whole file), the dotted ``key`` ("" for none) and the ``message``."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
 
 
 class MeterUnavailable(GreenbenchError):

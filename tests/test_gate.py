@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -336,3 +337,36 @@ def test_energy_with_a_measured_part_is_gated() -> None:
     ]
     energy = _by_metric(mixed)["energy_per_image_j"]
     assert energy.outcome == "regressed" and energy.method == "estimated"  # type: ignore[attr-defined]
+
+
+def _declared_onnx(path: Path, batch: int, side: int) -> Path:
+    """An ONNX model (one Identity) whose fixed input is batch x 3 x side x side: declared only."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = [batch, 3, side, side]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "declared",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+    )
+    onnx.save(helper.make_model(graph), str(path))
+    return path
+
+
+def test_a_models_declared_input_beyond_range_names_the_file_not_a_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from greenbench.cli import main
+
+    huge = _declared_onnx(tmp_path / "huge.onnx", 1, 200_000)
+    assert main(["gate", str(huge), str(huge)]) == 2
+    err = capsys.readouterr().err
+    assert f"{huge} declares a fixed input of 1x3x200000x200000" in err and "8 to 8192" in err
+    assert "--imgsz must be" not in err
+    wide = _declared_onnx(tmp_path / "wide.onnx", 5000, 64)
+    assert main(["gate", str(wide), str(wide)]) == 2
+    assert f"{wide} declares a fixed input of 5000x3x64x64" in capsys.readouterr().err
+    assert main(["gate", str(huge), str(huge), "--imgsz", "100000"]) == 2  # a flag given: the flag
+    assert "--imgsz must be an integer from 8 to 8192, got 100000" in capsys.readouterr().err

@@ -54,6 +54,8 @@ def test_epochs_rounds_and_done_variants_are_tracked(tmp_path: Path) -> None:
     clock.t = 20.0
     progress("a: train epoch 10/10")
     progress("a: accuracy")
+    assert "0/2 prepared" in progress.line()  # evaluating: not prepared yet
+    progress("a: prepared")
     assert "1/2 prepared" in progress.line()
     eta_later = progress.eta_s()
     assert eta_later is not None and eta_later < eta_half + 10  # extrapolated from the rate
@@ -80,3 +82,18 @@ def test_a_resumed_variant_leaves_the_cost(tmp_path: Path) -> None:
     progress, _, _ = _progress(tmp_path)
     progress("a: already stored ok (run r1); skipped")
     assert "/1 prepared" in progress.line()
+
+
+def test_variants_count_as_each_finishes_not_at_the_end(tmp_path: Path) -> None:
+    """Preparation and measurement each count a variant when it is done: a failure at once, the
+    interleaved variants as their records are stored."""
+    progress, _, _ = _progress(tmp_path)
+    lines = []
+    for event in ("a: train", "a: prepared", "b: train", "b: FAILED: boom"):
+        progress(event)
+        lines.append(progress.line())
+    assert ["1/2 prepared" in lines[1], "0/2 done" in lines[1], "1/2 done" in lines[3]] == [True] * 3
+    progress("interleaved round 1/2: a")
+    assert "1/2 prepared, 1/2 done" in progress.line() and "round 1/2" in progress.line()
+    progress("a: ok")
+    assert "2/2 done" in progress.line()

@@ -347,3 +347,36 @@ def test_with_two_slots_independent_variants_prepare_at_once_and_a_child_after_i
     order = [(type(j).__name__, j.label) for j in executor.jobs]
     assert order.index(("StagesJob", "child")) > order.index(("EvaluateJob", "base"))  # after its parent
     assert sorted(r.variant for r in records) == ["base", "child", "other"]
+
+
+def test_the_progress_line_counts_each_variant_as_its_preparation_ends(
+    micro_suite: Path, tmp_path: Path
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from greenbench.run.progress import RunProgress
+
+    suite = load_suite(micro_suite)
+    progress = RunProgress(suite, Console(file=io.StringIO(), force_terminal=False), interval_s=1e9)
+    lines: dict[str, str] = {}
+
+    def event(message: str) -> None:
+        progress(message)
+        lines.setdefault(message, progress.line())
+
+    with Store(tmp_path / "gb.db") as store:
+        options = RunOptions(
+            workdir=tmp_path / "work", skip_idle=True, executor=FakeExecutor(), progress=event
+        )
+        Runner(suite, store, options).run()
+    events = list(lines)
+    assert (
+        events.index("base: prepared")
+        < events.index("child: prepared")
+        < events.index("interleaved round 1/2: base, child")
+    )
+    assert "1/2 prepared, 0/2 done" in lines["base: prepared"]
+    assert "2/2 prepared, 0/2 done" in lines["interleaved round 1/2: base, child"]
+    assert "2/2 prepared, 2/2 done" in lines["child: ok"]

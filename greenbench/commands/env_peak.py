@@ -15,16 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from greenbench.errors import GreenbenchError
-from greenbench.store import DEFAULT_STORE
+from greenbench.paths import default_store, store_help
 
 
 def add_peak_arguments(parser: argparse.ArgumentParser) -> None:
     """``--peak`` and its settings: store, threads (or a suite's), duration, matrix size."""
     group = parser.add_argument_group("peak throughput (roofline)")
     group.add_argument("--peak", action="store_true", help="measure fp32 (and int8) matmul peak and store it")
-    group.add_argument(
-        "--store", default=str(DEFAULT_STORE), help="store to keep the peak in (default %(default)s)"
-    )
+    group.add_argument("--store", default=str(default_store()), help=store_help("store to keep the peak in"))
     group.add_argument("--threads", type=int, help="threads (default: the suite's, else 1)")
     group.add_argument("--suite", help="a suite file whose measure.latency.threads to use")
     group.add_argument(

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from greenbench.errors import GreenbenchError
-from greenbench.store import DEFAULT_STORE
+from greenbench.paths import default_store, store_help
 
 HELP = "write stored records as pytest-benchmark JSON or a CodeCarbon emissions.csv"
 FORMATS = ("pytest-benchmark", "codecarbon")
@@ -28,9 +28,7 @@ FORMATS = ("pytest-benchmark", "codecarbon")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The format, ``--store``, ``--suite``, ``--device`` and ``-o``."""
     parser.add_argument("format", choices=FORMATS, help="the file to write: %(choices)s")
-    parser.add_argument(
-        "--store", default=str(DEFAULT_STORE), help="SQLite results file (default %(default)s)"
-    )
+    parser.add_argument("--store", default=str(default_store()), help=store_help())
     parser.add_argument("--suite", help="only this suite (a stored suite name or a suite file)")
     parser.add_argument("--device", help="only this device id (default: every device in the store)")
     parser.add_argument(
@@ -42,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     """Select the records, build the file, write it, say what was written on standard error."""
     from greenbench.commands.table import suite_ref
     from greenbench.export import codecarbon_csv, pytest_benchmark
-    from greenbench.export.selection import printable, write_output
+    from greenbench.export.selection import printable
+    from greenbench.output import write_output
     from greenbench.store import Store
 
     suite = suite_ref(args.suite).name if args.suite else None

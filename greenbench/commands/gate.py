@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greenbench.errors import GreenbenchError
+from greenbench.paths import WORKDIR_ENV, default_store, default_workdir
 
 if TYPE_CHECKING:
     from greenbench.gate.decision import MetricRule
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 HELP = "fail CI on a latency/energy regression: candidate vs reference, measured interleaved"
 
 EXIT_PASS, EXIT_REGRESSED, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
-DEFAULT_WORKDIR = Path("results/work")
 #: conv-stack layers of the built-in calibration workload (a few ms per call at 64 px, one thread)
 CALIBRATION_LAYERS = 8
 
@@ -82,7 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from greenbench.commands.run import add_executor_option
 
     add_executor_option(parser)
-    parser.add_argument("--workdir", help=f"logs and suite artifacts (default {DEFAULT_WORKDIR})")
+    parser.add_argument(
+        "--workdir",
+        help=f"logs and suite artifacts (default: ${WORKDIR_ENV}, else work/ beside the default store, "
+        f"{default_workdir(default_store())})",
+    )
     parser.add_argument(
         "--calibrate", action="store_true", help="run A/A gates of MODEL (default: a built-in ONNX workload)"
     )
@@ -103,6 +107,7 @@ def _settings(args: argparse.Namespace, specs: list[SideSpec], suites: dict[Path
     from greenbench.gate.session import GateSettings, onnx_input_shape, settings_from_suite
 
     settings = GateSettings()
+    declared: dict[str, str] = {}  # flag -> the model file whose declared input set it
     suite_sides = [s for s in reversed(specs) if s.is_suite]  # the candidate's suite wins
     if suite_sides:
         settings = settings_from_suite(suites[suite_sides[0].path.resolve()], settings)
@@ -111,6 +116,10 @@ def _settings(args: argparse.Namespace, specs: list[SideSpec], suites: dict[Path
             if spec.path.suffix.lower() == ".onnx":
                 batch, imgsz = onnx_input_shape(spec.path)
                 settings = replace(settings, batch=batch or settings.batch, imgsz=imgsz or settings.imgsz)
+                shape = f"{batch or 'N'}x3x{imgsz}x{imgsz}" if imgsz else f"{batch}x3xHxW"
+                for flag, value in (("--batch", batch), ("--imgsz", imgsz)):
+                    if value:
+                        declared[flag] = f"{spec.path} declares a fixed input of {shape} (NCHW)"
                 if imgsz:
                     break
     flags = {
@@ -121,18 +130,30 @@ def _settings(args: argparse.Namespace, specs: list[SideSpec], suites: dict[Path
     settings = replace(settings, **{k: v for k, v in flags.items() if v is not None})
     if args.max_rounds is None and settings.max_rounds < settings.rounds:
         settings = replace(settings, max_rounds=settings.rounds)
-    _check(settings)
+    given = {f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None}
+    _check(settings, {flag: why for flag, why in declared.items() if flag not in given})
     return settings
 
 
-def _check(s: GateSettings) -> None:
-    """Every setting in range, or a usage error naming the flag."""
+def _check(s: GateSettings, declared: dict[str, str] | None = None) -> None:
+    """Every setting in range, or a usage error naming the flag, or the model file whose
+    declared input set it (``declared``: flag -> what the file declares)."""
+    from greenbench.pipeline.export import MAX_IMGSZ, MIN_IMGSZ
+
     limits = {
-        "--imgsz": (s.imgsz, 8, 8192), "--batch": (s.batch, 1, 1024), "--threads": (s.threads, 1, 1024),
+        "--imgsz": (s.imgsz, MIN_IMGSZ, MAX_IMGSZ), "--batch": (s.batch, 1, 1024),
+        "--threads": (s.threads, 1, 1024),
         "--rounds": (s.rounds, 2, 100), "--blocks": (s.blocks, 2, 1000), "--warmup": (s.warmup, 0, 10_000),
         "--max-rounds": (s.max_rounds, s.rounds, 100),
     }  # fmt: skip
     for flag, (value, low, high) in limits.items():
+        if not low <= value <= high and flag in (declared or {}):
+            what = "image side" if flag == "--imgsz" else "batch"
+            raise _usage(
+                f"{(declared or {})[flag]}: its {what} {value} is beyond what the gate measures ({low} to "
+                f"{high}); export the model with a {what} in that range (a fixed-shape model runs at its "
+                f"declared shape only)."
+            )
         if not low <= value <= high:
             why = (
                 " (two at least: one process cannot show the spread between processes)"
@@ -189,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     specs = _specs(args)
     suites = load_suites(specs)
     settings = _settings(args, specs, suites)
-    workdir = Path(args.workdir) if args.workdir else DEFAULT_WORKDIR
+    workdir = Path(args.workdir) if args.workdir else default_workdir(default_store())
     if args.markdown and Path(args.markdown).is_dir():
         raise _usage(f"--markdown {args.markdown} is a folder; give a file to append the summary to.")
     return _measure(args, specs, suites, settings, workdir, metric_rules, config)

@@ -7,7 +7,9 @@ each row that is not from a smoke run, ranks the rows within each rank group (on
 one device with one energy method) by the stated rule and writes
 ``greenbench.report.columns.COLUMNS`` with pandas, the rule and the groups in ``<csv>.meta.json``
 beside it; ``--json`` prints both as one JSON document instead. The rule and each group's note
-are printed on stderr.
+are printed on stderr. ``-o -`` writes the CSV to standard output (no metadata file: the rule and
+groups are on stderr); without ``-o`` it goes beside the first store, named after it
+(``results/greenbench-leaderboard.csv``), never over the sample committed in ``results/``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 from pathlib import Path
 
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
-from greenbench.store import DEFAULT_STORE
+from greenbench.paths import beside_store, default_store, store_help
 
 HELP = "write a leaderboard CSV of every suite, variant, runtime and device in the store(s)"
 
@@ -31,7 +33,7 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
         "--store",
         action="append",
         metavar="DB",
-        help=f"SQLite results file; repeat to merge stores (default {DEFAULT_STORE})",
+        help=store_help("SQLite results file; repeat to merge stores"),
     )
     parser.add_argument("--suite", help="only this suite (its name)")
     parser.add_argument("--device", metavar="ID", help="only this device id (see 'greenbench env')")
@@ -41,7 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--store`` (repeatable), ``--suite``, ``--device``, ``-o``, ``--rank``, ``--json``."""
     add_selection_options(parser)
     parser.add_argument(
-        "-o", "--output", default="results/leaderboard.csv", help="CSV file to write (default %(default)s)"
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="CSV file to write, '-' for standard output (default: <store>-leaderboard.csv beside the "
+        "first store, e.g. results/greenbench-leaderboard.csv; never the committed results/leaderboard.csv)",
     )
     parser.add_argument(
         "--rank",
@@ -64,10 +70,14 @@ def _say(text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the CSV and its metadata (or print the JSON); say the rank rule, the groups' notes,
     the row count and any skipped record on stderr."""
+    from greenbench.output import STDOUT, check_target
     from greenbench.report.frame import load_results, read_stores
-    from greenbench.report.leaderboard import json_text, meta_path, write_leaderboard
+    from greenbench.report.leaderboard import csv_text, json_text, meta_path, write_leaderboard
 
-    stores = [Path(s) for s in (args.store or [str(DEFAULT_STORE)])]
+    stores = [Path(s) for s in (args.store or [str(default_store())])]
+    output = args.output or str(beside_store(stores[0], "leaderboard.csv"))
+    if output != STDOUT:  # a folder or a store as -o is refused before anything is read
+        check_target(output, stores, folder_made=True)
     frame = load_results(stores, suite=args.suite, device=args.device, rank_by=args.rank)
     for note in frame.attrs.get("warnings", []):
         _say(f"warning: {note}")
@@ -89,13 +99,16 @@ def run(args: argparse.Namespace) -> int:
     for group in frame.attrs["groups"]:
         if group["note"]:
             _say(f"{group['rank_group']}: {group['note']}")
+    groups = f"{len(frame)} row(s) in {len(frame.attrs['groups'])} rank group(s)"
     if args.json:
         sys.stdout.write(json_text(frame))
-        _say(f"printed {len(frame)} row(s) in {len(frame.attrs['groups'])} rank group(s)")
+        _say(f"printed {groups}")
         return 0
-    path = write_leaderboard(frame, Path(args.output))
-    _say(
-        f"wrote {len(frame)} row(s) in {len(frame.attrs['groups'])} rank group(s) to {path} "
-        f"(rank rule and groups: {meta_path(path)})"
-    )
+    if output == STDOUT:
+        sys.stdout.write(csv_text(frame))
+        sys.stdout.flush()
+        _say(f"wrote {groups} to standard output")
+        return 0
+    path = write_leaderboard(frame, Path(output))
+    _say(f"wrote {groups} to {path} (rank rule and groups: {meta_path(path)})")
     return 0

@@ -12,7 +12,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Meters, idle baseline, grid intensity, PUE, report format and destination, the command."""
     parser.description = "Report goes to stderr (or --output FILE); the command keeps stdout."
     parser.add_argument("--json", action="store_true", help="report as JSON")
-    parser.add_argument("-o", "--output", help="write the report to FILE instead of stderr")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the report to FILE instead of stderr ('-': standard output, after the command's own)",
+    )
     parser.add_argument(
         "--meters", default="auto", help="comma list of auto,rapl,nvml,estimate (default auto)"
     )

@@ -106,7 +106,7 @@ def check_output(path: str | None) -> None:
 
     Checked before the command runs, so a typo in ``-o`` does not cost the measurement.
     """
-    if path is None:
+    if path is None or path == "-":  # "-": standard output, after the command's own output
         return
     if not path.strip():
         raise MeasureUsageError("-o/--output is empty: give a file name, or drop -o to report on stderr.")
@@ -359,6 +359,10 @@ def write_report(text: str, output: str | None, command_exit_code: int = 0) -> N
     """
     if not output:
         _to_stderr(text)
+        return
+    if output == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
         return
     try:
         Path(output).write_text(text)

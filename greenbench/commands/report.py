@@ -5,7 +5,9 @@ smoke records out, and writes per device ``<out>/<device>/report.html`` (plots i
 fetched when it opens), ``report.md`` and the plots as SVG files beside it. The folder name is
 the device id made safe for any file system (``render_common.safe_name``). The roofline table
 uses ``load_results``'s achieved GFLOP/s and % of peak, shown where the device has a stored peak
-(``greenbench env --peak``).
+(``greenbench env --peak``). Without ``-o`` the reports go beside the first store, named after
+it (``results/greenbench-report/``), never over the sample committed in ``results/report``; a
+report is several files, so ``-o -`` is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
-from greenbench.store import DEFAULT_STORE
+from greenbench.paths import beside_store, default_store
 
 if TYPE_CHECKING:
     from greenbench.store import RunRecord
@@ -31,7 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_selection_options(parser)
     parser.add_argument(
-        "-o", "--output", default="results/report", help="folder of the reports (default %(default)s)"
+        "-o",
+        "--output",
+        metavar="FOLDER",
+        help="folder of the reports (default: <store>-report beside the first store, e.g. "
+        "results/greenbench-report; never the committed results/report). A report is several files: "
+        "'-' (standard output) is refused",
     )
 
 
@@ -115,9 +122,35 @@ def _nothing(
     )
 
 
+def output_folder(output: str | None, stores: list[Path]) -> Path:
+    """The folder ``-o`` names (default: beside the first store), checked before anything is
+    read: ``-`` or an existing file is a ``GreenbenchError``."""
+    if output == "-":
+        raise GreenbenchError(
+            "report -o -: a report is several files (HTML, Markdown and SVG plots per device) and "
+            "cannot go to standard output; pass -o with a folder."
+        )
+    folder = Path(output) if output else beside_store(stores[0], "report")
+    if folder.exists() and not folder.is_dir():
+        raise GreenbenchError(
+            f"report -o {folder}: that is an existing file, and a report is a folder of files; pass -o "
+            f"with a folder (it is created if missing)."
+        )
+    return folder
+
+
 def run(args: argparse.Namespace) -> int:
-    """Write the reports and print their paths, one per line."""
-    stores = [Path(s) for s in (args.store or [str(DEFAULT_STORE)])]
-    for path in write_reports(stores, Path(args.output), args.suite, args.device):
+    """Write the reports and print their paths, one per line; say the folder on stderr."""
+    stores = [Path(s) for s in (args.store or [str(default_store())])]
+    folder = output_folder(args.output, stores)
+    try:
+        written = write_reports(stores, folder, args.suite, args.device)
+    except OSError as e:  # a folder that cannot be made, a file that cannot be replaced, a full disk
+        raise GreenbenchError(
+            f"cannot write the report under {folder} ({e.strerror or e}: {e.filename}); check that the "
+            f"folder is writable and has free space, or pass -o with another folder."
+        ) from None
+    for path in written:
         print(TERMINAL_UNSAFE.sub("?", str(path)))
+    _say(f"wrote {len(written)} report file(s) (and their plots) under {folder}")
     return 0

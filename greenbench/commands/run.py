@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from greenbench.commands.table import SuiteRef, add_store_options, table_text
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
 from greenbench.executors.local import DEFAULT_STALL_S as DEFAULT_STALL_TIMEOUT_S
+from greenbench.paths import WORKDIR_ENV, default_workdir
 
 if TYPE_CHECKING:
     from greenbench.suite import Suite
@@ -45,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The suite file, store and table format, work folder, ``--force``, ``--no-idle``."""
     parser.add_argument("suite")
     add_store_options(parser)
-    parser.add_argument("--workdir", help="artifacts, logs, datasets (default: work/ beside the store)")
+    parser.add_argument(
+        "--workdir", help=f"artifacts, logs, datasets (default: ${WORKDIR_ENV}, else work/ beside the store)"
+    )
     parser.add_argument("--force", action="store_true", help="redo variants already stored ok")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle-power baseline (recorded)")
     add_override_options(parser)
@@ -146,7 +150,7 @@ def stall_timeout(text: str) -> float | None:
 
 
 def _workdir(args: argparse.Namespace) -> Path:
-    return Path(args.workdir) if args.workdir else Path(args.store).parent / "work"
+    return Path(args.workdir) if args.workdir else default_workdir(Path(args.store))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,6 +174,19 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     with WorkdirLock(workdir, suite.name), store_lock, ActiveRun(suite.name, workdir):
         return _run_locked(args, suite, workdir, stall_s)
+
+
+def next_hint(suite_file: str, suite: Suite, store: Path) -> str:
+    """What to do after a run of ``suite_file`` (as given): the commands that show its results (a
+    smoke run: its table only; reports and leaderboards leave smoke records out)."""
+    where = f"--store {shlex.quote(str(store))}"
+    path = shlex.quote(suite_file)
+    if suite.smoke is not None:
+        return printable(f"next: greenbench table {path} {where} --smoke")
+    return printable(
+        f"next: greenbench table {path} {where} · greenbench report {where} --suite "
+        f"{shlex.quote(suite.name)} · greenbench leaderboard {where}"
+    )
 
 
 def _run_locked(args: argparse.Namespace, suite: Suite, workdir: Path, stall_s: float | None) -> int:
@@ -212,6 +229,7 @@ def _run_locked(args: argparse.Namespace, suite: Suite, workdir: Path, stall_s: 
             f"done in {time.monotonic() - started:.1f} s{printable(where)}", highlight=False, markup=False
         )
         print(table_text(store, SuiteRef.of(suite), outcome.device_id, args.format))
+        console.print(next_hint(args.suite, suite, Path(args.store)), highlight=False, markup=False)
     if outcome.failed:
         console.print(
             f"failed variants: {printable(', '.join(outcome.failed))}", highlight=False, markup=False

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError, SuiteError
+from greenbench.paths import default_store, store_help
 from greenbench.report.tables import (  # tabulate: imported on render
     FORMATS,
     DeltaAgainst,
@@ -28,7 +29,6 @@ from greenbench.report.tables import (  # tabulate: imported on render
     md_escape,
     render,
 )
-from greenbench.store import DEFAULT_STORE
 
 if TYPE_CHECKING:
     from greenbench.store import RunRecord, Store
@@ -82,9 +82,7 @@ class SuiteRef:
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
     """``--store`` and ``--format``, shared by the verbs that print a table."""
-    parser.add_argument(
-        "--store", default=str(DEFAULT_STORE), help="SQLite results file (default %(default)s)"
-    )
+    parser.add_argument("--store", default=str(default_store()), help=store_help())
     parser.add_argument("--format", choices=FORMATS, default="md", help="table format")
 
 

@@ -54,8 +54,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from greenbench.errors import GreenbenchError
-from greenbench.export.selection import Exported, json_safe, latest_ok, nothing_to_export, printable
+from greenbench.export.selection import Exported, latest_ok, nothing_to_export, printable
 from greenbench.measure.carbon import J_PER_KWH, country_name
+from greenbench.output import json_safe
 from greenbench.store import RunRecord, Store
 
 #: CodeCarbon 3.3.2 ``EmissionsData`` fields, in order: the header of its emissions.csv

@@ -39,7 +39,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from greenbench.errors import GreenbenchError
-from greenbench.export.selection import Exported, json_safe, latest_ok, nothing_to_export, printable
+from greenbench.export.selection import Exported, latest_ok, nothing_to_export, printable
+from greenbench.output import json_safe
 from greenbench.store import RunRecord, Store
 
 #: the pytest-benchmark release whose file layout this follows (``version`` in the file)

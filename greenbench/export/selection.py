@@ -9,21 +9,14 @@ Failed records carry no figures, so they are left out too; an empty selection is
 
 from __future__ import annotations
 
-import math
-import os
 import re
-import secrets
-import sys
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
 from greenbench.store import RunRecord, Store
 
 _UNSAFE_RUN = re.compile(TERMINAL_UNSAFE.pattern + "+")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def is_smoke(record: RunRecord) -> bool:
@@ -80,65 +73,6 @@ def printable(text: str) -> str:
     """``text`` on one line, safe on a terminal: each run of control characters, line or paragraph
     separators, bidi controls or lone surrogates becomes one space (commas, quotes, ``=`` stay)."""
     return _UNSAFE_RUN.sub(" ", text)
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with every lone surrogate replaced by U+FFFD (no UTF-8 encoder takes one) and every
-    NaN or infinity by None (not JSON), in nested dicts, lists and tuples."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {json_safe(str(k)): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def write_output(target: str, text: str, store_path: Path) -> str:
-    """Write ``text`` (UTF-8, newlines as given) to ``target``, or to standard output for ``-``;
-    return where it went. The file is written beside the target and renamed over it, so a failed
-    write leaves no half file and the old file, if any, untouched. The results store itself, a
-    folder, a missing folder or an unwritable place is a ``GreenbenchError`` naming the path."""
-    if target == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return "standard output"
-    path = Path(target)
-    if _same_file(path, store_path):
-        raise GreenbenchError(
-            f"the output file {target} is the results store itself; pass -o with another file name."
-        )
-    if path.exists() and not path.is_file():
-        raise GreenbenchError(
-            f"the output {target} exists and is not a regular file (a folder, device or pipe); pass -o "
-            f"with the path of a file to write."
-        )
-    if not path.parent.is_dir():
-        raise GreenbenchError(
-            f"cannot write {target}: the folder {path.parent} does not exist; create it or pass -o with "
-            f"a file in an existing folder."
-        )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("x", encoding="utf-8", newline="") as f:  # "x": never follows a planted file
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise GreenbenchError(
-            f"cannot write {target} ({e.strerror or e}); check that {path.parent} is writable by you "
-            f"and has free space, or pass -o with another file."
-        ) from None
-    return str(path)
 
 
 @dataclass(frozen=True)

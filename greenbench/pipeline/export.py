@@ -23,6 +23,9 @@ from greenbench.pipeline.base import StageContext, StageResult
 from greenbench.tasks.base import Task
 
 DEFAULT_IMGSZ = 640  # the image size when the suite's defaults set none (the detection task's default)
+#: the image sides (px) a suite or the gate may ask for: at 8192 px one 3-channel float32 image is
+#: 0.8 GB, and a model's activations are many times that; beyond it no device holds a batch
+MIN_IMGSZ, MAX_IMGSZ = 8, 8192
 
 
 class ExportParams(BaseModel):

@@ -1,9 +1,11 @@
 """Progress of a suite run that a person can follow for 50 hours, or a CI log can keep.
 
 ``RunProgress`` is the runner's ``progress`` callback. It reads the runner's and the workers'
-one-line events ("v: train epoch 3/50", "v: accuracy", "interleaved round 2/3: …", "v: ok") and
-keeps: variants prepared and finished out of the total, the current variant and stage, the epoch
-inside training, the measurement round, the elapsed time and an ETA.
+one-line events ("v: train epoch 3/50", "v: accuracy", "v: prepared", "interleaved round 2/3: …",
+"v: ok") and keeps: variants prepared (stages and evaluation done: the runner's "v: prepared")
+and done (stored ok or failed) out of the total, each counted as it happens (variants measured
+interleaved are stored together, when their last round is done); the current variant and
+stage, the epoch inside training, the measurement round, the elapsed time and an ETA.
 
 The ETA comes from the stages' estimated cost: a training stage costs its epochs, other stages
 and each evaluation a fraction of an epoch, and the interleaved rounds their planned length
@@ -39,6 +41,7 @@ _EPOCH = re.compile(r"^(?P<v>\S+): (?P<stage>\w+) epoch (?P<x>\d+)/(?P<y>\d+)$")
 _STAGE = re.compile(r"^(?P<v>\S+): (?P<stage>\w+)$")
 _ROUND = re.compile(r"^interleaved round (?P<r>\d+)/(?P<n>\d+)")
 _DONE = re.compile(r"^(?P<v>\S+): (ok|FAILED|already stored ok)")
+_PREPARED = re.compile(r"^(?P<v>\S+): prepared$")
 _SHOWN = re.compile(r": ok$|: FAILED|skipped$| kept from run |^idle|^baseline |retrying on another node")
 
 
@@ -159,10 +162,10 @@ class RunProgress:
                 st.finished.add(m["v"])
                 if "already stored" in message:  # resumed: its cost is not this run's
                     st.costs.pop(m["v"])
+        elif (m := _PREPARED.match(message)) and m["v"] in st.costs:
+            st.prepared.add(m["v"])
         elif (m := _STAGE.match(message)) and m["v"] in st.costs:
             st.variant, st.stage, st.epoch = m["v"], m["stage"], ""
-            if m["stage"] == "accuracy":  # its stages are done (or were cached)
-                st.prepared.add(m["v"])
 
     # --- figures ------------------------------------------------------------------------
     def _units(self) -> tuple[float, float]:

@@ -323,6 +323,8 @@ class Runner:
                 except Exception as e:
                     failed.add(name)
                     self._finish(outcome, self._failed(name, started[name], e))
+                else:
+                    self.opt.progress(f"{name}: prepared")  # stages and evaluation done
         return prepared
 
     def _baseline_arm(self, prepared: dict[str, Prepared]) -> tuple[jobs.ArmSpec | None, str | None]:

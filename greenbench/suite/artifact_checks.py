@@ -7,7 +7,8 @@ ONNX. Walking each lineage from its root model tells, before anything runs, whic
 get the wrong kind, and which kind of file each variant ends with, so that the variant's
 ``runtime`` can be checked against it. The runtime's options are checked by the runtime class
 (``check_options``, which imports no runtime library) and stored back with defaults filled in.
-A fixed-shape ``export`` must match the sizes the suite measures and evaluates at.
+A fixed-shape ``export`` must match the sizes the suite measures and evaluates at, and every
+``imgsz`` (in ``defaults`` or a stage's params) must be a side a device can hold.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from greenbench.errors import GreenbenchError
 from greenbench.pipeline import get_stage, registered
-from greenbench.pipeline.export import DEFAULT_IMGSZ
+from greenbench.pipeline.export import DEFAULT_IMGSZ, MAX_IMGSZ, MIN_IMGSZ
 from greenbench.suite.problems import Loc, Problem, one_line
 from greenbench.suite.schema import Suite
 
@@ -136,6 +137,36 @@ def check_export_shapes(suite: Suite) -> list[Problem]:
     return problems
 
 
+def check_image_sizes(suite: Suite) -> list[Problem]:
+    """``imgsz`` in ``defaults`` and in every stage's params: each side (an integer, or a list of
+    them) from ``MIN_IMGSZ`` to ``MAX_IMGSZ`` px. Other types are the task's to refuse."""
+    places: list[tuple[Loc, Any]] = [(("defaults", "imgsz"), suite.defaults.get("imgsz"))]
+    for name, spec in suite.variants.items():
+        for i, stage in enumerate(spec.stages):
+            places.append((("variants", name, "stages", i, stage.name, "imgsz"), stage.params.get("imgsz")))
+    problems = []
+    for loc, value in places:
+        sides = value if isinstance(value, list) else [value]
+        wrong = [v for v in sides if isinstance(v, int) and not isinstance(v, bool)]
+        wrong = [v for v in wrong if not MIN_IMGSZ <= v <= MAX_IMGSZ]
+        if wrong:
+            side = wrong[0]
+            gb = 3 * 4 * side**2 / 1e9  # one 3-channel float32 image
+            why = (
+                f"one image of {side}² px is {gb:,.1f} GB as float32, more than a device holds"
+                if side > MAX_IMGSZ
+                else "too small to hold a feature"
+            )
+            problems.append(
+                Problem(
+                    loc,
+                    f"image side {side} px is out of range ({why}); use a side from {MIN_IMGSZ} to "
+                    f"{MAX_IMGSZ} px.",
+                )
+            )
+    return problems
+
+
 def _int(value: Any, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
@@ -143,4 +174,4 @@ def _int(value: Any, default: int) -> int:
 def check_artifacts(suite: Suite, graph_ok: bool) -> list[Problem]:
     """Every check of this module; the lineage walk only in a sound graph (``graph_ok``)."""
     kinds, problems = check_lineage_kinds(suite) if graph_ok else (None, [])
-    return problems + check_export_shapes(suite) + check_runtimes(suite, kinds)
+    return problems + check_image_sizes(suite) + check_export_shapes(suite) + check_runtimes(suite, kinds)

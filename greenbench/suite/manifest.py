@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from greenbench.errors import SuiteError, clean_message
+from greenbench.errors import SuiteError, SuiteProblem, clean_message
 from greenbench.suite.problems import Loc, Problem, dotted, one_line, short, show
 
 MAX_SHOWN = 5  # problems listed in one error; the rest are counted
@@ -66,7 +66,13 @@ class Report:
         ]
         more = len(rows) - MAX_SHOWN
         tail = [f"(and {more} more problem{'s' if more > 1 else ''})"] if more > 0 else []
-        return SuiteError("\n".join(text + tail))
+        every = tuple(
+            SuiteProblem(
+                self.shown, line, clean_message(key, one_line=True), clean_message(msg, one_line=True)
+            )
+            for line, key, msg in rows
+        )
+        return SuiteError("\n".join(text + tail), every)
 
 
 def read_manifest(path: str | Path) -> tuple[bytes, Any, Report, list[Problem]]:
@@ -132,7 +138,8 @@ _NODES = "the limit is there because a suite needs a few hundred at most."
 def _error(shown: str, line: int | None, message: str) -> SuiteError:
     """A ``SuiteError`` ``FILE:LINE: message`` (``FILE: message`` without a line), printable."""
     where = f"{shown}:{line}" if line else shown
-    return SuiteError(short(clean_message(f"{where}: {message}", one_line=True), 2 * MAX_ROW))
+    problem = SuiteProblem(shown, line, "", short(clean_message(message, one_line=True), 2 * MAX_ROW))
+    return SuiteError(short(clean_message(f"{where}: {message}", one_line=True), 2 * MAX_ROW), (problem,))
 
 
 def _read_bounded(path: Path, shown: str) -> bytes:
