@@ -93,7 +93,9 @@ def test_outputs_that_cannot_be_written_are_clear_errors(tmp_path: Path) -> None
     onto_store = run_cli("leaderboard", "--store", str(db), "-o", str(db), cwd=tmp_path)
     assert onto_store.returncode == 1 and "results store itself" in onto_store.stderr
     again = run_cli("leaderboard", "--store", str(db), "-o", str(a_file), cwd=tmp_path)
-    assert again.returncode == 0 and a_file.read_text(encoding="utf-8-sig").startswith("suite,")  # a file is replaced
+    assert again.returncode == 0 and a_file.read_text(encoding="utf-8-sig").startswith(
+        "suite,"
+    )  # a file is replaced
 
 
 def test_report_in_a_folder_that_cannot_be_made(tmp_path: Path) -> None:
