@@ -139,7 +139,7 @@ def test_table_by_stored_suite_name(moved: tuple[Path, Path], tmp_path: Path) ->
     csv_out = greenbench("table", "moved", "--store", str(store), "--format", "csv", cwd=tmp_path)
     assert csv_out.returncode == 0, csv_out.stderr
     head = csv_out.stdout.splitlines()[0].split(",")
-    assert head[:5] == ["variant", "parent", "status", "P", "P_delta_pct"] and head[-2:] == [
+    assert head[:5] == ["variant", "parent", "status", "P", "P_delta_pp"] and head[-2:] == [
         "device_id",
         "run_id",
     ]

@@ -18,8 +18,9 @@ untrusted, and so is every note and header that quotes one. In all formats contr
 (newlines, ESC, C1 controls, line separators, bidi overrides) are folded to spaces. Markdown
 escapes everything that could end a cell or start markup: ``\\ | _ * ` ~`` with a backslash
 (``_`` inside a word is inert and stays), ``< >`` as ``&lt; &gt;``, and ``](`` (a link). LaTeX
-escapes ``\\ { } _ % & # ~ ^ $ < > |`` and breaks ``--`` (a dash ligature) into ``-{}-``;
-notes stay ``%`` comments. CSV quoting is the csv module's.
+is pure ASCII (``greenbench.report.latex``: special and non-ASCII characters as macros, so that
+pdflatex compiles it); notes stay ``%`` comments. CSV quoting is the csv module's; its booleans
+are spelt ``True``/``False``, as in the leaderboard. An accuracy's Δ is in percentage points.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Literal, NamedTuple
 
 from greenbench.errors import TERMINAL_UNSAFE
 from greenbench.metrics import MetricDef, table_metrics
+from greenbench.report.latex import latex_escape
 from greenbench.report.recipe import recipe_columns
 from greenbench.report.table_notes import as_number as _num
 from greenbench.report.table_notes import table_notes
@@ -41,25 +43,29 @@ from greenbench.store import RunRecord
 FORMATS = ("md", "csv", "latex")
 
 DeltaKind = Literal["paired", "unpaired", "values"]
+DeltaUnit = Literal["%", "pp"]
 
 
 @dataclass(frozen=True)
 class Delta:
-    """Δ % of a figure against the baseline's figure.
+    """A figure's change against the baseline's figure, in ``unit``.
 
-    pct: for ``paired``, (median ratio of time-adjacent block pairs − 1) × 100; else
-    (value − baseline) / |baseline| × 100. ci_low_pct, ci_high_pct: the paired Δ's 95 % CI.
-    significant: the paired CI excludes 0. kind: ``paired`` (stored, interleaved), ``unpaired``
-    (from two values of a metric that can be paired, measured apart) or ``values`` (from two
-    values of a metric that is never paired: accuracy, complexity, training energy).
+    change: in % (``unit`` "%"): for ``paired``, (median ratio of time-adjacent block pairs − 1)
+    × 100; else (value − baseline) / |baseline| × 100. In percentage points (``unit`` "pp", an
+    accuracy, a fraction): (value − baseline) × 100. ci_low_pct, ci_high_pct: the paired Δ's
+    95 % CI, in %. significant: the paired CI excludes 0. kind: ``paired`` (stored,
+    interleaved), ``unpaired`` (from two values of a metric that can be paired, measured apart)
+    or ``values`` (from two values of a metric that is never paired: accuracy, complexity,
+    training energy).
     """
 
-    pct: float
+    change: float
     kind: DeltaKind = "values"
     ci_low_pct: float | None = None
     ci_high_pct: float | None = None
     significant: bool | None = None
     rounds_disagree: bool = False
+    unit: DeltaUnit = "%"
 
 
 class Cell(NamedTuple):
@@ -165,6 +171,9 @@ def _cell(r: RunRecord, base: RunRecord | None, col: MetricDef, left_out: Reason
     paired = _paired(r, base, col)
     if paired is not None:
         return Cell(v, paired)
+    if col.unit == "fraction":  # an accuracy: its change in percentage points, never relative
+        base_v = _value(base, col.name)
+        return Cell(v, None if base_v is None else Delta((v - base_v) * 100.0, unit="pp"))
     pct = _pct(v, _value(base, col.name))
     if pct is None:
         return Cell(v, None)
@@ -213,6 +222,16 @@ def build_table(
             "runs/processes and are not paired in time (the host's speed may have moved between "
             "them): " + _reasons(unpaired)
         )
+    zeros: Reasons = {}
+    for r, cells in rows:
+        for c, cell in zip(cols, cells, strict=True):
+            if cell.delta is not None and shows_zero(c, cell.value):
+                zeros.setdefault(r.variant, {}).setdefault("shown as 0", []).append(c.header)
+    if zeros:
+        notes.append(
+            "Δ not shown beside a value that rounds to 0 at the shown decimals (the CSV and JSON "
+            "keep it): " + _reasons(zeros)
+        )
     hidden = _duplicate_net_columns(cols, rows)
     if hidden:
         heads = ", ".join(c.header for c in cols if c.name in hidden)
@@ -256,12 +275,23 @@ def format_value(col: MetricDef, value: float | None, record: RunRecord) -> str:
     return text
 
 
+def shows_zero(col: MetricDef, value: float | None) -> bool:
+    """Whether a non-zero ``value`` is displayed as zero at the column's decimals."""
+    return value is not None and value != 0 and float(col.display(value)) == 0
+
+
+def shown_delta(col: MetricDef, cell: Cell) -> Delta | None:
+    """The Δ a display shows beside the value: none beside a value displayed as zero (a change
+    of "−96.8 %" beside "0.000" reads as nonsense; the CSV and JSON keep it)."""
+    return None if shows_zero(col, cell.value) else cell.delta
+
+
 def format_delta(delta: Delta | None) -> str:
     """A Δ's text: ``+12.3 % [+10.1, +14.6]``, ``+0.4 % (CI includes 0)``, ``+5.0 % (unpaired)``,
-    ``+3.0 % (no CI: 1 round)``."""
+    ``+3.0 % (no CI: 1 round)``, ``+1.2 pp`` (an accuracy's change in percentage points)."""
     if delta is None:
         return ""
-    text = f"{delta.pct:+.1f} %"
+    text = f"{delta.change:+.1f} {delta.unit}"
     if delta.kind == "unpaired":
         return text + " (unpaired)"
     if delta.kind == "paired":
@@ -290,6 +320,7 @@ def _display(table: Table) -> tuple[list[str], list[list[str]]]:
             cell = format_value(c, v, r)
             if v is not None and c.energy and table.methods[c.name] == "mixed":
                 cell += f" [{_method(r, c) or '?'}]"  # the header cannot say which
+            d = shown_delta(c, Cell(v, d))
             if d is not None:
                 cell += f" ({format_delta(d)})"
             row.append(cell)
@@ -397,15 +428,6 @@ def _markdown(heads: list[str], body: list[list[str]], align: list[str] | None =
     )
 
 
-def latex_escape(text: str) -> str:
-    """``text`` with LaTeX's special characters escaped and newlines folded."""
-    from tabulate import LATEX_ESCAPE_RULES  # the rules its "latex" format applies to cells
-
-    rules: dict[str, str | int | None] = {**LATEX_ESCAPE_RULES, "|": "\\textbar{}"}
-    escaped = _one_line(text).translate(str.maketrans(rules))
-    return re.sub("-(?=-)", "-{}", escaped)  # "--" and "---" would print as dashes
-
-
 def _latex(table: Table, heads: list[str], body: list[list[str]]) -> str:
     from tabulate import tabulate
 
@@ -420,7 +442,8 @@ def _latex(table: Table, heads: list[str], body: list[list[str]]) -> str:
 
 
 def _flag(x: object) -> str:
-    return "" if x is None else ("true" if x else "false")
+    """A boolean as the leaderboard CSV spells it (``True``/``False``, what pandas reads as bool)."""
+    return "" if x is None else str(bool(x))
 
 
 def _g(x: object, scale: float = 1.0) -> str:
@@ -433,9 +456,9 @@ def _delta_csv(d: Delta | None) -> list[str]:
     if d is None:
         return ["", "", "", ""]
     if d.kind != "paired":
-        return ["", "", "", "false"]
+        return ["", "", "", _flag(False)]
     lo, hi = (("" if x is None else f"{x:.2f}") for x in (d.ci_low_pct, d.ci_high_pct))
-    return [lo, hi, _flag(d.significant), "true"]
+    return [lo, hi, _flag(d.significant), _flag(True)]
 
 
 def _csv_head(table: Table) -> list[str]:
@@ -446,7 +469,7 @@ def _csv_head(table: Table) -> list[str]:
         h = c.header
         head.append(h)
         head += [f"{h}_ci_low", f"{h}_ci_high"] if c.interval else []
-        head.append(f"{h}_delta_pct")
+        head.append(f"{h}_delta_pp" if c.unit == "fraction" else f"{h}_delta_pct")
         if c.interval:  # the metrics a record stores a paired Δ of
             head += [f"{h}_delta_ci_low_pct", f"{h}_delta_ci_high_pct"]
             head += [f"{h}_delta_significant", f"{h}_delta_paired", f"{h}_noisy", f"{h}_delta_spread_pct"]
@@ -467,7 +490,7 @@ def _csv(table: Table) -> str:
             m = r.metrics.get(c.name, {}) if v is not None else {}
             row.append(_g(v, c.scale))
             row += [_g(m.get("ci_low"), c.scale), _g(m.get("ci_high"), c.scale)] if c.interval else []
-            row.append("" if d is None else f"{d.pct:.2f}")
+            row.append("" if d is None else f"{d.change:.2f}")
             if c.interval:
                 spread = (
                     _num(r.deltas.get(c.name, {}).get("spread_pct"))

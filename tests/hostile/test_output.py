@@ -109,12 +109,46 @@ def test_latex_escapes_every_string_and_keeps_one_table(text: str) -> None:
     assert len(rows) == 1 + 3 and len(columns) == 1  # every row has the header's cells
 
 
+# every escape latex_escape may write: text macros, math symbols, accents, braced brackets
+LATEX_KNOWN = (
+    r"\\([a-zA-Z]+|\^)\{\}"
+    r"|\\ensuremath\{(\\[a-zA-Z]+|[<>-]|\^\\?[a-z0-9]+)\}|\\[_%&#${}]|-\{\}|\{[\[\]]\}"
+)
+ACCENT = re.compile(r"\\['`^~\"=.uvHrck]\{([a-zA-Z])\}")  # é as \'{e}; accents nest: \={\"{u}}
+
+
+def bare_latex(tex: str) -> str:
+    """``tex`` without the escapes latex_escape writes: what is left must be plain text."""
+    while ACCENT.search(tex):
+        tex = ACCENT.sub(r"\1", tex)
+    return re.sub(LATEX_KNOWN, "", tex)
+
+
 @pytest.mark.parametrize("text", HOSTILE, ids=IDS)
 def test_latex_escape_leaves_no_special_character_bare(text: str) -> None:
     out = latex_escape(text)
-    known = r"\\(textbackslash|textasciitilde|textbar|\^)\{\}|\\ensuremath\{[<>]\}|\\[_%&#${}]|-\{\}"
-    assert not re.search(r"[\\{}_%&#$^~<>|]", re.sub(known, "", out)), out
+    assert not re.search(r"[\\{}_%&#$^~<>|\[\]]", bare_latex(out)), out
     assert "--" not in out and "\n" not in out
+    assert out.isascii()  # pdflatex reads bytes: a raw non-ASCII character is an error there
+
+
+def test_latex_escape_writes_every_symbol_as_a_macro() -> None:
+    """The symbols greenbench's own tables and notes print (λ in a header, × and · in notes, ±,
+    Δ, −, τ, —) and the characters special to LaTeX, each as the macro that prints it."""
+    cases = {
+        "sparsity_λ": "sparsity\\_\\ensuremath{\\lambda}",
+        "2 × GMACs · 3 ± 1": "2 \\ensuremath{\\times} GMACs \\ensuremath{\\cdot} 3 \\ensuremath{\\pm} 1",
+        "Δ −5 % τ": "\\ensuremath{\\Delta} \\ensuremath{-}5 \\% \\ensuremath{\\tau}",
+        "a_b & c # d — e": "a\\_b \\& c \\# d \\textemdash{} e",
+        "[x] 1e-4 -- 10 °C": "{[}x{]} 1e-4 -{}- 10 \\ensuremath{^\\circ}C",
+        "Café naïve": "Caf\\'{e} na\\\"{i}ve",
+        "模型": "{[}U+6A21{]}{[}U+578B{]}",
+    }
+    for text, tex in cases.items():
+        assert latex_escape(text) == tex, text
+    every = "".join(map(chr, range(0x20, 0x3000)))  # ASCII, Latin, Greek, symbols, CJK punctuation
+    out = latex_escape(every)
+    assert out.isascii() and not re.search(r"[\\{}_%&#$^~<>|\[\]]", bare_latex(out))
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=IDS)
