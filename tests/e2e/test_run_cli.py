@@ -137,7 +137,7 @@ def test_run_stores_records_prints_table_and_resumes(micro_suite: Path, tmp_path
     assert csv.returncode == 0, csv.stderr
     lines = csv.stdout.strip().splitlines()
     # the runtime column appears because one row (exported) runs on onnxruntime
-    assert len(lines) == 4 and lines[0].startswith("variant,parent,status,runtime,P,P_delta_pct")
+    assert len(lines) == 4 and lines[0].startswith("variant,parent,status,runtime,P,P_delta_pp")
     assert "E/img_net_mJ" in lines[0].split(",")  # the CSV keeps every column
 
 
