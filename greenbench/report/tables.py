@@ -25,11 +25,9 @@ are spelt ``True``/``False``, as in the leaderboard. An accuracy's Δ is in perc
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from greenbench.errors import TERMINAL_UNSAFE
@@ -40,7 +38,7 @@ from greenbench.report.table_notes import as_number as _num
 from greenbench.report.table_notes import table_notes
 from greenbench.store import RunRecord
 
-FORMATS = ("md", "csv", "latex")
+FORMATS = ("md", "csv", "latex", "json")
 
 DeltaKind = Literal["paired", "unpaired", "values"]
 DeltaUnit = Literal["%", "pp"]
@@ -89,6 +87,9 @@ class Table:
     #: columns left out of Markdown and LaTeX (a net column equal to its gross one in every row);
     #: CSV keeps its fixed columns
     hidden: frozenset[str] = frozenset()
+    #: what every format must say, the terminal's short footer too (a smoke run, rows skipped
+    #: as unreadable); each is also one of ``notes``
+    alerts: list[str] = field(default_factory=list)
 
     def header(self, col: MetricDef) -> str:
         """Column header; energy columns carry their method."""
@@ -99,7 +100,8 @@ def _value(record: RunRecord, name: str) -> float | None:
     return _num(record.value(name)) if record.status == "ok" else None
 
 
-def _method(record: RunRecord, col: MetricDef) -> str | None:
+def energy_method(record: RunRecord, col: MetricDef) -> str | None:
+    """The method (measured, estimated) of ``record``'s figure of ``col``, if it has one."""
     m = record.metrics.get(col.name)
     return None if m is None or m.get("method") is None else str(m["method"])
 
@@ -319,7 +321,7 @@ def _display(table: Table) -> tuple[list[str], list[list[str]]]:
                 continue
             cell = format_value(c, v, r)
             if v is not None and c.energy and table.methods[c.name] == "mixed":
-                cell += f" [{_method(r, c) or '?'}]"  # the header cannot say which
+                cell += f" [{energy_method(r, c) or '?'}]"  # the header cannot say which
             d = shown_delta(c, Cell(v, d))
             if d is not None:
                 cell += f" ({format_delta(d)})"
@@ -329,12 +331,14 @@ def _display(table: Table) -> tuple[list[str], list[list[str]]]:
 
 
 def render(table: Table, fmt: str = "md") -> str:
-    """The table as Markdown (value and Δ in one cell), CSV (separate Δ, CI and method columns)
-    or LaTeX; ValueError for another format."""
+    """The table as Markdown (value and Δ in one cell), CSV (separate Δ, CI and method columns),
+    LaTeX or JSON (``table_data``); ValueError for another format."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if fmt == "csv":
-        return _csv(table)
+    if fmt in ("csv", "json"):
+        from greenbench.report.table_data import render_csv, render_json
+
+        return render_csv(table) if fmt == "csv" else render_json(table)
     heads, body = _display(table)
     if fmt == "latex":
         return _latex(table, heads, body)
@@ -402,7 +406,7 @@ def _md_char(m: re.Match[str]) -> str:
     return "".join("\\" + c for c in found)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Newlines and other control characters folded to single spaces."""
     return _CONTROL.sub(" ", text)
 
@@ -410,7 +414,7 @@ def _one_line(text: str) -> str:
 def md_escape(text: str) -> str:
     """``text`` as literal Markdown on one line: nothing in it can end a table cell or row, or
     start emphasis, code, HTML or a link."""
-    escaped = _MD_SPECIAL.sub(_md_char, _one_line(text))
+    escaped = _MD_SPECIAL.sub(_md_char, one_line(text))
     return escaped.replace("](", "]\\(")  # a link needs "](" adjacent; "[x] (y)" stays as it is
 
 
@@ -439,67 +443,3 @@ def _latex(table: Table, heads: list[str], body: list[list[str]]) -> str:
         colalign=["left"] + ["right"] * (len(heads) - 1),
     )
     return "\n".join([tex, *(f"% {latex_escape(n)}" for n in table.notes)])
-
-
-def _flag(x: object) -> str:
-    """A boolean as the leaderboard CSV spells it (``True``/``False``, what pandas reads as bool)."""
-    return "" if x is None else str(bool(x))
-
-
-def _g(x: object, scale: float = 1.0) -> str:
-    n = _num(x)
-    return "" if n is None else f"{n * scale:.6g}"
-
-
-def _delta_csv(d: Delta | None) -> list[str]:
-    """CI low/high, significant and paired of a Δ of a metric that can be paired."""
-    if d is None:
-        return ["", "", "", ""]
-    if d.kind != "paired":
-        return ["", "", "", _flag(False)]
-    lo, hi = (("" if x is None else f"{x:.2f}") for x in (d.ci_low_pct, d.ci_high_pct))
-    return [lo, hi, _flag(d.significant), _flag(True)]
-
-
-def _csv_head(table: Table) -> list[str]:
-    """Column names: the metric columns are fixed (methods go in their own columns); recipe columns
-    (sparsity, prune ratio, quantized, runtime) appear when a row has them."""
-    head = ["variant", "parent", "status", *recipe_columns([r for r, _ in table.rows])[0]]
-    for c in table.columns:
-        h = c.header
-        head.append(h)
-        head += [f"{h}_ci_low", f"{h}_ci_high"] if c.interval else []
-        head.append(f"{h}_delta_pp" if c.unit == "fraction" else f"{h}_delta_pct")
-        if c.interval:  # the metrics a record stores a paired Δ of
-            head += [f"{h}_delta_ci_low_pct", f"{h}_delta_ci_high_pct"]
-            head += [f"{h}_delta_significant", f"{h}_delta_paired", f"{h}_noisy", f"{h}_delta_spread_pct"]
-        head += [f"{h}_method"] if c.energy else []
-    return [*head, "schema_version", "error", "device_id", "run_id"]
-
-
-def _csv(table: Table) -> str:
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(_csv_head(table))
-    recipes = recipe_columns([r for r, _ in table.rows])[1]
-    for (r, cells), recipe in zip(table.rows, recipes, strict=True):
-        # text from the record: one line, no control characters (quoting is the csv module's)
-        row: list[object] = [_one_line(r.variant), _one_line(r.parent or ""), r.status]
-        row += [_one_line(x) for x in recipe]
-        for c, (v, d) in zip(table.columns, cells, strict=True):
-            m = r.metrics.get(c.name, {}) if v is not None else {}
-            row.append(_g(v, c.scale))
-            row += [_g(m.get("ci_low"), c.scale), _g(m.get("ci_high"), c.scale)] if c.interval else []
-            row.append("" if d is None else f"{d.change:.2f}")
-            if c.interval:
-                spread = (
-                    _num(r.deltas.get(c.name, {}).get("spread_pct"))
-                    if d is not None and d.kind == "paired"
-                    else None
-                )
-                row += [*_delta_csv(d), _flag(m.get("noisy")), "" if spread is None else f"{spread:.2f}"]
-            if c.energy:
-                row.append(_one_line(_method(r, c) or "") if v is not None else "")
-        row += [r.schema_version, *(_one_line(x) for x in (r.error or "", r.device_id, r.run_id))]
-        w.writerow(row)
-    return out.getvalue()

@@ -123,5 +123,5 @@ def test_the_digits_quickstart_on_real_data(tmp_path: Path) -> None:
     assert resnet.measurement["accuracy_details"]["images"] > 150  # the real test split, not a toy
     assert resnet.value("top1") > 0.3  # type: ignore[operator]  # 10 classes: chance is 0.1
     assert records["resnet18-lowrank"].value("params") < resnet.value("params")  # type: ignore[operator]
-    table = greenbench("table", str(suite), "--store", str(store), cwd=tmp_path)
+    table = greenbench("table", str(suite), "--store", str(store), "--format", "md", cwd=tmp_path)
     assert table.returncode == 0 and "top1" in table.stdout and "resnet18 (baseline)" in table.stdout

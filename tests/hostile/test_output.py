@@ -173,11 +173,12 @@ def test_markdown_escape_keeps_plain_text_and_words_with_underscores() -> None:
 def test_hostile_records_through_the_cli_in_every_format(tmp_path: Path) -> None:
     records = [r for text in HOSTILE[:9] for r in hostile_records(text)[1:]]
     path = store_of(tmp_path / "gb.db", hostile_records("x")[0], *records)
-    for fmt in ("md", "csv", "latex"):
+    for fmt in ("term", "md", "csv", "latex", "json"):
         out = gb("table", "s", "--store", str(path), "--device", "dev", "--format", fmt, cwd=tmp_path)
         assert out.returncode == 0, out.stderr
         assert not CONTROL.search(out.stdout.replace("\n", ""))
-        assert "<script" not in out.stdout or fmt == "csv"  # CSV is data: the csv module quotes it
+        # CSV and JSON are data (quoted by their modules), the terminal prints text: no markup there
+        assert "<script" not in out.stdout or fmt in ("csv", "json", "term")
 
 
 def test_progress_lines_cannot_drive_the_terminal() -> None:
