@@ -227,7 +227,7 @@ def build_table(
     zeros: Reasons = {}
     for r, cells in rows:
         for c, cell in zip(cols, cells, strict=True):
-            if cell.delta is not None and shows_zero(c, cell.value):
+            if cell.delta is not None and shown_delta(c, cell) is None:
                 zeros.setdefault(r.variant, {}).setdefault("shown as 0", []).append(c.header)
     if zeros:
         notes.append(
@@ -283,9 +283,11 @@ def shows_zero(col: MetricDef, value: float | None) -> bool:
 
 
 def shown_delta(col: MetricDef, cell: Cell) -> Delta | None:
-    """The Δ a display shows beside the value: none beside a value displayed as zero (a change
-    of "−96.8 %" beside "0.000" reads as nonsense; the CSV and JSON keep it)."""
-    return None if shows_zero(col, cell.value) else cell.delta
+    """The Δ a display shows beside the value: no relative Δ beside a value displayed as zero (a
+    change of "−96.8 %" beside "0.000" reads as nonsense; the CSV and JSON keep it). A change in
+    percentage points is absolute: it stays."""
+    d = cell.delta
+    return None if d is not None and d.unit == "%" and shows_zero(col, cell.value) else d
 
 
 def format_delta(delta: Delta | None) -> str:

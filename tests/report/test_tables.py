@@ -359,6 +359,8 @@ def test_no_relative_delta_beside_a_value_shown_as_zero() -> None:
     small.metrics["co2_train_g"]["value"] = 0.0  # a true zero: -100 % is what it is
     md = md_table(render(build_table([base, small], "base", "s")))
     assert column(md, "CO2_train_g [estimated]")[1] == "0.000 (-100.0 %)"
+    small.metrics["map50"]["value"] = 0.0001  # shown as 0.000: its change in points is absolute, kept
+    assert column(md_table(render(build_table([base, small], "base", "s"))), "mAP50")[1] == "0.000 (-40.0 pp)"
 
 
 def test_latex_of_a_whole_table_is_ascii_that_pdflatex_reads() -> None:
