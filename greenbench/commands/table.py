@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError, SuiteError
 from greenbench.report.latex import latex_escape
+from greenbench.report.table_data import TermView  # the renderer (rich) is imported on render
 from greenbench.report.tables import FORMATS, build_table, md_escape, render  # tabulate: imported on render
-from greenbench.report.terminal_table import TermView
 from greenbench.store import DEFAULT_STORE
 
 if TYPE_CHECKING:

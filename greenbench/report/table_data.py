@@ -1,5 +1,6 @@
 """The comparison table as data, CSV and JSON, with every column, interval and note; columns
-named by the user (``--columns``) and rows sorted by one (``--sort``).
+named by the user (``--columns``), rows sorted by one (``--sort``), and how the terminal table
+is cut (``TermView``: here, so that the CLI need not import rich before it renders).
 
 CSV: one row per variant, fixed metric columns each with its CI, Δ (``_delta_pct``, an
 accuracy's ``_delta_pp``), significance, pairing and method columns; booleans spelt
@@ -19,6 +20,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from greenbench.metrics import MetricDef, headline_accuracy
@@ -26,6 +28,21 @@ from greenbench.report.pareto import pareto_mask
 from greenbench.report.recipe import recipe_columns
 from greenbench.report.table_notes import as_number
 from greenbench.report.tables import STAGE_HEADS, Cell, Delta, Table, energy_method, one_line, stage_table
+
+
+@dataclass(frozen=True)
+class TermView:
+    """How the terminal table is cut.
+
+    width: the terminal's width in characters. ci: show each value's and Δ's 95 % interval.
+    wide: keep every column (lines may exceed ``width``). columns: the metrics to show (names
+    or headers, as ``pick_columns`` reads them); empty: all, dropped by importance to fit.
+    """
+
+    width: int = 80
+    ci: bool = False
+    wide: bool = False
+    columns: tuple[str, ...] = ()
 
 
 def pick_columns(table: Table, wanted: Sequence[str]) -> list[MetricDef]:

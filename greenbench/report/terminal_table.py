@@ -35,7 +35,7 @@ from rich.text import Text
 from greenbench.errors import TERMINAL_UNSAFE
 from greenbench.metrics import MetricDef, headline_accuracy
 from greenbench.report.recipe import recipe_columns
-from greenbench.report.table_data import pareto_front, pick_columns
+from greenbench.report.table_data import TermView, pareto_front, pick_columns
 from greenbench.report.tables import Cell, Delta, Table, shown_delta
 
 if TYPE_CHECKING:
@@ -55,21 +55,6 @@ IMPORTANCE = (
 BASELINE_MARK, FRONT_MARK, NOISY_MARK = "◆", "★", "~"
 _RECIPE_WIDTH = 16  # characters of a recipe cell (runtime settings, a quantization mode)
 _CONTROL = TERMINAL_UNSAFE
-
-
-@dataclass(frozen=True)
-class TermView:
-    """How the terminal table is cut.
-
-    width: the terminal's width in characters. ci: show each value's and Δ's 95 % interval.
-    wide: keep every column (lines may exceed ``width``). columns: the metrics to show (names
-    or headers, as ``pick_columns`` reads them); empty: all, dropped by importance to fit.
-    """
-
-    width: int = 80
-    ci: bool = False
-    wide: bool = False
-    columns: tuple[str, ...] = ()
 
 
 @dataclass

@@ -14,9 +14,9 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from greenbench.report.table_data import pick_columns, render_json, sort_table
+from greenbench.report.table_data import TermView, pick_columns, render_json, sort_table
 from greenbench.report.tables import Table, build_table
-from greenbench.report.terminal_table import BASELINE_MARK, FRONT_MARK, TermView, render_terminal
+from greenbench.report.terminal_table import BASELINE_MARK, FRONT_MARK, render_terminal
 from greenbench.store import RunRecord, Store
 from tests.clitools import assert_one_paragraph_error, run_cli
 from tests.factories import make_measured_record
