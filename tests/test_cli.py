@@ -118,7 +118,7 @@ def test_table_by_suite_file_needs_no_dataset(moved: tuple[Path, Path], tmp_path
     suite, store = moved
     assert greenbench("validate", str(suite), cwd=tmp_path).returncode == 2  # load_suite would refuse it
     before = store.read_bytes()
-    out = greenbench("table", str(suite), "--store", str(store), cwd=tmp_path)
+    out = greenbench("table", str(suite), "--store", str(store), "--format", "md", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     rows = md_rows(out.stdout)
     assert [r[0] for r in rows] == ["base (baseline)", "small"]  # suite file order; 'gone' left out
@@ -131,7 +131,7 @@ def test_table_by_suite_file_needs_no_dataset(moved: tuple[Path, Path], tmp_path
 def test_table_by_stored_suite_name(moved: tuple[Path, Path], tmp_path: Path) -> None:
     _, store = moved
     (tmp_path / "moved.yaml").unlink()  # the suite file is gone too
-    out = greenbench("table", "moved", "--store", str(store), cwd=tmp_path)
+    out = greenbench("table", "moved", "--store", str(store), "--format", "md", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     rows = md_rows(out.stdout)
     assert [r[0] for r in rows] == ["small", "gone", "base (baseline)"]  # store order; baseline from records
@@ -139,7 +139,7 @@ def test_table_by_stored_suite_name(moved: tuple[Path, Path], tmp_path: Path) ->
     csv_out = greenbench("table", "moved", "--store", str(store), "--format", "csv", cwd=tmp_path)
     assert csv_out.returncode == 0, csv_out.stderr
     head = csv_out.stdout.splitlines()[0].split(",")
-    assert head[:6] == ["variant", "parent", "delta_vs", "status", "P", "P_delta_pct"] and head[-2:] == [
+    assert head[:6] == ["variant", "parent", "delta_vs", "status", "P", "P_delta_pp"] and head[-2:] == [
         "device_id",
         "run_id",
     ]
@@ -157,7 +157,9 @@ def test_table_of_an_unknown_suite_or_device_says_what_is_stored(
     out = greenbench("table", str(suite), "--store", str(store), "--device", "nowhere", cwd=tmp_path)
     assert out.returncode == 1
     assert_one_paragraph_error(out.stderr, "on device nowhere", "elsewhere", "--device")
-    out = greenbench("table", str(suite), "--store", str(store), "--device", "elsewhere", cwd=tmp_path)
+    out = greenbench(
+        "table", str(suite), "--store", str(store), "--device", "elsewhere", "--format", "md", cwd=tmp_path
+    )
     assert out.returncode == 0 and [r[0] for r in md_rows(out.stdout)] == ["base (baseline)"]
     out = greenbench("table", str(tmp_path / "missing.yaml"), "--store", str(store), cwd=tmp_path)
     assert out.returncode == 2
@@ -205,7 +207,7 @@ def test_table_reads_a_store_of_version_1_records(tmp_path: Path) -> None:
     suite.write_text(MOVED_SUITE)
     store = tmp_path / "v1.db"
     write_v1_store(store, [table_record("base"), table_record("small")])
-    out = greenbench("table", str(suite), "--store", str(store), cwd=tmp_path)
+    out = greenbench("table", str(suite), "--store", str(store), "--format", "md", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     rows = md_rows(out.stdout)
     assert [r[0] for r in rows] == ["base (baseline)", "small"]
@@ -213,7 +215,7 @@ def test_table_reads_a_store_of_version_1_records(tmp_path: Path) -> None:
     assert "10.00 [9.00, 11.00] (+0.0 % (unpaired))" in rows[1]
     assert "schema-1 record of small and base" in out.stdout
     assert "latency_ms (schema-1 record): median of one process' samples" in out.stdout
-    by_name = greenbench("table", "moved", "--store", str(store), cwd=tmp_path)
+    by_name = greenbench("table", "moved", "--store", str(store), "--format", "md", cwd=tmp_path)
     assert by_name.returncode == 0, by_name.stderr
     assert "no baseline named" in by_name.stdout and "(baseline)" not in by_name.stdout
     with sqlite3.connect(store) as c:  # still a version-1 store: table opened it read-only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,7 @@ def test_smoke_records_never_share_a_table_with_real_ones(tmp_path: Path) -> Non
     assert [r.variant for r in smoke] == ["base"] and smoke[0].smoke is not None
     assert "SMOKE RUN" in table_text(store, dataclasses.replace(ref, smoke=True), "dev", "md")
     assert "SMOKE RUN" not in table_text(store, ref, "dev", "md")
+    assert "SMOKE RUN" in table_text(store, dataclasses.replace(ref, smoke=True), "dev", "term")  # its footer
 
 
 def test_tables_are_grouped_with_the_baseline_first(tmp_path: Path) -> None:
@@ -102,6 +104,13 @@ def test_tables_are_grouped_with_the_baseline_first(tmp_path: Path) -> None:
     lines = csv_text.splitlines()
     assert lines[0].startswith("table,variant,parent,delta_vs,status,prune_ratio") and len(lines) == 1 + 3
     assert [line.split(",")[0] for line in lines[1:]] == ["pruning", "pruning", "backbones"]
+    term = table_text(store, ref, "dev", "term")
+    assert term.startswith("Table: pruning") and "\nTable: backbones\n" in term
+    tables = json.loads(table_text(store, ref, "dev", "json"))["tables"]
+    assert [(t["table"], [r["variant"] for r in t["rows"]]) for t in tables] == [
+        ("pruning", ["base", "p30"]),
+        ("backbones", ["base", "mnv2"]),
+    ]
 
 
 def test_recipe_columns_come_from_the_whole_lineage(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from greenbench.commands.table import SuiteRef, add_store_options, table_text
+from greenbench.commands.table import SuiteRef, add_store_options, table_text, term_view
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError
 from greenbench.executors.local import DEFAULT_STALL_S as DEFAULT_STALL_TIMEOUT_S
 from greenbench.paths import WORKDIR_ENV, default_workdir
@@ -44,7 +44,7 @@ def printable(text: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The suite file, store and table format, work folder, ``--force``, ``--no-idle``."""
+    """The suite file, store and table options, work folder, ``--force``, ``--no-idle``."""
     parser.add_argument("suite")
     add_store_options(parser)
     parser.add_argument(
@@ -228,7 +228,7 @@ def _run_locked(args: argparse.Namespace, suite: Suite, workdir: Path, stall_s: 
         console.print(
             f"done in {time.monotonic() - started:.1f} s{printable(where)}", highlight=False, markup=False
         )
-        print(table_text(store, SuiteRef.of(suite), outcome.device_id, args.format))
+        print(table_text(store, SuiteRef.of(suite), outcome.device_id, args.format, term_view(args)))
         console.print(next_hint(args.suite, suite, Path(args.store)), highlight=False, markup=False)
     if outcome.failed:
         console.print(

@@ -15,22 +15,24 @@ import re
 import reprlib
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from greenbench.errors import TERMINAL_UNSAFE, GreenbenchError, SuiteError
 from greenbench.paths import default_store, store_help
+from greenbench.report.latex import latex_escape
+from greenbench.report.table_data import TermView  # the renderer (rich) is imported on render
 from greenbench.report.tables import (  # tabulate: imported on render
     FORMATS,
     DeltaAgainst,
     build_table,
-    latex_escape,
     md_escape,
     render,
 )
 
 if TYPE_CHECKING:
+    from greenbench.report.tables import Table
     from greenbench.store import RunRecord, Store
     from greenbench.suite import Suite
 
@@ -38,6 +40,15 @@ HELP = "print the comparison table of a suite from the store (a suite file or a 
 
 _DEVICE = re.compile(r"cpu|cuda:\d+")
 _CONTROL = TERMINAL_UNSAFE  # kept off a terminal
+
+
+@dataclass(frozen=True)
+class TableView:
+    """How a table is shown: the terminal's cut (its width filled in when printed) and the
+    column rows are sorted by (None: suite order)."""
+
+    term: TermView = field(default_factory=TermView)
+    sort: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,16 +91,48 @@ class SuiteRef:
         )
 
 
+class TableUsageError(GreenbenchError):
+    """A bad table option (``--columns``, ``--sort``): a usage error, exit code 2."""
+
+    exit_code = 2
+
+
 def add_store_options(parser: argparse.ArgumentParser) -> None:
-    """``--store`` and ``--format``, shared by the verbs that print a table."""
+    """``--store``, ``--format`` and the terminal table's options, shared by the verbs that print
+    a table."""
     parser.add_argument("--store", default=str(default_store()), help=store_help())
-    parser.add_argument("--format", choices=FORMATS, default="md", help="table format")
+    parser.add_argument(
+        "--format",
+        choices=("term", *FORMATS),
+        default="term",
+        help="term (default): a table that fits the terminal, one number per cell; md, csv, latex, "
+        "json: every column with its intervals and every note",
+    )
+    parser.add_argument("--ci", action="store_true", help="term: show the 95 %% intervals")
+    parser.add_argument("--wide", action="store_true", help="term: every column, however wide")
+    parser.add_argument(
+        "--columns",
+        metavar="A,B,…",
+        help="term: only these metrics (names or headers, e.g. map50,latency_ms,energy_per_image_j)",
+    )
+    parser.add_argument(
+        "--sort", metavar="COL", help="rows best first by this metric (or 'variant'), in every format"
+    )
+
+
+def term_view(args: argparse.Namespace) -> TableView:
+    """What ``--format term``, ``--ci``, ``--wide``, ``--columns`` and ``--sort`` ask for."""
+    columns = tuple(c for c in (args.columns or "").split(",") if c.strip())
+    return TableView(TermView(ci=args.ci, wide=args.wide, columns=columns), args.sort)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The suite (file or stored name), store, format and device."""
     parser.add_argument("suite", help="a suite file, or the name of a suite in the store")
     add_store_options(parser)
+    parser.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="the same as --format json"
+    )
     parser.add_argument("--device", help="device id (default: this machine)")
     parser.add_argument("--smoke", action="store_true", help="the records of 'greenbench run --smoke'")
 
@@ -224,20 +267,24 @@ def _none_found(store: Store, ref: SuiteRef, device_id: str) -> GreenbenchError:
     )
 
 
-def table_text(store: Store, ref: SuiteRef, device_id: str, fmt: str) -> str:
-    """The suite's comparison table(s) from the store, rendered as ``fmt``: one per ``table:``
-    group, each with the baseline first (CSV: one file with a ``table`` column)."""
+def table_text(store: Store, ref: SuiteRef, device_id: str, fmt: str, view: TableView | None = None) -> str:
+    """The suite's comparison table(s) from the store, rendered as ``fmt`` (``term``: cut to
+    this terminal's width): one per ``table:`` group, each with the baseline first (CSV: one
+    file with a ``table`` column; JSON: ``{"tables": [...]}``)."""
     records, newest = current_records(store, ref, device_id)
     if not records or newest is None:
         raise _none_found(store, ref, device_id)
+    shown = _Shown(fmt, view or TableView())
     baseline = ref.baseline if ref.path is not None else newest.baseline
     if not ref.tables:
-        return _one_table(store, ref, records, newest, fmt)
+        text = _one_table(store, ref, records, newest, shown)
+        return _json_tables([(None, text)]) if fmt == "json" else text
     if fmt == "csv":  # one file, one header: every row, with the table it belongs to
         table_of = {v: name for name, variants in ref.tables for v in variants}
-        return _with_table_column(_one_table(store, ref, records, newest, fmt), table_of)
+        return _with_table_column(_one_table(store, ref, records, newest, shown), table_of)
     texts: list[str] = []
     against: dict[str, DeltaAgainst] = {k: "parent" for k, v in ref.deltas if v == "parent"}
+    named: list[tuple[str | None, str]] = []
     for name, variants in ref.tables:
         wanted = {*variants, baseline}
         group = [r for r in records if r.variant in wanted]
@@ -245,12 +292,29 @@ def table_text(store: Store, ref: SuiteRef, device_id: str, fmt: str) -> str:
         if not any(r.variant != baseline for r in group):
             continue
         # a row's parent may sit in another table: every record of the suite is a candidate
-        text = _one_table(store, ref, group, newest, fmt, against.get(name, "baseline"), records)
+        text = _one_table(store, ref, group, newest, shown, against.get(name, "baseline"), records)
+        named.append((name, text))
         if fmt == "latex":
             texts.append(f"% table: {latex_escape(name)}\n{text}")
+        elif fmt == "term":
+            texts.append(f"Table: {_CONTROL.sub(' ', name)}\n\n{text}")
         else:
             texts.append(f"### Table: {md_escape(name)}\n\n{text}")
-    return "\n\n".join(texts)
+    return _json_tables(named) if fmt == "json" else "\n\n".join(texts)
+
+
+def _json_tables(named: list[tuple[str | None, str]]) -> str:
+    """JSON of each table (``table``: its ``table:`` group, null for one table) in one object."""
+    import json
+
+    tables = [{"table": name, **json.loads(text)} for name, text in named]
+    return json.dumps({"tables": tables}, indent=2, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class _Shown:
+    fmt: str
+    view: TableView
 
 
 def _with_table_column(text: str, table_of: dict[str, str]) -> str:
@@ -271,12 +335,13 @@ def _one_table(
     ref: SuiteRef,
     records: list[RunRecord],
     newest: RunRecord,
-    fmt: str,
+    shown: _Shown,
     delta: DeltaAgainst = "baseline",
     pool: Sequence[RunRecord] = (),
 ) -> str:
     baseline = ref.baseline if ref.path is not None else newest.baseline
     task = ref.task or newest.task
+    fmt = shown.fmt
     try:
         table = build_table(records, baseline, ref.name, task, delta=delta, pool=pool)
     except ValueError as e:
@@ -288,11 +353,37 @@ def _one_table(
             "these figures only show that every stage runs, they are not results.",
             *(str(n) for n in smoke_notes),
         ]
+        table.alerts += table.notes[:1]
     table.notes += store.warnings  # rows skipped as unreadable: said, not silently dropped
+    table.alerts += store.warnings
     if fmt == "csv":  # CSV has no notes: say them on stderr
         for note in store.warnings:
             print(f"greenbench: warning: {_CONTROL.sub(' ', note)}", file=sys.stderr)
-    return render(table, fmt)
+    return _render(table, shown)
+
+
+def _render(table: Table, shown: _Shown) -> str:
+    """``table`` sorted as asked, rendered as ``shown.fmt``; a bad ``--sort`` or ``--columns`` is
+    a usage error."""
+    from greenbench.report.table_data import pick_columns, sort_table
+
+    if shown.view.sort:
+        try:
+            table = sort_table(table, shown.view.sort)
+        except ValueError as e:
+            raise TableUsageError(f"--sort: {e} (or 'variant').") from None
+    if shown.fmt != "term":
+        return render(table, shown.fmt)
+    try:
+        pick_columns(table, shown.view.term.columns)  # checked before anything prints
+    except ValueError as e:
+        raise TableUsageError(f"--columns: {e}; pass them comma-separated.") from None
+    from rich.console import Console
+
+    from greenbench.report.terminal_table import render_terminal
+
+    console = Console(highlight=False)  # stdout: its width (COLUMNS when not a terminal), its colours
+    return render_terminal(table, dataclasses.replace(shown.view.term, width=console.width), console)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -304,5 +395,5 @@ def run(args: argparse.Namespace) -> int:
         raise GreenbenchError(f"no results store at {args.store}; run the suite first or pass --store.")
     with Store(Path(args.store), readonly=True) as store:
         device_id = args.device or default_device_id(ref, store)
-        print(table_text(store, ref, device_id, args.format))
+        print(table_text(store, ref, device_id, args.format, term_view(args)))
     return 0

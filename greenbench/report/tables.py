@@ -18,14 +18,13 @@ untrusted, and so is every note and header that quotes one. In all formats contr
 (newlines, ESC, C1 controls, line separators, bidi overrides) are folded to spaces. Markdown
 escapes everything that could end a cell or start markup: ``\\ | _ * ` ~`` with a backslash
 (``_`` inside a word is inert and stays), ``< >`` as ``&lt; &gt;``, and ``](`` (a link). LaTeX
-escapes ``\\ { } _ % & # ~ ^ $ < > |`` and breaks ``--`` (a dash ligature) into ``-{}-``;
-notes stay ``%`` comments. CSV quoting is the csv module's.
+is pure ASCII (``greenbench.report.latex``: special and non-ASCII characters as macros, so that
+pdflatex compiles it); notes stay ``%`` comments. CSV quoting is the csv module's; its booleans
+are spelt ``True``/``False``, as in the leaderboard. An accuracy's Δ is in percentage points.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,34 +32,39 @@ from typing import Any, Literal, NamedTuple
 
 from greenbench.errors import TERMINAL_UNSAFE
 from greenbench.metrics import MetricDef, table_metrics
+from greenbench.report.latex import latex_escape
 from greenbench.report.recipe import recipe_columns
 from greenbench.report.table_notes import as_number as _num
 from greenbench.report.table_notes import table_notes
 from greenbench.store import RunRecord
 
-FORMATS = ("md", "csv", "latex")
+FORMATS = ("md", "csv", "latex", "json")
 
 DeltaKind = Literal["paired", "unpaired", "values"]
 DeltaAgainst = Literal["baseline", "parent"]  # what a table's Δ is against (a suite's ``tables:``)
+DeltaUnit = Literal["%", "pp"]
 
 
 @dataclass(frozen=True)
 class Delta:
-    """Δ % of a figure against the baseline's figure.
+    """A figure's change against the baseline's figure, in ``unit``.
 
-    pct: for ``paired``, (median ratio of time-adjacent block pairs − 1) × 100; else
-    (value − baseline) / |baseline| × 100. ci_low_pct, ci_high_pct: the paired Δ's 95 % CI.
-    significant: the paired CI excludes 0. kind: ``paired`` (stored, interleaved), ``unpaired``
-    (from two values of a metric that can be paired, measured apart) or ``values`` (from two
-    values of a metric that is never paired: accuracy, complexity, training energy).
+    change: in % (``unit`` "%"): for ``paired``, (median ratio of time-adjacent block pairs − 1)
+    × 100; else (value − baseline) / |baseline| × 100. In percentage points (``unit`` "pp", an
+    accuracy, a fraction): (value − baseline) × 100. ci_low_pct, ci_high_pct: the paired Δ's
+    95 % CI, in %. significant: the paired CI excludes 0. kind: ``paired`` (stored,
+    interleaved), ``unpaired`` (from two values of a metric that can be paired, measured apart)
+    or ``values`` (from two values of a metric that is never paired: accuracy, complexity,
+    training energy).
     """
 
-    pct: float
+    change: float
     kind: DeltaKind = "values"
     ci_low_pct: float | None = None
     ci_high_pct: float | None = None
     significant: bool | None = None
     rounds_disagree: bool = False
+    unit: DeltaUnit = "%"
 
 
 class Cell(NamedTuple):
@@ -86,6 +90,9 @@ class Table:
     hidden: frozenset[str] = frozenset()
     #: variant -> the variant its Δ is against, where that is not the baseline (``delta: parent``)
     against: dict[str, str] = field(default_factory=dict)
+    #: what every format must say, the terminal's short footer too (a smoke run, rows skipped
+    #: as unreadable); each is also one of ``notes``
+    alerts: list[str] = field(default_factory=list)
 
     def header(self, col: MetricDef) -> str:
         """Column header; energy columns carry their method."""
@@ -96,7 +103,8 @@ def _value(record: RunRecord, name: str) -> float | None:
     return _num(record.value(name)) if record.status == "ok" else None
 
 
-def _method(record: RunRecord, col: MetricDef) -> str | None:
+def energy_method(record: RunRecord, col: MetricDef) -> str | None:
+    """The method (measured, estimated) of ``record``'s figure of ``col``, if it has one."""
     m = record.metrics.get(col.name)
     return None if m is None or m.get("method") is None else str(m["method"])
 
@@ -178,6 +186,9 @@ def _cell(r: RunRecord, base: RunRecord | None, col: MetricDef, left_out: Reason
     paired = _paired(r, base, col)
     if paired is not None:
         return Cell(v, paired)
+    if col.unit == "fraction":  # an accuracy: its change in percentage points, never relative
+        base_v = _value(base, col.name)
+        return Cell(v, None if base_v is None else Delta((v - base_v) * 100.0, unit="pp"))
     pct = _pct(v, _value(base, col.name))
     if pct is None:
         return Cell(v, None)
@@ -236,6 +247,16 @@ def build_table(
             "Δ marked (unpaired) is taken from the two rows' values, which come from different "
             "runs/processes and are not paired in time (the host's speed may have moved between "
             "them): " + _reasons(unpaired)
+        )
+    zeros: Reasons = {}
+    for r, cells in rows:
+        for c, cell in zip(cols, cells, strict=True):
+            if cell.delta is not None and shown_delta(c, cell) is None:
+                zeros.setdefault(r.variant, {}).setdefault("shown as 0", []).append(c.header)
+    if zeros:
+        notes.append(
+            "Δ not shown beside a value that rounds to 0 at the shown decimals (the CSV and JSON "
+            "keep it): " + _reasons(zeros)
         )
     hidden = _duplicate_net_columns(cols, rows)
     absent = _absent_columns(cols, rows)
@@ -307,12 +328,25 @@ def format_value(col: MetricDef, value: float | None, record: RunRecord) -> str:
     return text
 
 
+def shows_zero(col: MetricDef, value: float | None) -> bool:
+    """Whether a non-zero ``value`` is displayed as zero at the column's decimals."""
+    return value is not None and value != 0 and float(col.display(value)) == 0
+
+
+def shown_delta(col: MetricDef, cell: Cell) -> Delta | None:
+    """The Δ a display shows beside the value: no relative Δ beside a value displayed as zero (a
+    change of "−96.8 %" beside "0.000" reads as nonsense; the CSV and JSON keep it). A change in
+    percentage points is absolute: it stays."""
+    d = cell.delta
+    return None if d is not None and d.unit == "%" and shows_zero(col, cell.value) else d
+
+
 def format_delta(delta: Delta | None) -> str:
     """A Δ's text: ``+12.3 % [+10.1, +14.6]``, ``+0.4 % (CI includes 0)``, ``+5.0 % (unpaired)``,
-    ``+3.0 % (no CI: 1 round)``."""
+    ``+3.0 % (no CI: 1 round)``, ``+1.2 pp`` (an accuracy's change in percentage points)."""
     if delta is None:
         return ""
-    text = f"{delta.pct:+.1f} %"
+    text = f"{delta.change:+.1f} {delta.unit}"
     if delta.kind == "unpaired":
         return text + " (unpaired)"
     if delta.kind == "paired":
@@ -337,14 +371,15 @@ def _display(table: Table) -> tuple[list[str], list[list[str]]]:
     for (r, cells), recipe in zip(table.rows, recipes, strict=True):
         row = [r.variant + (" (baseline)" if r.variant == table.baseline else "")]
         if vs:
-            row.append(_against(table, r))
+            row.append(against_of(table, r))
         row += recipe
         for c, (v, d) in zip(table.columns, cells, strict=True):
             if c.name in table.hidden:
                 continue
             cell = format_value(c, v, r)
             if v is not None and c.energy and table.methods[c.name] == "mixed":
-                cell += f" [{_method(r, c) or '?'}]"  # the header cannot say which
+                cell += f" [{energy_method(r, c) or '?'}]"  # the header cannot say which
+            d = shown_delta(c, Cell(v, d))
             if d is not None:
                 cell += f" ({format_delta(d)})"
             row.append(cell)
@@ -352,18 +387,20 @@ def _display(table: Table) -> tuple[list[str], list[list[str]]]:
     return heads, body
 
 
-def _against(table: Table, r: RunRecord) -> str:
+def against_of(table: Table, r: RunRecord) -> str:
     """The variant ``r``'s Δ is against ("" for the baseline itself)."""
     return "" if r.variant == table.baseline else table.against.get(r.variant, table.baseline or "")
 
 
 def render(table: Table, fmt: str = "md") -> str:
-    """The table as Markdown (value and Δ in one cell), CSV (separate Δ, CI and method columns)
-    or LaTeX; ValueError for another format."""
+    """The table as Markdown (value and Δ in one cell), CSV (separate Δ, CI and method columns),
+    LaTeX or JSON (``table_data``); ValueError for another format."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if fmt == "csv":
-        return _csv(table)
+    if fmt in ("csv", "json"):
+        from greenbench.report.table_data import render_csv, render_json
+
+        return render_csv(table) if fmt == "csv" else render_json(table)
     heads, body = _display(table)
     if fmt == "latex":
         return _latex(table, heads, body)
@@ -431,7 +468,7 @@ def _md_char(m: re.Match[str]) -> str:
     return "".join("\\" + c for c in found)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Newlines and other control characters folded to single spaces."""
     return _CONTROL.sub(" ", text)
 
@@ -439,7 +476,7 @@ def _one_line(text: str) -> str:
 def md_escape(text: str) -> str:
     """``text`` as literal Markdown on one line: nothing in it can end a table cell or row, or
     start emphasis, code, HTML or a link."""
-    escaped = _MD_SPECIAL.sub(_md_char, _one_line(text))
+    escaped = _MD_SPECIAL.sub(_md_char, one_line(text))
     return escaped.replace("](", "]\\(")  # a link needs "](" adjacent; "[x] (y)" stays as it is
 
 
@@ -457,15 +494,6 @@ def _markdown(heads: list[str], body: list[list[str]], align: list[str] | None =
     )
 
 
-def latex_escape(text: str) -> str:
-    """``text`` with LaTeX's special characters escaped and newlines folded."""
-    from tabulate import LATEX_ESCAPE_RULES  # the rules its "latex" format applies to cells
-
-    rules: dict[str, str | int | None] = {**LATEX_ESCAPE_RULES, "|": "\\textbar{}"}
-    escaped = _one_line(text).translate(str.maketrans(rules))
-    return re.sub("-(?=-)", "-{}", escaped)  # "--" and "---" would print as dashes
-
-
 def _latex(table: Table, heads: list[str], body: list[list[str]]) -> str:
     from tabulate import tabulate
 
@@ -477,67 +505,3 @@ def _latex(table: Table, heads: list[str], body: list[list[str]]) -> str:
         colalign=["left"] + ["right"] * (len(heads) - 1),
     )
     return "\n".join([tex, *(f"% {latex_escape(n)}" for n in table.notes)])
-
-
-def _flag(x: object) -> str:
-    return "" if x is None else ("true" if x else "false")
-
-
-def _g(x: object, scale: float = 1.0) -> str:
-    n = _num(x)
-    return "" if n is None else f"{n * scale:.6g}"
-
-
-def _delta_csv(d: Delta | None) -> list[str]:
-    """CI low/high, significant and paired of a Δ of a metric that can be paired."""
-    if d is None:
-        return ["", "", "", ""]
-    if d.kind != "paired":
-        return ["", "", "", "false"]
-    lo, hi = (("" if x is None else f"{x:.2f}") for x in (d.ci_low_pct, d.ci_high_pct))
-    return [lo, hi, _flag(d.significant), "true"]
-
-
-def _csv_head(table: Table) -> list[str]:
-    """Column names: the metric columns are fixed (methods go in their own columns); recipe columns
-    (sparsity, prune ratio, quantized, runtime) appear when a row has them."""
-    head = ["variant", "parent", "delta_vs", "status", *recipe_columns([r for r, _ in table.rows])[0]]
-    for c in table.columns:
-        h = c.header
-        head.append(h)
-        head += [f"{h}_ci_low", f"{h}_ci_high"] if c.interval else []
-        head.append(f"{h}_delta_pct")
-        if c.interval:  # the metrics a record stores a paired Δ of
-            head += [f"{h}_delta_ci_low_pct", f"{h}_delta_ci_high_pct"]
-            head += [f"{h}_delta_significant", f"{h}_delta_paired", f"{h}_noisy", f"{h}_delta_spread_pct"]
-        head += [f"{h}_method"] if c.energy else []
-    return [*head, "schema_version", "error", "device_id", "run_id"]
-
-
-def _csv(table: Table) -> str:
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(_csv_head(table))
-    recipes = recipe_columns([r for r, _ in table.rows])[1]
-    for (r, cells), recipe in zip(table.rows, recipes, strict=True):
-        # text from the record: one line, no control characters (quoting is the csv module's)
-        vs = _against(table, r)
-        row: list[object] = [_one_line(r.variant), _one_line(r.parent or ""), _one_line(vs), r.status]
-        row += [_one_line(x) for x in recipe]
-        for c, (v, d) in zip(table.columns, cells, strict=True):
-            m = r.metrics.get(c.name, {}) if v is not None else {}
-            row.append(_g(v, c.scale))
-            row += [_g(m.get("ci_low"), c.scale), _g(m.get("ci_high"), c.scale)] if c.interval else []
-            row.append("" if d is None else f"{d.pct:.2f}")
-            if c.interval:
-                spread = (
-                    _num(r.deltas.get(c.name, {}).get("spread_pct"))
-                    if d is not None and d.kind == "paired"
-                    else None
-                )
-                row += [*_delta_csv(d), _flag(m.get("noisy")), "" if spread is None else f"{spread:.2f}"]
-            if c.energy:
-                row.append(_one_line(_method(r, c) or "") if v is not None else "")
-        row += [r.schema_version, *(_one_line(x) for x in (r.error or "", r.device_id, r.run_id))]
-        w.writerow(row)
-    return out.getvalue()

@@ -102,8 +102,9 @@ def test_a_smoke_run_of_the_resnet_transfer_dag(tmp_path: Path) -> None:
         paired["paired"]
         and paired["delta_pct"] != records["resnet18-lowrank25"].deltas["latency_ms"]["delta_pct"]
     )
-    compression = out.stdout.split("### Table: compression", 1)[1].split("###", 1)[0]
-    assert "Δ vs" in compression and "resnet18-finetune" in compression
+    md = greenbench("table", str(suite), "--smoke", "--store", str(store), "--format", "md", cwd=tmp_path)
+    compression = md.stdout.split("### Table: compression", 1)[1].split("###", 1)[0]
+    assert "Δ vs" in compression and "| resnet18-finetune" in compression
     int8 = records["resnet18-ort-int8"]
     assert int8.runtime.startswith("onnxruntime") and int8.value("size_mb") < base_params * 4 / 1e6  # type: ignore[operator,union-attr]
 
@@ -136,5 +137,5 @@ def test_the_digits_quickstart_on_real_data(tmp_path: Path) -> None:
     assert resnet.measurement["accuracy_details"]["images"] > 150  # the real test split, not a toy
     assert resnet.value("top1") > 0.3  # type: ignore[operator]  # 10 classes: chance is 0.1
     assert records["resnet18-lowrank"].value("params") < resnet.value("params")  # type: ignore[operator]
-    table = greenbench("table", str(suite), "--store", str(store), cwd=tmp_path)
+    table = greenbench("table", str(suite), "--store", str(store), "--format", "md", cwd=tmp_path)
     assert table.returncode == 0 and "top1" in table.stdout and "resnet18 (baseline)" in table.stdout

@@ -21,15 +21,15 @@ pytestmark = pytest.mark.slow
 NETGUARD = Path(__file__).parent / "netguard"
 
 
-def greenbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def greenbench(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The real CLI in a subprocess: HOME in tmp, and every process refused (and logged) any
     non-local name lookup or connection by ``netguard/sitecustomize.py``."""
-    env = {
+    full = {
         "HOME": str(cwd / "home"),  # anything written to HOME lands in tmp
         "PYTHONPATH": os.pathsep.join([str(NETGUARD), os.environ.get("PYTHONPATH", "")]),
         "GREENBENCH_NETLOG": str(cwd / "network-attempts.log"),
     }
-    return run_cli(*args, cwd=cwd, env=env)
+    return run_cli(*args, cwd=cwd, env={**full, **(env or {})})
 
 
 def assert_no_network(cwd: Path) -> None:
@@ -58,7 +58,7 @@ def test_run_stores_records_prints_table_and_resumes(micro_suite: Path, tmp_path
     onnx = export_onnx(tmp_path)
     micro_suite.write_text(micro_suite.read_text() + f"  exported: {{model: {onnx}}}\n")
     store = tmp_path / "results" / "gb.db"
-    first = greenbench("run", str(micro_suite), "--store", str(store), cwd=tmp_path)
+    first = greenbench("run", str(micro_suite), "--store", str(store), "--format", "md", cwd=tmp_path)
     assert first.returncode == 0, first.stderr + first.stdout
 
     with Store(store) as s:
@@ -125,9 +125,13 @@ def test_run_stores_records_prints_table_and_resumes(micro_suite: Path, tmp_path
     assert not (tmp_path / "home" / ".config" / "Ultralytics").exists()
     assert_no_network(tmp_path)
 
-    again = greenbench("run", str(micro_suite), "--store", str(store), cwd=tmp_path)
+    again = greenbench("run", str(micro_suite), "--store", str(store), cwd=tmp_path, env={"COLUMNS": "80"})
     assert again.returncode == 0, again.stderr
     assert "already stored ok" in again.stderr
+    # by default the run ends with the terminal table, fitted to the width: one line per variant
+    assert max(len(line) for line in again.stdout.splitlines()) <= 80
+    rows = again.stdout.split("\n\n")[0].splitlines()[3:]
+    assert [row[2:].split()[0] for row in rows] == ["base", "child", "exported"] and rows[0][0] == "◆"
     with Store(store) as s:
         assert s.count() == 3  # resumed: nothing measured again
 
@@ -137,7 +141,7 @@ def test_run_stores_records_prints_table_and_resumes(micro_suite: Path, tmp_path
     assert csv.returncode == 0, csv.stderr
     lines = csv.stdout.strip().splitlines()
     # the runtime column appears because one row (exported) runs on onnxruntime
-    assert len(lines) == 4 and lines[0].startswith("variant,parent,delta_vs,status,runtime,P,P_delta_pct")
+    assert len(lines) == 4 and lines[0].startswith("variant,parent,delta_vs,status,runtime,P,P_delta_pp")
     assert "E/img_net_mJ" in lines[0].split(",")  # the CSV keeps every column
 
 

@@ -109,12 +109,46 @@ def test_latex_escapes_every_string_and_keeps_one_table(text: str) -> None:
     assert len(rows) == 1 + 3 and len(columns) == 1  # every row has the header's cells
 
 
+# every escape latex_escape may write: text macros, math symbols, accents, braced brackets
+LATEX_KNOWN = (
+    r"\\([a-zA-Z]+|\^)\{\}"
+    r"|\\ensuremath\{(\\[a-zA-Z]+|[<>-]|\^\\?[a-z0-9]+)\}|\\[_%&#${}]|-\{\}|\{[\[\]]\}"
+)
+ACCENT = re.compile(r"\\['`^~\"=.uvHrck]\{([a-zA-Z])\}")  # é as \'{e}; accents nest: \={\"{u}}
+
+
+def bare_latex(tex: str) -> str:
+    """``tex`` without the escapes latex_escape writes: what is left must be plain text."""
+    while ACCENT.search(tex):
+        tex = ACCENT.sub(r"\1", tex)
+    return re.sub(LATEX_KNOWN, "", tex)
+
+
 @pytest.mark.parametrize("text", HOSTILE, ids=IDS)
 def test_latex_escape_leaves_no_special_character_bare(text: str) -> None:
     out = latex_escape(text)
-    known = r"\\(textbackslash|textasciitilde|textbar|\^)\{\}|\\ensuremath\{[<>]\}|\\[_%&#${}]|-\{\}"
-    assert not re.search(r"[\\{}_%&#$^~<>|]", re.sub(known, "", out)), out
+    assert not re.search(r"[\\{}_%&#$^~<>|\[\]]", bare_latex(out)), out
     assert "--" not in out and "\n" not in out
+    assert out.isascii()  # pdflatex reads bytes: a raw non-ASCII character is an error there
+
+
+def test_latex_escape_writes_every_symbol_as_a_macro() -> None:
+    """The symbols greenbench's own tables and notes print (λ in a header, × and · in notes, ±,
+    Δ, −, τ, —) and the characters special to LaTeX, each as the macro that prints it."""
+    cases = {
+        "sparsity_λ": "sparsity\\_\\ensuremath{\\lambda}",
+        "2 × GMACs · 3 ± 1": "2 \\ensuremath{\\times} GMACs \\ensuremath{\\cdot} 3 \\ensuremath{\\pm} 1",
+        "Δ −5 % τ": "\\ensuremath{\\Delta} \\ensuremath{-}5 \\% \\ensuremath{\\tau}",
+        "a_b & c # d — e": "a\\_b \\& c \\# d \\textemdash{} e",
+        "[x] 1e-4 -- 10 °C": "{[}x{]} 1e-4 -{}- 10 \\ensuremath{^\\circ}C",
+        "Café naïve": "Caf\\'{e} na\\\"{i}ve",
+        "模型": "{[}U+6A21{]}{[}U+578B{]}",
+    }
+    for text, tex in cases.items():
+        assert latex_escape(text) == tex, text
+    every = "".join(map(chr, range(0x20, 0x3000)))  # ASCII, Latin, Greek, symbols, CJK punctuation
+    out = latex_escape(every)
+    assert out.isascii() and not re.search(r"[\\{}_%&#$^~<>|\[\]]", bare_latex(out))
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=IDS)
@@ -139,11 +173,12 @@ def test_markdown_escape_keeps_plain_text_and_words_with_underscores() -> None:
 def test_hostile_records_through_the_cli_in_every_format(tmp_path: Path) -> None:
     records = [r for text in HOSTILE[:9] for r in hostile_records(text)[1:]]
     path = store_of(tmp_path / "gb.db", hostile_records("x")[0], *records)
-    for fmt in ("md", "csv", "latex"):
+    for fmt in ("term", "md", "csv", "latex", "json"):
         out = gb("table", "s", "--store", str(path), "--device", "dev", "--format", fmt, cwd=tmp_path)
         assert out.returncode == 0, out.stderr
         assert not CONTROL.search(out.stdout.replace("\n", ""))
-        assert "<script" not in out.stdout or fmt == "csv"  # CSV is data: the csv module quotes it
+        # CSV and JSON are data (quoted by their modules), the terminal prints text: no markup there
+        assert "<script" not in out.stdout or fmt in ("csv", "json", "term")
 
 
 def test_progress_lines_cannot_drive_the_terminal() -> None:

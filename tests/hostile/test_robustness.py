@@ -220,7 +220,7 @@ def test_table_reads_while_another_process_writes(tmp_path: Path, mode: str, sho
     )
     try:
         assert writer.stdout is not None and writer.stdout.readline() == "locked\n"
-        out = gb("table", "s", "--store", str(path), "--device", "dev", cwd=tmp_path)
+        out = gb("table", "s", "--store", str(path), "--device", "dev", "--format", "md", cwd=tmp_path)
     finally:
         writer.communicate("\n", timeout=30)
     assert out.returncode == 0, out.stderr
@@ -644,11 +644,13 @@ BAD_ROWS: dict[str, object] = {
 def test_an_unreadable_record_is_skipped_with_a_note_naming_its_row(tmp_path: Path, kind: str) -> None:
     path = store_of(tmp_path / "gb.db", table_record("a", baseline="a"), table_record("b"), table_record("c"))
     _set_record(path, 2, BAD_ROWS[kind])
-    out = gb("table", "s", "--store", str(path), "--device", "dev", cwd=tmp_path)
+    out = gb("table", "s", "--store", str(path), "--device", "dev", "--format", "md", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "a (baseline)" in out.stdout and "| c " in out.stdout and "| b " not in out.stdout
     note = next(line for line in out.stdout.splitlines() if "row 2 of" in line)
     assert f"row 2 of {path}" in note
+    term = gb("table", "s", "--store", str(path), "--device", "dev", cwd=tmp_path, env={"COLUMNS": "400"})
+    assert f"row 2 of {path}" in term.stdout  # the terminal's short footer says it too
     csv = gb("table", "s", "--store", str(path), "--device", "dev", "--format", "csv", cwd=tmp_path)
     assert csv.returncode == 0 and len(csv.stdout.split()) == 3  # header, a, c
     assert csv.stderr.startswith(f"greenbench: warning: row 2 of {path} skipped")
@@ -671,7 +673,7 @@ NESTED: dict[str, dict[str, Any]] = {
 def test_a_record_with_malformed_nested_values_still_renders(tmp_path: Path, kind: str) -> None:
     bad = table_record("bad", **NESTED[kind])
     path = store_of(tmp_path / "gb.db", table_record("a", baseline="a"), bad)
-    for fmt in ("md", "csv", "latex"):
+    for fmt in ("term", "md", "csv", "latex", "json"):
         out = gb("table", "s", "--store", str(path), "--device", "dev", "--format", fmt, cwd=tmp_path)
         assert out.returncode == 0, out.stderr
         assert "bad" in out.stdout and "Traceback" not in out.stderr

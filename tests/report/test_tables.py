@@ -106,7 +106,7 @@ def test_delta_against_baseline() -> None:
     assert cell_of(table, "base", "params") == (2e6, None)  # the baseline has no Δ
     value, delta = cell_of(table, "small", "params")
     assert value == 1e6 and delta == Delta(pytest.approx(-50.0), "values")
-    assert cell_of(table, "small", "energy_per_image_j").delta.pct == pytest.approx(-50.0)
+    assert cell_of(table, "small", "energy_per_image_j").delta.change == pytest.approx(-50.0)
 
 
 def test_columns_headers_and_scales_come_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,7 +150,8 @@ def test_markdown_has_units_methods_cis_and_notes() -> None:
         "latency_ms",
         "E/img_mJ [estimated]",
     ]
-    assert t[2][:4] == ["small", "0.500 (+0.0 %)", "0.400 (+0.0 %)", "1.000 (-50.0 %)"]
+    # accuracy in percentage points, the rest relative
+    assert t[2][:4] == ["small", "0.500 (+0.0 pp)", "0.400 (+0.0 pp)", "1.000 (-50.0 %)"]
     assert column(t, "latency_ms")[0] == "10.00 [9.00, 11.00]"
     assert column(t, "E/img_mJ [estimated]") == [
         "20.00 [18.00, 22.00]",
@@ -183,8 +184,8 @@ def test_paired_delta_with_ci_and_not_significant() -> None:
     assert not any("unpaired" in n for n in t.notes)
     row = list(csv.DictReader(io.StringIO(render(t, "csv"))))[1]
     assert row["latency_ms_delta_pct"] == "12.30" and row["latency_ms_delta_ci_low_pct"] == "10.10"
-    assert row["latency_ms_delta_ci_high_pct"] == "14.60" and row["latency_ms_delta_significant"] == "true"
-    assert row["latency_ms_delta_paired"] == "true" and row["E/img_mJ_delta_significant"] == "false"
+    assert row["latency_ms_delta_ci_high_pct"] == "14.60" and row["latency_ms_delta_significant"] == "True"
+    assert row["latency_ms_delta_paired"] == "True" and row["E/img_mJ_delta_significant"] == "False"
 
 
 def test_rounds_disagree_of_an_old_record_and_noisy_are_flagged() -> None:
@@ -197,7 +198,7 @@ def test_rounds_disagree_of_an_old_record_and_noisy_are_flagged() -> None:
     assert any(n.startswith("noisy") and "small latency_ms" in n for n in t.notes)
     assert any(n.startswith("rounds disagree") and "small latency_ms, Δ latency_ms" in n for n in t.notes)
     row = list(csv.DictReader(io.StringIO(render(t, "csv"))))[1]
-    assert row["latency_ms_noisy"] == "true" and row["latency_ms_delta_spread_pct"] == ""
+    assert row["latency_ms_noisy"] == "True" and row["latency_ms_delta_spread_pct"] == ""
 
 
 def test_between_process_spread_and_a_single_round_are_noted() -> None:
@@ -228,7 +229,7 @@ def test_delta_paired_with_another_baseline_config_is_unpaired() -> None:
         "small: latency_ms (paired with baseline config old-base-key, not the shown baseline's base)" in note
     )
     row = list(csv.DictReader(io.StringIO(render(t, "csv"))))[1]
-    assert row["latency_ms_delta_paired"] == "false" and row["latency_ms_delta_significant"] == ""
+    assert row["latency_ms_delta_paired"] == "False" and row["latency_ms_delta_significant"] == ""
     assert row["latency_ms_delta_ci_low_pct"] == "" and row["params_M_delta_pct"] == "-50.00"
 
 
@@ -251,7 +252,7 @@ def test_mixed_methods_are_labelled_mixed() -> None:
     assert t.methods["energy_per_image_j"] == "mixed"
     assert cell_of(t, "m", "energy_per_image_j") == (0.01, None)  # measured vs estimated: no Δ
     assert cell_of(t, "m", "co2_train_g") == (0.1, None)
-    assert cell_of(t, "m", "params").delta.pct == pytest.approx(-50.0)  # other columns keep theirs
+    assert cell_of(t, "m", "params").delta.change == pytest.approx(-50.0)  # other columns keep theirs
     left_out = [n for n in t.notes if n.startswith("Δ % left out")]
     assert left_out == [
         "Δ % left out where the energy method or source differs from the baseline's (measured vs "
@@ -269,7 +270,7 @@ def test_mixed_methods_are_labelled_mixed() -> None:
     assert column(rows, "E/img_net_mJ [mixed]")[1] == "8.00 [7.00, 9.00] [measured]"
     assert column(rows, "params_M")[1] == "1.000 (-50.0 %)"
     tex = render(t, "latex")
-    assert "10.00 [9.00, 11.00] [measured]" in tex and "E/img\\_mJ [mixed]" in tex
+    assert "10.00 {[}9.00, 11.00{]} {[}measured{]}" in tex and "E/img\\_mJ {[}mixed{]}" in tex
     row = list(csv.DictReader(io.StringIO(render(t, "csv"))))[1]
     assert row["E/img_mJ"] == "10" and row["E/img_mJ_delta_pct"] == ""
     assert row["E/img_mJ_method"] == "measured" and row["params_M_delta_pct"] == "-50.00"
@@ -314,13 +315,13 @@ def test_csv_is_machine_readable() -> None:
     assert rows[1]["params_M"] == "1" and rows[1]["params_M_delta_pct"] == "-50.00"
     assert rows[1]["E/img_mJ"] == "10" and rows[1]["E/img_mJ_method"] == "estimated"
     assert rows[1]["E/img_mJ_ci_low"] == "9" and rows[1]["E/img_mJ_ci_high"] == "11"
-    assert rows[1]["E/img_mJ_delta_pct"] == "-50.00" and rows[1]["E/img_mJ_delta_paired"] == "false"
-    assert rows[1]["latency_ms_delta_paired"] == "true" and rows[1]["latency_ms_delta_significant"] == "false"
+    assert rows[1]["E/img_mJ_delta_pct"] == "-50.00" and rows[1]["E/img_mJ_delta_paired"] == "False"
+    assert rows[1]["latency_ms_delta_paired"] == "True" and rows[1]["latency_ms_delta_significant"] == "False"
     assert rows[0]["params_M_delta_pct"] == "" and rows[0]["latency_ms_delta_paired"] == ""
     assert rows[0]["latency_ms_ci_low"] == "9" and rows[0]["latency_ms_ci_high"] == "11"
     assert rows[1]["device_id"] == "dev" and rows[1]["run_id"] == "r1" and rows[1]["schema_version"] == "2"
     head = out.splitlines()[0].split(",")
-    assert head[:6] == ["variant", "parent", "delta_vs", "status", "P", "P_delta_pct"]
+    assert head[:6] == ["variant", "parent", "delta_vs", "status", "P", "P_delta_pp"]  # percentage points
     assert head[head.index("latency_ms") : head.index("latency_ms") + 10] == [
         "latency_ms", "latency_ms_ci_low", "latency_ms_ci_high", "latency_ms_delta_pct",
         "latency_ms_delta_ci_low_pct", "latency_ms_delta_ci_high_pct", "latency_ms_delta_significant",
@@ -334,6 +335,42 @@ def test_csv_is_machine_readable() -> None:
         recs = [rec("base", 2e6, 0.02, method=methods[0]), rec("small", 1e6, 0.01, method=methods[1])]
         assert render(build_table(recs, "base", "s"), "csv").splitlines()[0] == ",".join(head)
     assert render(build_table([v1(r) for r in two()], "base", "s"), "csv").splitlines()[0] == ",".join(head)
+
+
+def test_accuracy_delta_is_in_percentage_points() -> None:
+    base, small = two()
+    small.metrics["map50"]["value"] = 0.412  # 0.400 -> 0.412: +1.2 points, +3.0 % relative
+    t = build_table([base, small], "base", "s")
+    assert cell_of(t, "small", "map50").delta == Delta(pytest.approx(1.2), "values", unit="pp")
+    assert column(md_table(render(t)), "mAP50")[1] == "0.412 (+1.2 pp)"
+    row = list(csv.DictReader(io.StringIO(render(t, "csv"))))[1]
+    assert row["mAP50_delta_pp"] == "1.20" and "mAP50_delta_pct" not in row
+
+
+def test_no_relative_delta_beside_a_value_shown_as_zero() -> None:
+    base, small = two()
+    small.metrics["co2_train_g"]["value"] = 0.0002  # shown as 0.000 at 3 decimals; -99.8 % of 0.1
+    t = build_table([base, small], "base", "s")
+    assert cell_of(t, "small", "co2_train_g").delta.change == pytest.approx(-99.8)  # the data keeps it
+    assert column(md_table(render(t)), "CO2_train_g [estimated]")[1] == "0.000"
+    small_row = next(line for line in render(t, "latex").splitlines() if line.lstrip().startswith("small"))
+    assert small_row.split("&")[-1].strip() == "0.000 \\\\"  # CO2_train_g, the last column
+    assert "small: CO2_train_g (shown as 0)" in render(t)
+    assert list(csv.DictReader(io.StringIO(render(t, "csv"))))[1]["CO2_train_g_delta_pct"] == "-99.80"
+    small.metrics["co2_train_g"]["value"] = 0.0  # a true zero: -100 % is what it is
+    md = md_table(render(build_table([base, small], "base", "s")))
+    assert column(md, "CO2_train_g [estimated]")[1] == "0.000 (-100.0 %)"
+    small.metrics["map50"]["value"] = 0.0001  # shown as 0.000: its change in points is absolute, kept
+    assert column(md_table(render(build_table([base, small], "base", "s"))), "mAP50")[1] == "0.000 (-40.0 pp)"
+
+
+def test_latex_of_a_whole_table_is_ascii_that_pdflatex_reads() -> None:
+    """The recipe header sparsity_λ, and notes with ×, τ and —, written as macros."""
+    base, small = two()
+    small.stages = [{"name": "sparse_train", "params": {"lambda": 5e-4}}]
+    tex = render(build_table([base, small], "base", "s"), "latex")
+    assert tex.isascii()
+    assert "sparsity\\_\\ensuremath{\\lambda}" in tex and "2 \\ensuremath{\\times} GMACs" in tex
 
 
 def test_latex_escapes_hostile_strings() -> None:
@@ -517,7 +554,7 @@ def test_delta_against_each_rows_parent() -> None:
     assert any("against its parent" in n for n in t.notes)
     rows = list(csv.DictReader(io.StringIO(render(t, "csv"))))
     assert [r["delta_vs"] for r in rows] == ["", "mid", "base"]
-    assert rows[1]["latency_ms_delta_paired"] == "true"
+    assert rows[1]["latency_ms_delta_paired"] == "True"
     # the baseline's paired Δ is never shown as the parent's
     t_base = build_table([base, small], "base", "s")
     assert cell_of(t_base, "small", "latency_ms").delta.kind == "unpaired"
@@ -531,6 +568,6 @@ def test_parent_not_measured_with_it_is_unpaired_and_says_so() -> None:
     assert cell_of(t, "small", "latency_ms").delta == Delta(0.0, "unpaired")
     note = next(n for n in t.notes if n.startswith("Δ marked (unpaired)"))
     assert "small: latency_ms, E/img_mJ, E/img_net_mJ (mid was not measured interleaved with it)" in note
-    assert cell_of(t, "mid", "params").delta.pct == pytest.approx(-20.0)  # mid's parent is the baseline
+    assert cell_of(t, "mid", "params").delta.change == pytest.approx(-20.0)  # mid's parent is the baseline
     with pytest.raises(ValueError, match="unknown delta reference"):
         build_table([base], "base", "s", delta="grandparent")  # type: ignore[arg-type]
