@@ -31,63 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         b.add_argument("--out", required=True)
 
 
-SPLIT_DESCRIPTION = """\
-Build a YOLO-format dataset (images/ and labels/ per split, and a data.yaml) from three file
-lists: the YOLOv5 study's exact 8:1:1 split of the THWS images ships as suites/yolo_thws_split
-(the authors' own lists). The lists name images; the images and their YOLO label files
-(<image stem>.txt) are looked up by file name in every subfolder of --images and --labels.
-Every image of the lists must be found with its label, else nothing is written and the error
-says how many are missing and which, unless --allow-missing.
-
-example: greenbench data split --lists suites/yolo_thws_split --images ~/thws/image --out data/thws
-"""
-
-
 def add_split_arguments(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``greenbench data split``: its lists, sources, output and how files are placed."""
-    s = actions.add_parser(
+    """``greenbench data split``: the detection task's split from file lists (its options are its own)."""
+    from greenbench.tasks.detect import list_split
+
+    parser = actions.add_parser(
         "split",
-        help="a YOLO dataset from train/val/test file lists (the YOLOv5 study's: suites/yolo_thws_split)",
-        description=SPLIT_DESCRIPTION,
+        help=list_split.HELP,
+        description=list_split.DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument(
-        "--lists",
-        required=True,
-        metavar="DIR",
-        help="folder with train.txt, val.txt, test.txt (one image file name per line; a path counts "
-        "by its file name) and names.txt (the class names, one per line, in class-id order)",
-    )
-    s.add_argument(
-        "--images",
-        required=True,
-        metavar="SRC",
-        help="folder holding the images (searched in every subfolder)",
-    )
-    s.add_argument(
-        "--labels",
-        metavar="DIR",
-        help="folder holding the YOLO label files <image stem>.txt (searched in every subfolder; "
-        "default: SRC, and a 'labels' folder beside SRC if there is one)",
-    )
-    s.add_argument(
-        "--out",
-        required=True,
-        metavar="DST",
-        help="a new or empty folder: images/{train,val,test}, labels/{train,val,test}, data.yaml",
-    )
-    s.add_argument(
-        "--hardlink",
-        action="store_true",
-        help="hard-link the files instead of copying them (saves the space; a file on another file "
-        "system is copied, and the summary says how many); default: copy",
-    )
-    s.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="write the split without the images (or labels) that are not found, and say how many; "
-        "it is then not the lists' exact split",
-    )
+    list_split.add_arguments(parser)
 
 
 def bundled() -> dict[str, tuple[str, str]]:
@@ -143,20 +97,7 @@ def synth(args: argparse.Namespace) -> int:
 
 
 def split(args: argparse.Namespace) -> int:
-    """Write the lists' split under ``--out``; print its data.yaml, the counts and how files got there."""
-    from greenbench.tasks.detect.list_split import SplitSources, read_lists, write_split
+    """Write the lists' split under ``--out`` (``tasks.detect.list_split``)."""
+    from greenbench.tasks.detect import list_split
 
-    lists = read_lists(Path(args.lists))
-    sources = SplitSources(Path(args.images), Path(args.labels) if args.labels else None)
-    result = write_split(
-        lists, sources, Path(args.out), hardlink=args.hardlink, allow_missing=args.allow_missing
-    )
-    counts = ", ".join(f"{n} {split}" for split, n in result.images.items())
-    how = result.method
-    if result.copied_instead:
-        how += f" ({result.copied_instead} files copied instead: another file system)"
-    print(f"wrote {result.data_yaml}: {counts} images with their labels, {how}")
-    if result.left_out:
-        shown = ", ".join(result.left_out[:5]) + (" ..." if len(result.left_out) > 5 else "")
-        print(f"left out (--allow-missing): {len(result.left_out)} image(s) of the lists: {shown}")
-    return 0
+    return list_split.run(args)

@@ -119,7 +119,7 @@ def test_allow_missing_leaves_them_out_and_says_so(
     printed = capsys.readouterr().out
     assert (
         "3 train, 1 val, 1 test" in printed
-        and "left out (--allow-missing): 1 image(s) of the lists: b.jpg" in printed
+        and "left out (--allow-missing): 1 image(s) of the lists: 'b.jpg'" in printed
     )
     assert "b.jpg" not in {p.name for p in (out / "images" / "train").iterdir()}
     assert "1 image(s) of the lists left out" in (out / "data.yaml").read_text(encoding="utf-8")

@@ -18,6 +18,7 @@ image or a label that is missing is an error naming how many and the first few, 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -30,6 +31,18 @@ from greenbench.errors import GreenbenchError
 SPLITS = ("train", "val", "test")
 NAMES_FILE = "names.txt"
 SHOWN = 5  # names quoted in a message; the rest are counted
+
+HELP = "a YOLO dataset from train/val/test file lists (the YOLOv5 study's: suites/yolo_thws_split)"
+DESCRIPTION = """\
+Build a YOLO-format dataset (images/ and labels/ per split, and a data.yaml) from three file
+lists: the YOLOv5 study's exact 8:1:1 split of the THWS images ships as suites/yolo_thws_split
+(the authors' own lists). The lists name images; the images and their YOLO label files
+(<image stem>.txt) are looked up by file name in every subfolder of --images and --labels.
+Every image of the lists must be found with its label, else nothing is written and the error
+says how many are missing and which, unless --allow-missing.
+
+example: greenbench data split --lists suites/yolo_thws_split --images ~/thws/image --out data/thws
+"""
 
 
 def _nfc(name: str) -> str:
@@ -255,3 +268,64 @@ def write_split(
         ) from None
     images = {split: len(pairs) for split, pairs in plan.items()}
     return SplitResult(data_yaml, images, method, copied_instead, left_out)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``greenbench data split``."""
+    parser.add_argument(
+        "--lists",
+        required=True,
+        metavar="DIR",
+        help="folder with train.txt, val.txt, test.txt (one image file name per line; a path counts "
+        "by its file name) and names.txt (the class names, one per line, in class-id order)",
+    )
+    parser.add_argument(
+        "--images",
+        required=True,
+        metavar="SRC",
+        help="folder holding the images (searched in every subfolder)",
+    )
+    parser.add_argument(
+        "--labels",
+        metavar="DIR",
+        help="folder holding the YOLO label files <image stem>.txt (searched in every subfolder; "
+        "default: SRC, and a 'labels' folder beside SRC if there is one)",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DST",
+        help="a new or empty folder: images/{train,val,test}, labels/{train,val,test}, data.yaml",
+    )
+    parser.add_argument(
+        "--hardlink",
+        action="store_true",
+        help="hard-link the files instead of copying them (saves the space; a file on another file "
+        "system is copied, and the summary says how many); default: copy",
+    )
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="write the split without the images (or labels) that are not found, and say how many; "
+        "it is then not the lists' exact split",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the lists' split under ``--out``; print its data.yaml, the counts and how files got there."""
+    lists = read_lists(Path(args.lists))
+    sources = SplitSources(Path(args.images), Path(args.labels) if args.labels else None)
+    result = write_split(
+        lists, sources, Path(args.out), hardlink=args.hardlink, allow_missing=args.allow_missing
+    )
+    counts = ", ".join(f"{n} {split}" for split, n in result.images.items())
+    how = result.method
+    if result.copied_instead:
+        how += f" ({result.copied_instead} files copied instead: another file system)"
+    print(f"wrote {result.data_yaml}: {counts} images with their labels, {how}")
+    if result.left_out:
+        print(
+            f"left out (--allow-missing): {len(result.left_out)} image(s) of the lists: "
+            f"{_first(result.left_out)}"
+        )
+    return 0
