@@ -187,3 +187,16 @@ def test_the_shipped_lists_are_the_authors_split_with_the_suites_class_names() -
     assert all("/" not in n and "\\" not in n and n.endswith(".jpg") for s in SPLITS for n in lists.splits[s])
     suite = yaml.safe_load((ROOT / "suites" / "yolo_thws.yaml").read_text(encoding="utf-8"))
     assert list(lists.names) == suite["dataset"]["names"]
+
+
+def test_the_shipped_lists_split_a_tree_of_every_named_image(tmp_path: Path) -> None:
+    """Every one of the 565 names (39 with spaces, 5 with an en dash, as the authors wrote them) found and
+    placed in its split: what a user with the THWS images gets."""
+    lists = read_lists(SHIPPED)
+    every = {split: list(names) for split, names in lists.splits.items()}
+    images = _tree(tmp_path / "thws", _all(every))
+    out = tmp_path / "thws_split"
+    assert main(["data", "split", "--lists", str(SHIPPED), "--images", str(images), "--out", str(out)]) == 0
+    for split, names in every.items():
+        assert sorted(p.name for p in (out / "images" / split).iterdir()) == sorted(names)
+        assert len(list((out / "labels" / split).iterdir())) == len(names)
