@@ -60,7 +60,7 @@ def bundled() -> dict[str, tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the chosen action: ``synth``, or write a bundled dataset."""
+    """Run the chosen action: ``synth``, ``split``, or write a bundled dataset."""
     if args.data_verb == "synth":
         return synth(args)
     if args.data_verb == "split":
