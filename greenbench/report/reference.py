@@ -272,7 +272,7 @@ def _notes(paper: Paper, paper_base: PaperRow, base: Side, scope: str, sides: di
         f"'{paper_base.variant}'. Paper figures: {paper.path}.",
         f"Baselines: paper {figures(paper_base.figures)}; "
         + (
-            f"greenbench {figures({c: _ours(paper, c, base)[0] for c in paper.columns})}."
+            f"greenbench {figures({c: _ours(paper, c, base)[0] for c in paper.columns})}{_imgsz(base.ok)}."
             if base.ok is not None
             else f"greenbench has no ok record of '{paper_base.variant}': no ratios on its side."
         ),
@@ -305,6 +305,12 @@ def _notes(paper: Paper, paper_base: PaperRow, base: Side, scope: str, sides: di
         )
         notes[1:1] = sorted(smoke)
     return notes
+
+
+def _imgsz(r: RunRecord) -> str:
+    """`` (GFLOPs at N px)`` when the record says at which input size it counted them."""
+    px = r.metrics.get("gflops", {}).get("imgsz")
+    return f" (GFLOPs at {px} px)" if px is not None else ""
 
 
 def _threads(r: RunRecord) -> str:

@@ -188,6 +188,7 @@ def test_the_table_command_prints_the_paper_beside_the_store(
         cells[2] == f"{2.72 / 7.05:.2f} / {FT['params'] / BASE['params']:.2f}"
     )  # params: paper / greenbench
     assert "Baselines: paper params 7.05 M" in out and "greenbench params 9.13 M" in out
+    assert "(GFLOPs at 64 px)" in out  # the factory counts them at 64 px; the paper at 640
 
 
 def test_bad_reference_csvs_are_one_paragraph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
