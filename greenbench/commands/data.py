@@ -1,6 +1,7 @@
 """``greenbench data synth``: write a task's synthetic dataset (the one ``dataset.synthetic`` and
 ``--smoke`` use); ``greenbench data NAME --out DIR``: write a real dataset an installed task
-bundles (its ``datasets``, e.g. ``digits``), offline."""
+bundles (its ``datasets``, e.g. ``digits``), offline; ``greenbench data split``: a YOLO dataset
+from train/val/test file lists (the YOLOv5 study's own split, ``suites/yolo_thws_split``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ HELP = "datasets"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``synth`` action and its options."""
+    """The ``synth`` and ``split`` actions, the bundled datasets, and their options."""
     actions = parser.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
     s = actions.add_parser("synth", help="write a task's synthetic dataset (the one --smoke uses)")
     s.add_argument("--out", required=True)
@@ -24,9 +25,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--images", type=int, default=60)
     s.add_argument("--imgsz", type=int, default=128)
     s.add_argument("--seed", type=int, default=0)
+    add_split_arguments(actions)
     for name, (task, what) in bundled().items():
         b = actions.add_parser(name, help=f"write {what} (task {task}), offline")
         b.add_argument("--out", required=True)
+
+
+def add_split_arguments(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``greenbench data split``: the detection task's split from file lists (its options are its own)."""
+    from greenbench.tasks.detect import list_split
+
+    parser = actions.add_parser(
+        "split",
+        help=list_split.HELP,
+        description=list_split.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    list_split.add_arguments(parser)
 
 
 def bundled() -> dict[str, tuple[str, str]]:
@@ -45,9 +60,11 @@ def bundled() -> dict[str, tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the chosen action: ``synth``, or write a bundled dataset."""
+    """Run the chosen action: ``synth``, ``split``, or write a bundled dataset."""
     if args.data_verb == "synth":
         return synth(args)
+    if args.data_verb == "split":
+        return split(args)
     return write_bundled(args.data_verb, Path(args.out))
 
 
@@ -77,3 +94,10 @@ def synth(args: argparse.Namespace) -> int:
         raise GreenbenchError(f"data synth: {e}") from None
     print(f"wrote {data_file}")
     return 0
+
+
+def split(args: argparse.Namespace) -> int:
+    """Write the lists' split under ``--out`` (``tasks.detect.list_split``)."""
+    from greenbench.tasks.detect import list_split
+
+    return list_split.run(args)

@@ -113,7 +113,7 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--columns",
         metavar="A,B,…",
-        help="term: only these metrics (names or headers, e.g. map50,latency_ms,energy_per_image_j)",
+        help="term: only these metrics (names or headers, e.g. latency_ms,energy_per_image_j)",
     )
     parser.add_argument(
         "--sort", metavar="COL", help="rows best first by this metric (or 'variant'), in every format"
@@ -135,6 +135,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", help="device id (default: this machine)")
     parser.add_argument("--smoke", action="store_true", help="the records of 'greenbench run --smoke'")
+    parser.add_argument(
+        "--paper",
+        metavar="CSV",
+        help="instead, the suite's rows beside a paper's reference figures (a CSV shipped beside the suite), "
+        "each side as ratios to its own baseline: params, GFLOPs, size, CPU time, headline accuracy",
+    )
 
 
 def _brief(value: object) -> str:
@@ -386,6 +392,19 @@ def _render(table: Table, shown: _Shown) -> str:
     return render_terminal(table, dataclasses.replace(shown.view.term, width=console.width), console)
 
 
+def paper_text(store: Store, ref: SuiteRef, device_id: str, paper_file: Path, fmt: str) -> str:
+    """The suite's records on the device beside ``paper_file``'s figures (``report.reference``)."""
+    from greenbench.report.reference import reference_text
+
+    records = [
+        r for r in store.records(suite=ref.name, device_id=device_id) if (r.smoke is not None) == ref.smoke
+    ]
+    if not records:
+        raise _none_found(store, ref, device_id)
+    baseline = ref.baseline if ref.path is not None else records[-1].baseline
+    return reference_text(paper_file, records, ref.name, ref.variants, str(baseline), fmt)
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the table; read the store only (it is opened read-only)."""
     from greenbench.store import Store
@@ -395,5 +414,8 @@ def run(args: argparse.Namespace) -> int:
         raise GreenbenchError(f"no results store at {args.store}; run the suite first or pass --store.")
     with Store(Path(args.store), readonly=True) as store:
         device_id = args.device or default_device_id(ref, store)
-        print(table_text(store, ref, device_id, args.format, term_view(args)))
+        if args.paper:
+            print(paper_text(store, ref, device_id, Path(args.paper), args.format))
+        else:
+            print(table_text(store, ref, device_id, args.format, term_view(args)))
     return 0
