@@ -199,6 +199,64 @@ def test_timm_backbone_rejects_a_wrong_row(no_network: None, args: tuple[Any, ..
         TimmBackbone(*args)
 
 
+V2_ROWS = [[1, "Conv", [32, 3, 2]], [1, "InvertedResidual", [16, 1, 1]], [1, "InvertedResidual", [24, 2, 6]]]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((16, [1, 2], V2_ROWS), "ends with 24 channels, but the row says 16"),
+        ((24, [2, 1], V2_ROWS), "must be increasing row indices in 0..2"),
+        ((24, [1, 3], V2_ROWS), "must be increasing row indices in 0..2"),
+        ((24, [], V2_ROWS), "taps must be a non-empty list"),
+        ((24, [2], [*V2_ROWS[:2], [1, "NoSuchBlock", [24, 2]]]), "row 2 names the block 'NoSuchBlock'"),
+        ((24, [2], [*V2_ROWS[:2], [1, "InvertedResidual", 24]]), "row 2 is .*write it as"),
+        ((24, [2], [*V2_ROWS[:2], [1, "InvertedResidual", [24, 2]]]), "row 2 .* could not be built"),
+        ((24, [2], [*V2_ROWS[:2], [1, "ShuffleBlock", [24, 1]]]), "row 2 .* could not be built"),
+    ],
+)
+def test_block_stack_rejects_a_wrong_row(args: tuple[Any, ...], message: str) -> None:
+    from greenbench.tasks.detect.ultra_modules import BlockStack
+
+    with pytest.raises(GreenbenchError, match=message):
+        BlockStack(*args)
+
+
+def test_block_stack_taps_rows_and_repeats() -> None:
+    from greenbench.tasks.detect.ultra_modules import BlockStack
+
+    rows = [[1, "ConvReLUMaxPool", [32]], [1, "ShuffleBlock", [64, 2]], [3, "ShuffleBlock", [64, 1]]]
+    stack = BlockStack(64, [0, 2], rows).eval()
+    assert stack.channels == [32, 64] and stack.strides == [4, 8]
+    assert len(stack.m[2]) == 3  # a row of 3 units is one layer, as in the study's row numbers
+    with torch.no_grad():
+        maps = stack(torch.zeros(2, 3, 64, 64))
+    assert [tuple(t.shape) for t in maps] == [(2, 32, 16, 16), (2, 64, 8, 8)]
+    assert len(BlockStack(32, [0], rows).m) == 1  # rows after the last tap are not built
+
+
+@pytest.mark.parametrize(("c_in", "hidden", "stride"), [(16, 16, 2), (24, 88, 1), (40, 96, 2), (40, 240, 1)])
+def test_mobilenetv3_block_keeps_the_study_order_and_residual(c_in: int, hidden: int, stride: int) -> None:
+    from greenbench.tasks.detect.ultra_modules import MobileNetV3Block, SqueezeExcite
+
+    c_out = c_in if stride == 1 else c_in + 8
+    block = MobileNetV3Block(c_in, c_out, hidden, 5, stride, 1, 1).eval()
+    kinds = [type(m).__name__ for m in block.conv]
+    if hidden == c_in:  # depthwise conv with its activation, then the gate
+        assert kinds == ["Conv", "SqueezeExcite", "Conv"]
+    else:  # expansion; depthwise conv without activation, the gate, then the activation
+        assert kinds == ["Conv", "Conv", "SqueezeExcite", "Hardswish", "Conv"]
+    gate = next(m for m in block.conv if isinstance(m, SqueezeExcite))
+    assert gate.fc[0].out_features == hidden // 4
+    x = torch.randn(1, c_in, 32, 32)
+    with torch.no_grad():
+        y = block(x)
+        assert tuple(y.shape) == (1, c_out, 32 // stride, 32 // stride)
+        assert block.residual == (stride == 1 and c_in == c_out)
+        if block.residual:
+            torch.testing.assert_close(y - x, block.conv(x))
+
+
 def test_register_refuses_to_shadow_an_ultralytics_layer(
     adapter: DetectAdapter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
