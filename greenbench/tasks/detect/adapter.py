@@ -164,7 +164,7 @@ class DetectTask:
         refuse_downloads()
         from greenbench.tasks.detect.ultra_modules import register
 
-        register()  # custom YAML layers (TimmBackbone: GhostNet) before any model YAML is parsed
+        register()  # custom YAML layers (BlockStack, TimmBackbone) before any model YAML is parsed
         self.device = device
 
     # --- models -------------------------------------------------------------------------
