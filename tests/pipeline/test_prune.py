@@ -14,7 +14,7 @@ from greenbench.pipeline import get_stage
 from greenbench.pipeline.prune import RATIO_TOLERANCE, PruneStage, protected_shapes
 from greenbench.tasks.detect.bn_l1 import residual_bns
 from greenbench.tasks.detect.sparse_train import SparseTrainStage
-from greenbench.tasks.detect.ultra_slim import detect_heads, fp32_path
+from greenbench.tasks.detect.ultra_slim import detect_heads, fp32_path, load_fp32_copy
 from tests.pipeline.conftest import Slim, gammas
 
 pytestmark = pytest.mark.slow
@@ -137,11 +137,15 @@ def test_bn_threshold_criterion_on_a_sparse_trained_detector(slim: Slim, parent:
     assert sum(b for b, _ in layers.values()) == info["channels_before"]
     assert sum(a for _, a in layers.values()) == info["channels_after"]
     assert all(1 <= a <= b for b, a in layers.values())
-    if not info["threshold_capped"]:  # distinct fp32 γ: exactly int(N · ratio) channels go
-        assert info["channels_before"] - info["channels_after"] == int(info["channels_before"] * 0.3)
     assert info["layers_kept_whole_coupled"] == [] and info["residual_bns_kept"] > 0
 
     before, after = _load(slim, parent), _load(slim, result.checkpoint)
+    load_fp32_copy(before, parent)
+    g = torch.cat([m.weight.detach().abs().double() for n, m in before.named_modules() if n in layers])
+    threshold = info["threshold_abs_gamma"]
+    assert info["channels_before"] - info["channels_after"] == int((g < threshold).sum())  # < goes, ≥ stays
+    if not info["threshold_capped"]:  # the value at index int(N · ratio) of the sorted |γ| (ties stay)
+        assert int((g < threshold).sum()) <= int(len(g) * 0.3) < int((g <= threshold).sum())
     sizes = {name: m.num_features for name, m in after.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
     assert {name: sizes[name] for name in layers} == {name: a for name, (_, a) in layers.items()}
     names = {id(m): name for name, m in before.named_modules()}
