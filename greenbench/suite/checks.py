@@ -33,6 +33,7 @@ from greenbench.pipeline import get_stage, stage_names
 from greenbench.suite.artifact_checks import check_artifacts
 from greenbench.suite.problems import Loc, Problem, from_pydantic, one_line, suggest
 from greenbench.suite.schema import CarbonSettings, Suite, VariantSpec
+from greenbench.suite.stage_files import read_stage_files
 from greenbench.tasks import task_class
 from greenbench.tasks.base import DatasetRef, Task
 
@@ -67,7 +68,7 @@ def check(suite: Suite, base: Path) -> Checked:
                 spec.weights, base, (*loc, "weights"), "weights", _WEIGHTS_FIX, hub=True
             )
             problems += [problem] if problem else []
-        problems += _resolve_hyp_files(spec, base, loc)
+        problems += read_stage_files(spec, base, loc, find_local)
         problems += _check_stages(task, spec, loc)
     if suite.dataset.path is not None and ("dataset", "path") not in urls:
         where = ("dataset", "path")
@@ -347,29 +348,6 @@ def _resolve_model(task: type[Task], value: str, base: Path, loc: Loc) -> tuple[
     if bare:
         message += f", and not a built-in model of task {task.name!r}{example}{suggest(value, builtin)}"
     return value, Problem(loc, message + ". Fix the name or create the file.")
-
-
-def _resolve_hyp_files(spec: VariantSpec, base: Path, loc: Loc) -> list[Problem]:
-    """A stage's ``hyp`` file name made absolute (relative to the suite's folder, then the one
-    above); the stage's validator reads it, so the cache key holds its values."""
-    problems = []
-    for i, stage in enumerate(spec.stages):
-        value = stage.params.get("hyp")
-        if not isinstance(value, str):
-            continue
-        found = find_local(value, base)
-        if found is None:
-            where: Loc = (*loc, "stages", i, stage.name, "hyp")
-            problems.append(
-                Problem(
-                    where,
-                    f"hyp file {value!r} not found (looked in {base} and {base.parent}); "
-                    "put the hyperparameter YAML there or give the values as a mapping.",
-                )
-            )
-        else:
-            stage.params["hyp"] = str(found)
-    return problems
 
 
 def _check_stages(task: type[Task], spec: VariantSpec, loc: Loc) -> list[Problem]:

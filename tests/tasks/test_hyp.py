@@ -17,7 +17,7 @@ HYP = SUITES / "yolo_thws_hyp_finetune_prune.yaml"
 
 
 def test_the_authors_finetune_hyp_translates_and_lists_the_rest() -> None:
-    hyp = check_hyp(str(HYP))
+    hyp = check_hyp(yaml.safe_load(HYP.read_text(encoding="utf-8")))
     carried, dropped = translate(hyp)
     assert {k: carried[k] for k in ("lr0", "lrf", "momentum", "weight_decay", "mixup", "scale")} == {
         "lr0": 0.001, "lrf": 0.12, "momentum": 0.843, "weight_decay": 0.00036, "mixup": 0.243, "scale": 0.898,
@@ -46,7 +46,7 @@ def test_the_finetune_stage_takes_hyp_and_direct_arguments_win() -> None:
         ({"lr_zero": 0.1}, "'lr_zero'"),
         ({"model": "x.pt"}, "'model'"),
         ({}, "'hyp'"),
-        ("no/such/hyp.yaml", "'hyp'.*no/such/hyp.yaml"),
+        ("hyp.yaml", "'hyp' must be a mapping"),  # outside a suite, nothing reads a file
     ],
 )
 def test_bad_hyp_is_a_clear_error(hyp: object, match: str) -> None:
@@ -77,3 +77,29 @@ def test_the_suite_checks_read_a_hyp_file_beside_the_suite(tmp_path: Path) -> No
     path.write_text(yaml.safe_dump(suite))
     with pytest.raises(SuiteError, match=r"hyp file 'missing\.yaml' not found"):
         load_suite(path, Overrides())
+
+
+def test_a_hyp_file_is_read_as_safely_as_a_suite(tmp_path: Path) -> None:
+    """An alias bomb or a non-mapping in the hyp file is a problem naming the file and key."""
+    from greenbench.suite import load_suite
+    from greenbench.suite.smoke import Overrides
+
+    (tmp_path / "suites").mkdir()
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefg", "bcdefgh", strict=True)
+    )
+    (tmp_path / "suites" / "bomb.yaml").write_text(bomb)
+    (tmp_path / "suites" / "list.yaml").write_text("- lr0\n- 0.1\n")
+    for name, match in (("bomb.yaml", r"hyp file 'bomb\.yaml'"), ("list.yaml", "'hyp' must be a mapping")):
+        suite = {
+            "name": "hyp", "task": "detect", "dataset": {"synthetic": {"classes": 2}}, "baseline": "a",
+            "variants": {
+                "a": {"model": "yolov5n.yaml", "stages": ["train"]},
+                "b": {"from": "a", "stages": [{"finetune": {"hyp": name}}]},
+            },
+        }  # fmt: skip
+        path = tmp_path / "suites" / "s.yaml"
+        path.write_text(yaml.safe_dump(suite))
+        with pytest.raises(SuiteError, match=match) as e:
+            load_suite(path, Overrides())
+        assert "variants.b.stages" in str(e.value) or "finetune" in str(e.value)

@@ -1,16 +1,16 @@
 """YOLOv5 hyperparameter files (``hyp.*.yaml``) as ultralytics training arguments.
 
-A stage's ``hyp`` (a mapping, or a YAML file the suite checks read into one) may hold YOLOv5's
-hyperparameter names: those whose meaning ultralytics 8 keeps under the same name are carried
-over (``CARRIED``); the others are listed with the reason (``NOT_CARRIED``) in the stage's
-record and are not applied. Any other key must be an ultralytics training argument, carried as
-it is. A key the stage also gives directly wins over ``hyp``.
+A stage's ``hyp`` (a mapping, or a YAML file that the suite checks read into one:
+``greenbench.suite.stage_files``) may hold YOLOv5's hyperparameter names: those whose meaning
+ultralytics 8 keeps under the same name are carried over (``CARRIED``); the others are listed
+with the reason (``NOT_CARRIED``) in the stage's record and are not applied. Any other key must
+be an ultralytics training argument, carried as it is. A key the stage also gives directly wins
+over ``hyp``.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from greenbench.tasks.detect.ultra_args import check_train_args
@@ -44,32 +44,13 @@ NOT_CARRIED: dict[str, str] = {
 }
 
 
-def read_hyp(path: str) -> Any:
-    """The YAML data of the hyperparameter file ``path``, or a ``ValueError`` naming 'hyp'."""
-    import yaml
-
-    try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ValueError(
-            f"stage parameter 'hyp': cannot read {path} ({e.strerror or e}); give a YAML file of "
-            f"hyperparameters, relative to the suite's folder, or a mapping"
-        ) from None
-    except yaml.YAMLError as e:
-        raise ValueError(
-            f"stage parameter 'hyp': {path} is not valid YAML ({str(e).splitlines()[0]})"
-        ) from None
-
-
 def check_hyp(value: Any) -> dict[str, Any]:
-    """``value`` (a mapping, or a YAML file of one) as a hyperparameter mapping, or a
-    ``ValueError`` naming 'hyp' and the key."""
-    if isinstance(value, str):
-        value = read_hyp(value)
+    """``value`` as a hyperparameter mapping, or a ``ValueError`` naming 'hyp' and the key. (A
+    suite may name a YAML file instead: the suite checks read it into a mapping first.)"""
     if not isinstance(value, dict) or not value:
         raise ValueError(
-            f"stage parameter 'hyp' must be a mapping of hyperparameters or a YAML file of one "
-            f"(e.g. the YOLOv5 study's hyp.finetune_prune.yaml), got {value!r}"
+            f"stage parameter 'hyp' must be a mapping of hyperparameters, or in a suite the name of "
+            f"a YAML file of one beside it (e.g. the YOLOv5 study's hyp.finetune_prune.yaml), got {value!r}"
         )
     yolov5 = CARRIED | NOT_CARRIED.keys()
     for key, v in value.items():
