@@ -1,13 +1,16 @@
 """Stage ``prune``: structural channel pruning with torch-pruning's dependency graph.
 
-The channels of every coupled group (a conv, its BN, the convs that read it, the residual adds
-and concats that tie channels together) are ranked by an importance and the lowest fraction
-``ratio`` is removed from the network for real (smaller tensors, not masks). ``bn_scale`` ranks
-by |γ| with one raw threshold over the whole network (``global: true``, network slimming);
-``l1``/``l2`` by the weights' norms; ``random`` is the control. What may be pruned, and which
+Two criteria. ``group`` (the default): the channels of every coupled group (a conv, its BN,
+the convs that read it, the residual adds and concats that tie channels together) are ranked by
+an importance and the lowest fraction ``ratio`` is removed from the network for real (smaller
+tensors, not masks). ``bn_scale`` ranks by |γ| with one raw threshold over the whole network
+(``global: true``, network slimming); ``l1``/``l2`` by the weights' norms; ``random`` is the
+control. ``bn_threshold`` (module ``bn_threshold``): the YOLOv5 study's authors' global |γ|
+threshold over BN channels; ``ratio`` is a fraction of the BN channels outside the protected
+layers and the residual-path BNs, which keep all their channels. What may be pruned, which
 layers are never a pruning root (their outputs keep their shape: a detector's head, a
-classifier's final layer), is the task's to say (``Task.prunable``), as is how the pruned module
-is saved.
+classifier's final layer) and which BNs are residual, is the task's to say (``Task.prunable``),
+as is how the pruned module is saved.
 
 Ties: a detector's checkpoint stores weights in fp16, where γ takes a few hundred distinct
 values, and torch-pruning's global threshold removes *every* channel at the threshold, so ties
@@ -35,7 +38,16 @@ RATIO_TOLERANCE = 0.02
 #: relative size of the tie-breaking jitter: below fp32's resolution (6e-8), so it only orders
 #: importances that are exactly equal
 TIE_JITTER = 1e-9
-PARAMS = ("ratio", "importance", "global", "imgsz")
+PARAMS = ("ratio", "criterion", "importance", "global", "imgsz")
+CRITERIA = ("group", "bn_threshold")
+#: what ``ratio`` is a fraction of, per criterion (the record says it)
+RATIO_BASIS = {
+    "group": "channels of torch-pruning's prunable groups, coupled channels counted once",
+    "bn_threshold": (
+        "BN channels (γ) outside the protected layers and the residual-path BNs, one global |γ| "
+        "threshold, capped so that every layer keeps a channel"
+    ),
+}
 
 
 def _importance(kind: str) -> tuple[Any, dict[str, Any]]:
@@ -133,11 +145,89 @@ def _counts(model: Any, protected: list[Any], imgsz: int) -> dict[str, float]:
     }
 
 
+def _imgsz(params: dict[str, Any]) -> dict[str, int]:
+    """``{"imgsz": size}`` when params give a valid one, ``{}`` when they give none."""
+    if "imgsz" not in params:
+        return {}
+    size = params["imgsz"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
+        raise ValueError(
+            f"prune parameter 'imgsz' must be a positive multiple of 32 (the models' largest "
+            f"stride), got {size!r}"
+        )
+    return {"imgsz": size}
+
+
+def _by_group(
+    model: Any, example: Any, protected: list[Any], params: dict[str, Any]
+) -> tuple[float, dict[str, Any]]:
+    """Criterion ``group``: torch-pruning's pruner over coupled groups; the ratio achieved
+    and what the record says of it."""
+    import torch_pruning as tp
+
+    base, importance_cfg = _importance(params["importance"])
+    pruner_class = tp.pruner.BNScalePruner if params["importance"] == "bn_scale" else tp.pruner.MetaPruner
+    pruner = pruner_class(
+        model,
+        example,
+        importance=TieBreak(base),
+        global_pruning=params["global"],
+        pruning_ratio=params["ratio"],
+        max_pruning_ratio=MAX_PRUNING_RATIO,
+        ignored_layers=protected,
+    )
+    channels_before = group_channels(pruner)
+    pruner.step()
+    channels_after = group_channels(pruner)
+    achieved = 1 - channels_after / channels_before if channels_before else 0.0
+    return achieved, {
+        "ratio_tolerance": RATIO_TOLERANCE,
+        "ratio_within_tolerance": abs(achieved - params["ratio"]) <= RATIO_TOLERANCE,
+        "importance": params["importance"],
+        "importance_config": importance_cfg,
+        "global": params["global"],
+        "max_pruning_ratio": MAX_PRUNING_RATIO,
+        "tie_break": f"seeded relative jitter {TIE_JITTER:g} (orders exactly equal importances only)",
+        "channels_before": channels_before,
+        "channels_after": channels_after,
+    }
+
+
+def _by_threshold(model: Any, example: Any, part: Any, ratio: float) -> tuple[float, dict[str, Any]]:
+    """Criterion ``bn_threshold`` (``bn_threshold``): the ratio achieved over the candidate BN
+    channels and what the record says of it (the threshold, the channels left per layer)."""
+    from greenbench.pipeline import bn_threshold
+
+    bns = bn_threshold.candidates(model, part.protected, part.residual)
+    try:
+        limit = bn_threshold.threshold(bns, ratio)
+    except ValueError as e:
+        raise GreenbenchError(f"prune criterion bn_threshold: {e}; use criterion group") from None
+    coupled = bn_threshold.prune(model, example, bns, limit.value)
+    left = {name: bn.num_features for name, bn in bns.items()}
+    channels_after = sum(left.values())
+    achieved = 1 - channels_after / limit.channels
+    return achieved, {
+        "threshold_abs_gamma": limit.value,
+        "threshold_at_ratio": limit.quantile,
+        "threshold_cap": limit.cap,
+        "threshold_capped": limit.value < limit.quantile,
+        "channels_before": limit.channels,
+        "channels_after": channels_after,
+        "channels_per_layer": {name: [limit.layers[name][0], n] for name, n in left.items()},
+        "layers_kept_whole_coupled": coupled,
+        "residual_bns_kept": len(part.residual),
+        "residual_bns_what": part.residual_what,
+    }
+
+
 class PruneStage:
     """Remove the least important fraction ``ratio`` of channels (torch-pruning; the layers
     the task protects keep their outputs).
 
-    Params: ``ratio`` (required, 0 < r < 1), ``importance`` (``bn_scale`` default, ``l1``,
+    Params: ``ratio`` (required, 0 < r < 1), ``criterion`` (``group`` default: torch-pruning's
+    coupled groups ranked by ``importance``; ``bn_threshold``: the global |γ| threshold over BN
+    channels, residual BNs kept), and for ``group``: ``importance`` (``bn_scale`` default, ``l1``,
     ``l2``, ``random``), ``global`` (default true: one threshold over the network; false:
     ``ratio`` in each layer), ``imgsz`` (the example input's size; default the suite's).
     """
@@ -154,6 +244,20 @@ class PruneStage:
         ratio = params.get("ratio")
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
             raise ValueError(f"prune parameter 'ratio' must be a number with 0 < ratio < 1, got {ratio!r}")
+        criterion = params.get("criterion", "group")
+        if criterion not in CRITERIA:
+            raise ValueError(
+                f"prune parameter 'criterion' must be one of {', '.join(CRITERIA)}, got {criterion!r}"
+            )
+        if criterion == "bn_threshold":
+            for key in ("importance", "global"):
+                if key in params:
+                    raise ValueError(
+                        f"prune parameter {key!r} applies to criterion group only; bn_threshold ranks "
+                        f"BN channels by |γ| with one global threshold. Remove {key!r}"
+                    )
+            out_bn: dict[str, Any] = {"ratio": float(ratio), "criterion": criterion}
+            return {**out_bn, **_imgsz(params)}
         importance = params.get("importance", "bn_scale")
         if importance not in IMPORTANCES:
             raise ValueError(
@@ -162,22 +266,13 @@ class PruneStage:
         glob = params.get("global", True)
         if not isinstance(glob, bool):
             raise ValueError(f"prune parameter 'global' must be true or false, got {glob!r}")
-        out = {"ratio": float(ratio), "importance": importance, "global": glob}
-        if "imgsz" in params:
-            size = params["imgsz"]
-            if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
-                raise ValueError(
-                    f"prune parameter 'imgsz' must be a positive multiple of 32 (the models' largest "
-                    f"stride), got {size!r}"
-                )
-            out["imgsz"] = size
-        return out
+        # criterion group is left out: the cache keys of suites written before it stay as they were
+        return {"ratio": float(ratio), "importance": importance, "global": glob, **_imgsz(params)}
 
     def run(self, ctx: StageContext) -> StageResult:
         """Prune what the task hands over (the parent, from its fp32 copy when it has one) and
         save the pruned module the task's way."""
         import torch
-        import torch_pruning as tp
 
         params = self.validate_params(ctx.params)
         imgsz = int(params.get("imgsz", ctx.defaults.get("imgsz", DEFAULT_IMGSZ)))
@@ -190,23 +285,16 @@ class PruneStage:
             p.requires_grad_(True)
         model.eval()  # the example forward must not move BN running statistics
         window = ctx.meter.begin()
-        ctx.emit(f"prune {params['importance']} ratio {params['ratio']}")
+        criterion = params.get("criterion", "group")
+        what = params.get("importance", "") if criterion == "group" else criterion
+        ctx.emit(f"prune {what} ratio {params['ratio']}")
         before = _counts(model, protected, imgsz)
         shapes_before = protected_shapes(protected)
-        base, importance_cfg = _importance(params["importance"])
-        pruner_class = tp.pruner.BNScalePruner if params["importance"] == "bn_scale" else tp.pruner.MetaPruner
-        pruner = pruner_class(
-            model,
-            torch.zeros(1, 3, imgsz, imgsz),
-            importance=TieBreak(base),
-            global_pruning=params["global"],
-            pruning_ratio=params["ratio"],
-            max_pruning_ratio=MAX_PRUNING_RATIO,
-            ignored_layers=protected,
-        )
-        channels_before = group_channels(pruner)
-        pruner.step()
-        channels_after = group_channels(pruner)
+        example = torch.zeros(1, 3, imgsz, imgsz)
+        if criterion == "bn_threshold":
+            achieved, details = _by_threshold(model, example, part, params["ratio"])
+        else:
+            achieved, details = _by_group(model, example, protected, params)
         after = _counts(model, protected, imgsz)  # also proves the pruned graph still runs
         if protected_shapes(protected) != shapes_before:
             raise GreenbenchError(
@@ -215,23 +303,15 @@ class PruneStage:
             )
         checkpoint = part.save(model, ctx.out_dir / "weights" / "pruned.pt")
         energy = ctx.meter.end(window)
-        achieved = 1 - channels_after / channels_before if channels_before else 0.0
         info = {
+            "criterion": criterion,
             "ratio_asked": params["ratio"],
             "ratio_achieved": achieved,
-            "ratio_basis": "channels of torch-pruning's prunable groups, coupled channels counted once",
-            "ratio_tolerance": RATIO_TOLERANCE,
-            "ratio_within_tolerance": abs(achieved - params["ratio"]) <= RATIO_TOLERANCE,
-            "importance": params["importance"],
-            "importance_config": importance_cfg,
-            "global": params["global"],
-            "max_pruning_ratio": MAX_PRUNING_RATIO,
-            "tie_break": f"seeded relative jitter {TIE_JITTER:g} (orders exactly equal importances only)",
+            "ratio_basis": RATIO_BASIS[criterion],
+            **details,
             "ignored": part.protected_what,
             "imgsz": imgsz,
             "weights_from": part.weights_from,
-            "channels_before": channels_before,
-            "channels_after": channels_after,
             "bn_channels_before": before["bn"],
             "bn_channels_after": after["bn"],
             "params_before": before["params"],

@@ -33,6 +33,7 @@ from greenbench.pipeline import get_stage, stage_names
 from greenbench.suite.artifact_checks import check_artifacts
 from greenbench.suite.problems import Loc, Problem, from_pydantic, one_line, suggest
 from greenbench.suite.schema import CarbonSettings, Suite, VariantSpec
+from greenbench.suite.stage_files import read_stage_files
 from greenbench.tasks import task_class
 from greenbench.tasks.base import DatasetRef, Task
 
@@ -67,6 +68,7 @@ def check(suite: Suite, base: Path) -> Checked:
                 spec.weights, base, (*loc, "weights"), "weights", _WEIGHTS_FIX, hub=True
             )
             problems += [problem] if problem else []
+        problems += read_stage_files(spec, base, loc, find_local)
         problems += _check_stages(task, spec, loc)
     if suite.dataset.path is not None and ("dataset", "path") not in urls:
         where = ("dataset", "path")

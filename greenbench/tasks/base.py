@@ -74,6 +74,8 @@ class Prunable:
     layer). weights_from: where the weights came from, for the record. protected_what: the
     protected layers in words. saved_as: how ``save`` stores the pruned module, in words.
     save: write the pruned module where the task can load it back with its own shapes.
+    residual: the BatchNorm layers on residual paths, which the ``bn_threshold`` criterion keeps
+    whole; residual_what: which those are, in words.
     """
 
     module: Any
@@ -82,6 +84,8 @@ class Prunable:
     protected_what: str
     saved_as: str
     save: Callable[[Any, Path], Path]
+    residual: list[Any] = field(default_factory=list)
+    residual_what: str = "none named by the task"
 
 
 class Task(Protocol):

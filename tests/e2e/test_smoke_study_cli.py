@@ -27,6 +27,10 @@ def _reduced(tmp_path: Path) -> Path:
     for spec in data["variants"].values():
         if str(spec.get("model", "")).startswith("../models/"):
             spec["model"] = str(ROOT / "models" / Path(spec["model"]).name)
+        for stage in spec.get("stages", []):
+            params = next(iter(stage.values())) if isinstance(stage, dict) else {}
+            if isinstance(params.get("hyp"), str):  # the hyperparameter file beside the suite
+                params["hyp"] = str(ROOT / "suites" / params["hyp"])
     data["name"] = "thws_reduced"
     path = tmp_path / "suites" / "thws_reduced.yaml"
     path.parent.mkdir()
@@ -43,8 +47,9 @@ def test_a_smoke_run_of_the_study_dag_goes_end_to_end(tmp_path: Path) -> None:
     out = greenbench("run", str(suite), "--smoke", "--store", str(store), "--no-idle", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]
     assert_no_network(tmp_path)
-    assert "### Table: pruning" in out.stdout and "### Table: backbones" in out.stdout
-    assert "SMOKE RUN" in out.stdout and "prune_ratio" in out.stdout
+    assert "Table: pruning" in out.stdout and "Table: backbones" in out.stdout
+    md = greenbench("table", str(suite), "--smoke", "--store", str(store), "--format", "md", cwd=tmp_path)
+    assert "SMOKE RUN" in md.stdout and "prune_ratio" in md.stdout
     with Store(store) as s:
         records = {r.variant: r for r in s.records(suite="thws_reduced")}
     assert set(records) == set(KEEP)
@@ -54,6 +59,14 @@ def test_a_smoke_run_of_the_study_dag_goes_end_to_end(tmp_path: Path) -> None:
     # the shared prefix ran once: one sparse_train stage for both prune ratios
     sparse = [st for r in records.values() for st in r.stages if st["name"] == "sparse_train"]
     assert len(sparse) == 1
+    # the authors' choices, as the records say them
+    authors = {"lambda_schedule": "linear_decay", "beta_l1": 10.0, "bn": "non_residual"}
+    assert {k: sparse[0]["info"][k] for k in authors} == authors
+    assert sparse[0]["info"]["lambda_applies"] == "per batch"
+    prune = next(st for st in records["prune-5e-4-50"].stages if st["name"] == "prune")
+    assert prune["info"]["criterion"] == "bn_threshold" and prune["info"]["channels_per_layer"]
+    tune = next(st for st in records["ft-5e-4-50"].stages if st["name"] == "finetune")
+    assert tune["info"]["hyp_carried"]["mixup"] == 0.243 and "obj" in tune["info"]["hyp_not_carried"]
     p30, p50 = records["prune-5e-4-30"], records["prune-5e-4-50"]
     assert p50.value("params") < p30.value("params") < records["yolov5s"].value("params")  # type: ignore[operator]
     ft = records["ft-5e-4-50"]
@@ -61,6 +74,11 @@ def test_a_smoke_run_of_the_study_dag_goes_end_to_end(tmp_path: Path) -> None:
     int8 = records["ft-5e-4-50-ort-int8"]
     assert int8.value("size_mb") < records["ft-5e-4-50-ort"].value("size_mb")  # type: ignore[operator]
     assert records["ft-5e-4-50-ov-int8"].runtime.startswith("openvino")  # type: ignore[union-attr]
+    # scope both, as the study reports: the model alone and the whole detection of an image (NMS too)
+    for name, r in records.items():
+        assert r.metrics["latency_ms"]["value"] > 0 and r.metrics["latency_total_ms"]["value"] > 0, name
+    assert "NMS" in records["yolov5s"].measurement["total_runtime"]["per_call"]
+    assert "latency_total_ms" in md.stdout
 
     table = greenbench("table", str(suite), "--store", str(store), cwd=tmp_path)
     assert table.returncode != 0 and "--smoke" in table.stderr  # never shown as real results

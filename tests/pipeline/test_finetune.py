@@ -44,8 +44,10 @@ def pruned(slim: Slim) -> tuple[Path, int]:
 
 def test_finetune_trains_the_pruned_module(slim: Slim, pruned: tuple[Path, int]) -> None:
     path, full = pruned
-    result = slim.run(FinetuneStage, {"epochs": 1}, path, "ft")
+    result = slim.run(FinetuneStage, {"epochs": 1, "hyp": {"mixup": 0.2, "obj": 0.3}}, path, "ft")
     info = result.info
+    assert info["train_args"]["mixup"] == 0.2 and "obj" not in info["train_args"]  # hyp translated
+    assert info["hyp_carried"] == {"mixup": 0.2} and set(info["hyp_not_carried"]) == {"obj"}
     assert info["params_before"] == count_params(slim.adapter.load(path).model) < full
     assert info["params_after"] == info["params_before"]  # not regrown from the YAML
     assert count_params(slim.adapter.load(result.checkpoint).model) == info["params_before"]

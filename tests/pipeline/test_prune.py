@@ -12,8 +12,9 @@ import torch
 from greenbench.measure.complexity import count_params
 from greenbench.pipeline import get_stage
 from greenbench.pipeline.prune import RATIO_TOLERANCE, PruneStage, protected_shapes
+from greenbench.tasks.detect.bn_l1 import residual_bns
 from greenbench.tasks.detect.sparse_train import SparseTrainStage
-from greenbench.tasks.detect.ultra_slim import detect_heads, fp32_path
+from greenbench.tasks.detect.ultra_slim import detect_heads, fp32_path, load_fp32_copy
 from tests.pipeline.conftest import Slim, gammas
 
 pytestmark = pytest.mark.slow
@@ -123,3 +124,35 @@ def test_other_importances_and_local_pruning(slim: Slim, parent: Path, params: d
     )
     assert abs(info["ratio_achieved"] - 0.25) <= RATIO_TOLERANCE
     assert count_params(_load(slim, result.checkpoint)) == info["params_after"] < info["params_before"]
+
+
+def test_bn_threshold_criterion_on_a_sparse_trained_detector(slim: Slim, parent: Path) -> None:
+    """The authors' criterion: the channels below one global |γ| threshold go, residual BNs and
+    the head keep theirs, every layer keeps a channel, and the record says what it counted."""
+    result = slim.run(PruneStage, {"ratio": 0.3, "criterion": "bn_threshold"}, parent, "thr30")
+    info = result.info
+    assert info["criterion"] == "bn_threshold" and "global |γ| threshold" in info["ratio_basis"]
+    assert info["threshold_abs_gamma"] == min(info["threshold_at_ratio"], info["threshold_cap"])
+    layers = info["channels_per_layer"]
+    assert sum(b for b, _ in layers.values()) == info["channels_before"]
+    assert sum(a for _, a in layers.values()) == info["channels_after"]
+    assert all(1 <= a <= b for b, a in layers.values())
+    assert info["layers_kept_whole_coupled"] == [] and info["residual_bns_kept"] > 0
+
+    before, after = _load(slim, parent), _load(slim, result.checkpoint)
+    load_fp32_copy(before, parent)
+    g = torch.cat([m.weight.detach().abs().double() for n, m in before.named_modules() if n in layers])
+    threshold = info["threshold_abs_gamma"]
+    assert info["channels_before"] - info["channels_after"] == int((g < threshold).sum())  # < goes, ≥ stays
+    if not info["threshold_capped"]:  # the value at index int(N · ratio) of the sorted |γ| (ties stay)
+        assert int((g < threshold).sum()) <= int(len(g) * 0.3) < int((g <= threshold).sum())
+    sizes = {name: m.num_features for name, m in after.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert {name: sizes[name] for name in layers} == {name: a for name, (_, a) in layers.items()}
+    names = {id(m): name for name, m in before.named_modules()}
+    for bn in residual_bns(before):  # the residual BNs are not candidates and keep every channel
+        assert names[id(bn)] not in layers and sizes[names[id(bn)]] == bn.num_features
+    assert protected_shapes(detect_heads(after)) == protected_shapes(detect_heads(before))
+    assert count_params(after) == info["params_after"] < info["params_before"]
+    with torch.inference_mode():
+        x = torch.zeros(1, 3, 64, 64)
+        assert after.eval()(x)[0].shape == before.eval()(x)[0].shape

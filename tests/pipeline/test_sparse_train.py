@@ -9,8 +9,9 @@ import torch
 
 from greenbench.pipeline import get_stage
 from greenbench.pipeline.train import TrainStage
+from greenbench.tasks.detect.bn_l1 import residual_bns
 from greenbench.tasks.detect.sparse_train import SparseTrainStage
-from greenbench.tasks.detect.ultra_slim import fp32_path, load_fp32_copy
+from greenbench.tasks.detect.ultra_slim import backbone_bns, fp32_path, load_fp32_copy
 from tests.pipeline.conftest import TINY_TRAIN, Slim, gammas
 
 
@@ -26,6 +27,13 @@ from tests.pipeline.conftest import TINY_TRAIN, Slim, gammas
         ({"lambda": 1e-4, "epochz": 3}, "epochz"),  # not an ultralytics argument
         ({"lambda": 1e-4, "epochs": 0}, "epochs"),
         ({"lambda": 1e-4, "data": "x.yaml"}, "data"),  # greenbench sets it
+        ({"lambda": 1e-4, "lambda_schedule": "cosine"}, "lambda_schedule"),
+        ({"lambda": 1e-4, "bn": "residual"}, "bn"),
+        ({"lambda": 1e-4, "penalty": "l2"}, "penalty"),
+        ({"lambda": 1e-4, "every": "epoch"}, "every"),
+        ({"lambda": 1e-4, "beta_l1": -1}, "beta_l1"),
+        ({"lambda": 1e-4, "beta_l1": True}, "beta_l1"),
+        ({"lambda": 1e-4, "beta_l1": math.inf}, "beta_l1"),
     ],
 )
 def test_bad_params_are_rejected_naming_the_key(params: dict[str, object], key: str) -> None:
@@ -36,6 +44,17 @@ def test_bad_params_are_rejected_naming_the_key(params: dict[str, object], key: 
 def test_params_are_cleaned_and_registered() -> None:
     assert get_stage("sparse_train", "detect") is SparseTrainStage
     assert SparseTrainStage.validate_params({"lambda": 1, "epochs": 2}) == {"lambda": 1.0, "epochs": 2}
+
+
+def test_penalty_defaults_are_left_out_so_older_keys_stay() -> None:
+    defaults = {"lambda_schedule": "constant", "beta_l1": 0, "bn": "all", "penalty": "subgradient"}
+    assert SparseTrainStage.validate_params({"lambda": 1e-3, **defaults, "every": "optimizer_step"}) == {
+        "lambda": 1e-3
+    }
+    authors = {"lambda_schedule": "linear_decay", "beta_l1": 10, "bn": "non_residual", "every": "batch"}
+    cleaned = SparseTrainStage.validate_params({"lambda": 1e-3, **authors, "penalty": "proximal"})
+    assert cleaned == {"lambda": 1e-3, **authors, "beta_l1": 10.0, "penalty": "proximal"}
+    assert SparseTrainStage.validate_params(cleaned) == cleaned
 
 
 @pytest.mark.slow
@@ -80,3 +99,44 @@ def test_lambda_is_per_optimizer_step_with_accumulation(slim: Slim) -> None:
     assert info["optimizer_steps"] == 1  # 4 batches in the epoch
     stored = torch.load(result.checkpoint, map_location="cpu", weights_only=False)["model"]
     assert next(stored.parameters()).dtype == torch.float16  # ultralytics' own checkpoint, as usual
+
+
+@pytest.mark.slow
+def test_proximal_per_batch_step_against_plain_training(slim: Slim) -> None:
+    """One optimizer step for 4 accumulated batches (nbs = 4 × batch), SGD at lr0, from the same
+    start as plain training: the residual BNs end as plain training leaves them, every other γ
+    is soft-thresholded by lr·λ·4 and every other β by lr·10λ·4 (per batch, not per step)."""
+    start = slim.untrained("prox-start")
+    lam, lr0, batches = 0.05, TINY_TRAIN["lr0"], 4
+    plain = slim.run(TrainStage, {"nbs": 16}, start, "prox-plain")
+    options = {"lambda_schedule": "linear_decay", "beta_l1": 10, "bn": "non_residual", "every": "batch"}
+    sparse = slim.run(
+        SparseTrainStage, {"lambda": lam, "nbs": 16, "penalty": "proximal", **options}, start, "prox"
+    )
+    info = sparse.info
+    assert info["optimizer_steps"] == 1 and info["penalised_batches"] == batches
+    assert info["lambda_applies"] == "per batch" and info["penalty"] == "proximal"
+    assert info["lambda_last_step"] == pytest.approx(lam)  # epoch 0 of 1: no decay yet
+    assert info["bn"] == "non_residual" and "residual-path BNs excluded" in info["l1_scope"]
+
+    models = {}
+    for name, result in (("plain", plain), ("sparse", sparse)):
+        model = slim.adapter.load(result.checkpoint).model
+        assert load_fp32_copy(model, result.checkpoint) is not None
+        models[name] = model
+    residual = {id(bn) for bn in residual_bns(models["sparse"])}
+    pairs = list(zip(backbone_bns(models["plain"]), backbone_bns(models["sparse"]), strict=True))
+    assert 0 < len(residual) < len(pairs)
+    # the checkpoint is the EMA: after one update it holds (1 − d) of the model's step, d ≈ 5e-4
+    for p_bn, s_bn in pairs:
+        g_plain, g_sparse = p_bn.weight.detach().double(), s_bn.weight.detach().double()
+        b_plain, b_sparse = p_bn.bias.detach().double(), s_bn.bias.detach().double()
+        if id(s_bn) in residual:
+            assert torch.allclose(g_sparse, g_plain, atol=1e-6) and torch.allclose(
+                b_sparse, b_plain, atol=1e-6
+            )
+        else:
+            shrunk = torch.sign(g_plain) * torch.clamp(g_plain.abs() - lr0 * lam * batches, min=0)
+            assert torch.allclose(g_sparse, shrunk, atol=2e-5)
+            shrunk = torch.sign(b_plain) * torch.clamp(b_plain.abs() - lr0 * 10 * lam * batches, min=0)
+            assert torch.allclose(b_sparse, shrunk, atol=2e-5)

@@ -354,7 +354,9 @@ class DetectTask:
     def prunable(self, yolo: Any, source: Path | None) -> Prunable:
         """The ``DetectionModel`` in fp32 (from the parent's fp32 copy when it has one: fp16 γ
         ties over-prune), its Detect head protected, saved as a whole module in fp16 with an
-        fp32 state_dict beside it (``ultra_slim.save_module``)."""
+        fp32 state_dict beside it (``ultra_slim.save_module``); its residual BNs named
+        (``bn_l1.residual_bns``)."""
+        from greenbench.tasks.detect.bn_l1 import residual_bns
         from greenbench.tasks.detect.ultra_slim import detect_heads, load_fp32_copy, save_module
 
         model = yolo.model.float().cpu()
@@ -379,6 +381,11 @@ class DetectTask:
             ),
             saved_as="fp16 module (like ultralytics checkpoints) + fp32 state_dict beside it",
             save=save,
+            residual=residual_bns(model),
+            residual_what=(
+                "the BNs of each bottleneck with a shortcut and the first conv's BN of the block "
+                "that holds it"
+            ),
         )
 
     # --- quantization ---------------------------------------------------------------------

@@ -3,7 +3,8 @@
 ``yolo.train()`` on a loaded pruned model rebuilds the full model from its YAML and copies the
 weights that fit: the result is silently unpruned. This stage trains the module it was given
 (``ultra_slim.module_trainer``), starts from the parent's fp32 copy when there is one, and fails
-if the trained model has more parameters than the one it started from.
+if the trained model has more parameters than the one it started from. ``hyp`` takes a YOLOv5
+hyperparameter file or mapping (the study's ``hyp.finetune_prune.yaml``), translated by ``hyp``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 from greenbench.errors import GreenbenchError
 from greenbench.pipeline.base import StageContext, StageResult
 from greenbench.tasks.base import Task
+from greenbench.tasks.detect import hyp as hyperparams
 from greenbench.tasks.detect.sparse_train import check_training
 
 #: the study lowers lr0 from 0.01 to 0.001 for fine-tuning
@@ -38,8 +40,9 @@ def _check_classes(model: Any, ctx: StageContext) -> None:
 class FinetuneStage:
     """Train the parent's (pruned) module on; ``lr0`` defaults to 0.001.
 
-    Params: any ultralytics training argument (``epochs``, ``lr0``, ...), overriding the suite's
-    ``defaults``.
+    Params: ``hyp`` (a YOLOv5 hyperparameter mapping, or a YAML file of one: ``hyp``) and any
+    ultralytics training argument (``epochs``, ``lr0``, ...); they override the suite's
+    ``defaults``, and a training argument given directly overrides ``hyp``.
     """
 
     name: ClassVar[str] = "finetune"
@@ -47,10 +50,14 @@ class FinetuneStage:
 
     @classmethod
     def validate_params(cls, params: dict[str, Any], task: type[Task] | None = None) -> dict[str, Any]:
-        """Ultralytics training arguments; ``lr0`` filled in (0.001) so the cache key says it."""
-        out = {"lr0": DEFAULT_LR0, **params}
+        """Ultralytics training arguments and ``hyp``; ``lr0`` filled in (0.001) unless ``hyp``
+        gives it, so the cache key says it."""
+        params = dict(params)
+        hyp = hyperparams.check_hyp(params.pop("hyp")) if "hyp" in params else None
+        lr0 = {} if hyp and "lr0" in hyp else {"lr0": DEFAULT_LR0}
+        out = {**lr0, **params}
         check_training(out)
-        return out
+        return {**out, "hyp": hyp} if hyp else out
 
     def run(self, ctx: StageContext) -> StageResult:
         """Fine-tune; raise ``GreenbenchError`` if the parameter count grew."""
@@ -58,12 +65,13 @@ class FinetuneStage:
         from greenbench.tasks.detect.ultra_slim import load_fp32_copy, module_trainer
 
         params = self.validate_params(ctx.params)
+        carried, not_carried = hyperparams.translate(params.pop("hyp", None))
         task = ctx.task
         yolo = ctx.start_model()
         fp32 = load_fp32_copy(yolo.model, ctx.input) if ctx.input else None
         _check_classes(yolo.model, ctx)
         params_before = count_params(yolo.model)
-        args = {**ctx.defaults, **params}
+        args = {**ctx.defaults, **carried, **params}
         if args.get("optimizer", "auto") == "auto":  # 'auto' ignores lr0 (picks its own): say which
             args["optimizer"] = "SGD"
         checkpoint, energy = ctx.train(yolo, args, "finetune", trainer=module_trainer(yolo.model))
@@ -86,4 +94,7 @@ class FinetuneStage:
             "params_after": params_after,
             "weights_from": f"fp32 copy {fp32}" if fp32 else "checkpoint as stored",
         }
+        if carried or not_carried:
+            info["hyp_carried"] = carried
+            info["hyp_not_carried"] = not_carried
         return StageResult(checkpoint, energy, info)

@@ -1,8 +1,8 @@
 """Network slimming on ultralytics YOLO: the trainers and weight files its stages need.
 
-- ``sparse_trainer(λ)``: a ``DetectionTrainer`` that adds the BN-γ L1 subgradient λ·sign(γ) to
-  the gradient of every ``BatchNorm2d`` weight outside the ``Detect`` head, once per optimizer
-  step, after ultralytics has unscaled and clipped the gradients.
+- ``sparse_trainer(penalty)``: a ``DetectionTrainer`` that applies the BN L1 penalty of
+  ``bn_l1`` (a subgradient before, or a proximal step after, each optimizer step) to the
+  ``BatchNorm2d`` layers outside the ``Detect`` head.
 - ``module_trainer(module)``: a ``DetectionTrainer`` that trains the module it is given. The
   stock trainer rebuilds the model from its YAML and copies the weights that fit ("Transferred
   146/427 items"), which silently undoes a pruning.
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from greenbench.errors import GreenbenchError
+from greenbench.tasks.detect.bn_l1 import L1Penalty
 
 #: what an fp32 copy file holds (a plain state_dict: it loads with ``weights_only=True``)
 FP32_FORMAT = "greenbench-fp32-state-dict/1"
@@ -142,39 +143,75 @@ def save_module(model: Any, path: Path, train_args: dict[str, Any]) -> Path:
     return path
 
 
-def sparse_trainer(l1_lambda: float) -> type[Any]:
-    """A ``DetectionTrainer`` class adding λ·sign(γ) to the BN γ gradients at each optimizer step.
+def sparse_trainer(penalty: L1Penalty) -> type[Any]:
+    """A ``DetectionTrainer`` class applying ``penalty`` (``bn_l1``) to the BNs outside the
+    Detect head (less the residual ones for ``bn: non_residual``).
 
-    The subgradient is added by a pre-step hook on the optimizer, i.e. inside
+    A subgradient is added by a pre-step hook on the optimizer, i.e. inside
     ``scaler.step(optimizer)``: after ultralytics' ``unscale_`` and gradient clipping (so λ is
     neither scaled by AMP nor clipped away), and skipped with the step when AMP finds inf
-    gradients. λ applies once per optimizer step, that is once per ``accumulate`` batches
-    (``round(nbs / batch)``). ``l1_steps`` counts the steps it was applied to.
+    gradients. A proximal step runs in a post-step hook, before the EMA update. With ``every:
+    batch`` the step carries one penalty per batch accumulated since the last step (counted by
+    ``on_train_batch_start``). ``l1_steps`` and ``l1_batches`` count what it was applied to;
+    ``l1_lambda_last`` is λ for γ at the last step.
     """
     import torch
     from ultralytics.models.yolo.detect import DetectionTrainer
     from ultralytics.utils.torch_utils import unwrap_model
 
-    class SparseTrainer(DetectionTrainer):  # type: ignore[misc]
-        l1_lambda: float = 0.0
-        l1_steps: int = 0
+    from greenbench.tasks.detect.bn_l1 import add_subgradient, param_lrs, penalised_bns, proximal_step
 
-        def _add_l1(self, *_args: Any) -> None:
-            with torch.no_grad():
-                model: Any = self.model  # a module by now (ultralytics types it str | Path | Module)
-                for bn in backbone_bns(unwrap_model(model)):
-                    if bn.weight.grad is not None:
-                        bn.weight.grad.add_(torch.sign(bn.weight), alpha=self.l1_lambda)
+    class SparseTrainer(DetectionTrainer):  # type: ignore[misc]
+        l1: L1Penalty = penalty
+        l1_steps: int = 0
+        l1_batches: int = 0
+        l1_bn_count: int = 0
+        l1_lambda_last: float = float("nan")
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._l1_pending = 0
+            self._l1_bns: list[Any] | None = None
+            self.add_callback("on_train_batch_start", SparseTrainer._count_batch)
+
+        def _count_batch(self) -> None:
+            self._l1_pending += 1
+
+        def _bns(self) -> list[Any]:
+            if self._l1_bns is None:
+                trained: Any = self.model  # a module by now (ultralytics types it str | Path | Module)
+                model = unwrap_model(trained)
+                self._l1_bns = penalised_bns(backbone_bns(model), model, self.l1.bn)
+                self.l1_bn_count = len(self._l1_bns)
+            return self._l1_bns
+
+        def _weights(self) -> tuple[float, float, int]:
+            times = max(self._l1_pending, 1) if self.l1.every == "batch" else 1
+            return self.l1.lambda_at(self.epoch, self.epochs), self.l1.beta_lambda, times
+
+        def _pre_step(self, *_args: Any) -> None:
+            lam, lam_beta, times = self._weights()
+            if self.l1.penalty == "subgradient":
+                add_subgradient(self._bns(), lam, lam_beta, times)
             self.l1_steps += 1
+            self.l1_batches += times
+            self.l1_lambda_last = lam
+
+        def _post_step(self, optimizer: Any, *_args: Any) -> None:
+            if self.l1.penalty == "proximal":
+                lam, lam_beta, times = self._weights()
+                with torch.no_grad():
+                    proximal_step(self._bns(), param_lrs(optimizer), lam, lam_beta, times)
 
         def optimizer_step(self) -> None:
             optimizer: Any = self.optimizer
             if not getattr(optimizer, "_greenbench_l1", False):  # ultralytics may rebuild it
-                optimizer.register_step_pre_hook(self._add_l1)
+                optimizer.register_step_pre_hook(self._pre_step)
+                optimizer.register_step_post_hook(self._post_step)
                 optimizer._greenbench_l1 = True
             super().optimizer_step()
+            self._l1_pending = 0
 
-    SparseTrainer.l1_lambda = float(l1_lambda)
     return SparseTrainer
 
 
