@@ -40,6 +40,21 @@ LEGACY_PATH = "greenbench.adapters.ultra_modules"
 sys.modules.setdefault(LEGACY_PATH, sys.modules[__name__])
 
 
+_PROBE_PX = 64  # the side of the blank image a backbone is probed with
+
+
+def _probe(module: nn.Module) -> list[torch.Tensor]:
+    """``module``'s output maps for one blank ``_PROBE_PX`` image, in eval mode (a train-mode
+    pass would move the BatchNorm running statistics), its mode restored after."""
+    training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            return list(module(torch.zeros(1, 3, _PROBE_PX, _PROBE_PX)))
+    finally:
+        module.train(training)
+
+
 class TimmBackbone(nn.Module):
     """A timm network as a backbone, returning the feature maps of its ``taps`` as a list.
 
@@ -117,15 +132,8 @@ class TimmBackbone(nn.Module):
 
     def _describe(self) -> tuple[list[int], list[int]]:
         """Channels and strides of the outputs, from one 64 px forward pass in eval mode."""
-        size = 64
-        training = self.training
-        self.eval()  # a train-mode pass would move the BatchNorm running statistics
-        try:
-            with torch.no_grad():
-                maps = self(torch.zeros(1, 3, size, size))
-        finally:
-            self.train(training)
-        return [int(t.shape[1]) for t in maps], [size // int(t.shape[-1]) for t in maps]
+        maps = _probe(self)
+        return [int(t.shape[1]) for t in maps], [_PROBE_PX // int(t.shape[-1]) for t in maps]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps (N, C_k, H/s_k, W/s_k) of the taps, in order."""
@@ -328,15 +336,7 @@ class BlockStack(nn.Module):
 
     def _strides(self) -> list[int]:
         """Stride (px) of each tap, from one 64 px forward pass in eval mode."""
-        size = 64
-        training = self.training
-        self.eval()  # a train-mode pass would move the BatchNorm running statistics
-        try:
-            with torch.no_grad():
-                maps = self(torch.zeros(1, 3, size, size))
-        finally:
-            self.train(training)
-        return [size // int(t.shape[-1]) for t in maps]
+        return [_PROBE_PX // int(t.shape[-1]) for t in _probe(self)]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps (N, C_k, H/s_k, W/s_k) of the taps, in order."""
