@@ -107,7 +107,8 @@ def _setting_line(doc: dict[str, Any]) -> str:
     s = doc["settings"]
     threads = f"{s['threads']} thread{'s' if s['threads'] != 1 else ''}"
     return (
-        f"{doc['rounds']} rounds × {s['blocks']} blocks (up to {s['max_rounds']} rounds), {s['device']}, "
+        f"{s['blocks']} blocks per model per round in {doc['rounds']} rounds (up to {s['max_rounds']}), "
+        f"{s['device']}, "
         f"{threads}, imgsz {s['imgsz']}, batch {s['batch']}; {doc['wall_s']:.1f} s"
     )
 
