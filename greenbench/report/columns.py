@@ -70,6 +70,14 @@ _SPEC: list[tuple[str, str, str]] = [
         "latency flagged noisy (IQR over median too wide; rounds disagree: old records); False "
         "without a latency figure",
     ),
+    (
+        "latency_total_ms_median",
+        "float",
+        "ms per image end to end (read, decode, preprocess, model, postprocess; "
+        "latency.scope both): as latency_ms_median; empty at scope model or total",
+    ),
+    ("latency_total_ms_ci_low", "float", "ms: 95 % CI low"),
+    ("latency_total_ms_ci_high", "float", "ms: 95 % CI high"),
     ("latency_delta_pct", "float", "% vs the baseline's latency (paired: time-adjacent blocks)"),
     ("latency_delta_pct_ci_low", "float", "%: 95 % CI low of the paired Δ (empty when unpaired)"),
     ("latency_delta_pct_ci_high", "float", "%: 95 % CI high of the paired Δ"),

@@ -206,3 +206,16 @@ def test_a_measured_energy_figure_lifts_the_cpu_time_caveat(tmp_path: Path) -> N
     # base is measured, the others estimated: two groups, only the estimated one has the caveat
     notes = {g["energy_method"]: g["note"] for g in frame.attrs["groups"]}
     assert notes == {"measured": None, "estimated": CPU_TIME_CAVEAT}
+
+
+def test_whole_image_latency_of_a_scope_both_record(tmp_path: Path) -> None:
+    from greenbench.store import metric
+
+    records = known()
+    total = metric(42.0, "ms", ci_low=40.0, ci_high=45.0, rounds=3, blocks=9)
+    records[1].metrics["latency_total_ms"] = total  # pruned, timed at scope both
+    frame = load_results(make_store(tmp_path / "a.db", records)).set_index("variant")
+    pruned = frame.loc["pruned"]
+    assert (pruned["latency_total_ms_ci_low"], pruned["latency_total_ms_median"]) == (40.0, 42.0)
+    assert pruned["latency_total_ms_ci_high"] == 45.0 and pruned["latency_ms_median"] != 42.0
+    assert pd.isna(frame.loc["base", "latency_total_ms_median"])  # scope model: none
