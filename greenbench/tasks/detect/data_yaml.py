@@ -4,9 +4,10 @@ Part of the dataset check (``dataset_ref.check_dataset``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ import yaml
 
 from greenbench.errors import GreenbenchError
 from greenbench.offline import is_url
+
+#: the splits of a dataset greenbench writes, each an ``images/<split>`` folder
+SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 MAX_YAML_BYTES = 10_000_000  # a data.yaml is a few hundred bytes; more is not a data.yaml
 SPLITS = ("train", "val", "test")
@@ -204,3 +208,20 @@ def label_path(image: str) -> str:
 
 def suffix_of(name: str) -> str:
     return name.rpartition(".")[2].lower() if "." in name else ""
+
+
+def write_data_yaml(out: Path, root: Path, names: Sequence[str], comments: Sequence[str]) -> Path:
+    """Write ``out/data.yaml``: ``comments`` (one ``#`` line each), ``path`` = ``root`` (absolute),
+    the standard ``images/<split>`` folders and ``names`` by index; return the file. Strings are
+    JSON-quoted, a valid YAML double-quoted scalar: safe for spaces, colons and backslashes."""
+    lines = [
+        *(f"# {c}" for c in comments),
+        f"path: {json.dumps(str(root.resolve()))}",
+        *(f"{split}: images/{split}" for split in SPLITS),
+        f"nc: {len(names)}",
+        "names:",
+        *(f"  {i}: {json.dumps(name)}" for i, name in enumerate(names)),
+    ]
+    target = out / "data.yaml"
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target

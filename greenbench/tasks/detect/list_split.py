@@ -19,7 +19,6 @@ image or a label that is missing is an error naming how many and the first few, 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import unicodedata
@@ -27,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from greenbench.errors import GreenbenchError
+from greenbench.tasks.detect.data_yaml import SPLITS, write_data_yaml
 
-SPLITS = ("train", "val", "test")
 NAMES_FILE = "names.txt"
 SHOWN = 5  # names quoted in a message; the rest are counted
 
@@ -221,23 +220,12 @@ def _place(source: Path, target: Path, hardlink: bool) -> bool:
     return hardlink
 
 
-def _yaml_str(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
-
-
 def _write_data_yaml(out: Path, lists: SplitLists, method: str, left_out: list[str]) -> Path:
-    lines = [
-        f"# built by 'greenbench data split' from the lists in {lists.folder.resolve()} (files {method})",
-        *([f"# {len(left_out)} image(s) of the lists left out (--allow-missing)"] if left_out else []),
-        f"path: {_yaml_str(str(out.resolve()))}",
-        *(f"{split}: images/{split}" for split in SPLITS),
-        f"nc: {len(lists.names)}",
-        "names:",
-        *(f"  {i}: {_yaml_str(name)}" for i, name in enumerate(lists.names)),
+    comments = [
+        f"built by 'greenbench data split' from the lists in {lists.folder.resolve()} (files {method})"
     ]
-    target = out / "data.yaml"
-    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return target
+    comments += [f"{len(left_out)} image(s) of the lists left out (--allow-missing)"] if left_out else []
+    return write_data_yaml(out, out, lists.names, comments)
 
 
 def write_split(

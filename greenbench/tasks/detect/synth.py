@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from greenbench.errors import GreenbenchError
+from greenbench.tasks.detect.data_yaml import SPLITS, write_data_yaml
 from greenbench.tasks.detect.staging import install_complete
 
 # Bump whenever the drawing, the split or the file layout changes: it is part of the cache key,
@@ -65,7 +66,6 @@ MAX_COVER = 0.5
 PLACEMENT_TRIES = 30  # per object; an object that finds no free spot is left out
 NOISE_SIGMA = 3.0  # grey levels (0-255), added to the whole image after drawing
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 MARKER = ".complete"  # written last in a cached dataset; a folder without it is never reused
 IMAGE_SUFFIX = ".png"
 
@@ -338,24 +338,10 @@ def render_image(spec: SynthSpec, index: int) -> tuple[np.ndarray, list[Box]]:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _yaml_str(text: str) -> str:
-    # A JSON string is a valid YAML double-quoted scalar: safe for spaces, colons, backslashes.
-    return json.dumps(text)
-
-
 def _write_data_yaml(out: Path, spec: SynthSpec, root: Path) -> Path:
     """Write ``out/data.yaml`` whose ``path`` is ``root`` (absolute); return the file."""
-    lines = [
-        f"# greenbench synthetic detection dataset, spec key {spec.key()}; details in synth.json",
-        f"path: {_yaml_str(str(root.resolve()))}",
-        *(f"{split}: images/{split}" for split in SPLITS),
-        f"nc: {spec.classes}",
-        "names:",
-        *(f"  {cls}: {_yaml_str(name)}" for cls, name in spec.class_names().items()),
-    ]
-    target = out / "data.yaml"
-    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return target
+    comment = f"greenbench synthetic detection dataset, spec key {spec.key()}; details in synth.json"
+    return write_data_yaml(out, root, list(spec.class_names().values()), [comment])
 
 
 def _write_error(path: Path, e: OSError) -> GreenbenchError:
