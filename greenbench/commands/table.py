@@ -61,8 +61,8 @@ class SuiteRef:
     smoke: show the records of ``greenbench run --smoke`` instead of real ones (never both).
     tables: the variants' ``table:`` groups, (table name, variant names) in file order; empty:
     one table. The baseline is the first row of every table.
-    deltas: (table name, ``parent``) for the groups whose Δ is against each row's parent (the
-    suite's ``tables: {NAME: {delta: parent}}``); the others' is against the baseline.
+    parent_tables: the groups whose Δ is against each row's parent (the suite's
+    ``tables: {NAME: {delta: parent}}``); the others' is against the baseline.
     """
 
     name: str
@@ -73,7 +73,7 @@ class SuiteRef:
     path: Path | None = None
     smoke: bool = False
     tables: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    deltas: tuple[tuple[str, str], ...] = ()
+    parent_tables: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, suite: Suite) -> SuiteRef:
@@ -87,7 +87,7 @@ class SuiteRef:
             suite.path,
             suite.smoke is not None,
             _groups({name: spec.table for name, spec in suite.variants.items()}),
-            tuple((name, spec.delta) for name, spec in suite.tables.items() if spec.delta != "baseline"),
+            tuple(name for name, spec in suite.tables.items() if spec.delta == "parent"),
         )
 
 
@@ -187,10 +187,10 @@ def read_suite_ref(path: Path) -> SuiteRef:
         isinstance(v, dict) and v.get("delta", "baseline") in ("baseline", "parent") for v in shown.values()
     ):
         raise _bad(path, "tables", "a mapping of table names to {delta: baseline | parent}", shown)
-    deltas = tuple((str(k), "parent") for k, v in shown.items() if v.get("delta") == "parent")
+    parent_tables = tuple(str(k) for k, v in shown.items() if v.get("delta") == "parent")
     return SuiteRef(
         name, tuple(str(v) for v in variants), baseline, task, device, path, tables=_groups(tables),
-        deltas=deltas,
+        parent_tables=parent_tables,
     )  # fmt: skip
 
 
@@ -289,7 +289,6 @@ def table_text(store: Store, ref: SuiteRef, device_id: str, fmt: str, view: Tabl
         table_of = {v: name for name, variants in ref.tables for v in variants}
         return _with_table_column(_one_table(store, ref, records, newest, shown), table_of)
     texts: list[str] = []
-    against: dict[str, DeltaAgainst] = {k: "parent" for k, v in ref.deltas if v == "parent"}
     named: list[tuple[str | None, str]] = []
     for name, variants in ref.tables:
         wanted = {*variants, baseline}
@@ -298,7 +297,8 @@ def table_text(store: Store, ref: SuiteRef, device_id: str, fmt: str, view: Tabl
         if not any(r.variant != baseline for r in group):
             continue
         # a row's parent may sit in another table: every record of the suite is a candidate
-        text = _one_table(store, ref, group, newest, shown, against.get(name, "baseline"), records)
+        delta: DeltaAgainst = "parent" if name in ref.parent_tables else "baseline"
+        text = _one_table(store, ref, group, newest, shown, delta, records)
         named.append((name, text))
         if fmt == "latex":
             texts.append(f"% table: {latex_escape(name)}\n{text}")

@@ -155,7 +155,7 @@ def parent_deltas(
     if parent is None or keys.parent_key is None or not any(b.arm == parent for b in blocks):
         return {}
     pairing = {"parent": parent, "parent_key": keys.parent_key, "run_id": run_id}
-    found = paired_deltas(arm_figures(blocks, arm, block_values(ctx.idle), parent), pairing)
+    found = deltas(blocks, arm, parent, ctx, pairing)
     return {**found, **paired_deltas(total_latency(blocks, arm, parent), pairing)}
 
 
