@@ -1,7 +1,8 @@
 """A paper's reference figures beside greenbench's (``greenbench table SUITE --paper CSV``).
 
-Absolute figures cannot agree across heads, machines and runtimes (the YOLOv5 study's paper
-measured a 7.05 M-parameter anchor-based model on its own CPU); the relations between rows can.
+Absolute figures cannot all agree across machines, runtimes and counting conventions (the YOLOv5
+study's paper timed its models on its own CPU and counted GFLOPs with thop); the relations between
+rows can.
 So each side is shown as ratios to its own baseline: the paper's row for the suite's baseline
 variant, and greenbench's record of that variant. 1.00 is the baseline; 0.58 means 58 % of it.
 

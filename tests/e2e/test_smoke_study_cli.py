@@ -66,7 +66,10 @@ def test_a_smoke_run_of_the_study_dag_goes_end_to_end(tmp_path: Path) -> None:
     prune = next(st for st in records["prune-5e-4-50"].stages if st["name"] == "prune")
     assert prune["info"]["criterion"] == "bn_threshold" and prune["info"]["channels_per_layer"]
     tune = next(st for st in records["ft-5e-4-50"].stages if st["name"] == "finetune")
-    assert tune["info"]["hyp_carried"]["mixup"] == 0.243 and "obj" in tune["info"]["hyp_not_carried"]
+    assert tune["info"]["hyp_carried"]["mixup"] == 0.243 and "obj" not in tune["info"]["hyp_not_carried"]
+    # the study's head takes the file's YOLOv5 loss settings
+    assert tune["info"]["loss"]["obj"] == 0.301 and tune["info"]["loss"]["anchor_t"] == 2.91
+    assert "fl_gamma" in tune["info"]["hyp_not_carried"]
     p30, p50 = records["prune-5e-4-30"], records["prune-5e-4-50"]
     assert p50.value("params") < p30.value("params") < records["yolov5s"].value("params")  # type: ignore[operator]
     ft = records["ft-5e-4-50"]

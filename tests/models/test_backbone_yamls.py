@@ -62,7 +62,7 @@ def test_builds_offline_feeds_detect_at_strides_8_16_32(adapter: DetectAdapter, 
     model = yolo.model.eval()
     detect = model.model[-1]
     assert model.yaml["nc"] == NC and detect.nc == NC
-    assert type(detect).__name__ == "Detect"
+    assert type(detect).__name__ == "AnchorDetect"  # YOLOv5's head, from the file's 'anchors'
     assert model.stride.tolist() == [8.0, 16.0, 32.0]
     inputs = [*detect.f]  # the layers Detect reads, P3 to P5
     if backbone in STACKED:  # the stack's taps, each checked against the channels its Index row declares
@@ -86,7 +86,7 @@ def test_builds_offline_feeds_detect_at_strides_8_16_32(adapter: DetectAdapter, 
             assert seen[i].shape[1] == declared, (backbone, i)
     preds = out[0] if isinstance(out, (tuple, list)) else out
     cells = sum((imgsz // s) ** 2 for s in (8, 16, 32))
-    assert tuple(preds.shape) == (1, 4 + NC, cells)  # decoded boxes + class scores per anchor point
+    assert tuple(preds.shape) == (1, 4 + NC, 3 * cells)  # decoded boxes + class scores per anchor
 
 
 def test_ghostnet_is_the_yolov5s_ghost_layout(adapter: DetectAdapter) -> None:
@@ -267,6 +267,7 @@ from ultralytics import YOLO
 assert not hasattr(ultralytics.nn.tasks, "BlockStack")  # the pickle alone must be enough to load
 model = YOLO(sys.argv[1], task="detect").model
 print(type(model.model[0]).__module__, type(model.model[0]).__name__)
+print(type(model).__name__, type(model.model[-1]).__name__)
 print(sum(p.numel() for p in model.parameters()))
 """
 
@@ -291,8 +292,9 @@ def test_stacked_checkpoint_loads_back_in_a_fresh_process(adapter: DetectAdapter
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    kind, count = out.stdout.strip().splitlines()[-2:]
+    kind, head, count = out.stdout.strip().splitlines()[-3:]
     assert kind == "greenbench.tasks.detect.ultra_modules BlockStack"
+    assert head == "AnchorDetectionModel AnchorDetect"  # the study's head, and its loss, come back too
     assert int(count) == params
     assert not (tmp_path / "network-attempts.log").exists()
 
@@ -312,5 +314,8 @@ def test_stacked_model_trains_one_epoch_on_synthetic_data(adapter: DetectAdapter
     )
     trained = adapter.load(weights).model
     assert isinstance(trained.model[0], BlockStack)
+    assert type(trained.model[-1]).__name__ == "AnchorDetect"  # the trainer's rebuild kept the study's head
+    columns = (weights.parents[1] / "results.csv").read_text().splitlines()[0]
+    assert "train/obj_loss" in columns and "train/dfl_loss" not in columns  # YOLOv5's loss trained it
     assert sum(p.numel() for p in trained.parameters()) == params
     assert all(torch.isfinite(p).all() for p in trained.parameters())

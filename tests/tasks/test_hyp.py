@@ -10,7 +10,7 @@ import yaml
 
 from greenbench.errors import SuiteError
 from greenbench.tasks.detect.finetune import FinetuneStage
-from greenbench.tasks.detect.hyp import NOT_CARRIED, check_hyp, translate
+from greenbench.tasks.detect.hyp import LOSS, NOT_CARRIED, check_hyp, loss_settings, translate
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 HYP = SUITES / "yolo_thws_hyp_finetune_prune.yaml"
@@ -26,6 +26,26 @@ def test_the_authors_finetune_hyp_translates_and_lists_the_rest() -> None:
     assert set(dropped) == {"box", "cls", "cls_pw", "obj", "obj_pw", "iou_t", "anchor_t", "fl_gamma"}
     assert dropped["obj"].startswith("0.301: ") and "objectness" in dropped["obj"]
     assert not set(carried) & set(NOT_CARRIED) and len(carried) + len(dropped) == len(hyp) == 28
+
+
+def test_a_model_with_the_anchor_based_head_takes_the_loss_settings() -> None:
+    """With YOLOv5's head the file's loss gains, BCE positive weights and anchor_t go to its loss:
+    neither training arguments nor dropped; the training arguments are the same as without."""
+    hyp = check_hyp(yaml.safe_load(HYP.read_text(encoding="utf-8")))
+    carried, dropped = translate(hyp, anchor_loss=True)
+    assert carried == translate(hyp)[0]
+    assert set(dropped) == {"iou_t", "fl_gamma"}
+    loss = loss_settings(hyp)
+    assert set(loss) == set(LOSS)
+    assert loss == {
+        "box": 0.0296,
+        "cls": 0.243,
+        "obj": 0.301,
+        "cls_pw": 0.631,
+        "obj_pw": 0.911,
+        "anchor_t": 2.91,
+    }
+    assert len(carried) + len(dropped) + len(loss) == len(hyp)
 
 
 def test_the_finetune_stage_takes_hyp_and_direct_arguments_win() -> None:

@@ -176,6 +176,11 @@ class DetectTask:
         if Path(model).suffix.lower() in (".pt", ".pth"):
             return YOLO(_unrenamed(check_weights(model, "model"), links), task="detect")
         yolo = YOLO(model, task="detect")
+        from greenbench.tasks.detect.anchor_head import is_anchor_yaml, to_anchor_head
+
+        model_: Any = yolo.model
+        if is_anchor_yaml(model_.yaml):  # YOLOv5's anchor-based head (anchor_head)
+            to_anchor_head(model_)
         if weights:
             yolo.load(_unrenamed(check_weights(weights), links))
         return yolo
@@ -213,8 +218,16 @@ class DetectTask:
         """Train ``yolo`` on ``data_yaml`` into ``out_dir``; return the best (else last) weights.
 
         ``trainer``: a ``DetectionTrainer`` subclass to train with (``greenbench.tasks.detect.ultra_slim``:
-        sparse training, training a pruned module); None for ultralytics' own."""
+        sparse training, training a pruned module); None for ultralytics' own. A model with the
+        anchor-based head trains with that class made to rebuild it so (``anchor_head``)."""
         import torch
+
+        from greenbench.tasks.detect.anchor_head import AnchorDetectionModel, anchor_trainer
+
+        if isinstance(yolo.model, AnchorDetectionModel):
+            from ultralytics.models.yolo.detect import DetectionTrainer
+
+            trainer = anchor_trainer(trainer or DetectionTrainer)
 
         if on_epoch is not None:
             yolo.add_callback("on_train_epoch_end", lambda tr: on_epoch(int(tr.epoch) + 1, int(tr.epochs)))

@@ -4,7 +4,9 @@
 weights that fit: the result is silently unpruned. This stage trains the module it was given
 (``ultra_slim.module_trainer``), starts from the parent's fp32 copy when there is one, and fails
 if the trained model has more parameters than the one it started from. ``hyp`` takes a YOLOv5
-hyperparameter file or mapping (the study's ``hyp.finetune_prune.yaml``), translated by ``hyp``.
+hyperparameter file or mapping (the study's ``hyp.finetune_prune.yaml``), translated by ``hyp``;
+a model with YOLOv5's anchor-based head (``anchor_head``) also takes the file's loss settings
+(box, cls, obj gains, BCE positive weights, anchor_t) into its loss, and the record says so.
 """
 
 from __future__ import annotations
@@ -65,9 +67,16 @@ class FinetuneStage:
         from greenbench.tasks.detect.ultra_slim import load_fp32_copy, module_trainer
 
         params = self.validate_params(ctx.params)
-        carried, not_carried = hyperparams.translate(params.pop("hyp", None))
+        hyp = params.pop("hyp", None)
         task = ctx.task
         yolo = ctx.start_model()
+        from greenbench.tasks.detect.anchor_head import AnchorDetectionModel, LossGains
+
+        anchor = isinstance(yolo.model, AnchorDetectionModel)
+        carried, not_carried = hyperparams.translate(hyp, anchor_loss=anchor)
+        loss = hyperparams.loss_settings(hyp) if anchor else {}
+        if anchor:  # YOLOv5's loss settings from the file, the rest YOLOv5's defaults (never a parent's)
+            yolo.model.loss_gains = LossGains(**loss)
         fp32 = load_fp32_copy(yolo.model, ctx.input) if ctx.input else None
         _check_classes(yolo.model, ctx)
         params_before = count_params(yolo.model)
@@ -97,4 +106,10 @@ class FinetuneStage:
         if carried or not_carried:
             info["hyp_carried"] = carried
             info["hyp_not_carried"] = not_carried
+        if anchor:
+            info["loss"] = {
+                "kind": "YOLOv5 (anchor-based head)",
+                **vars(yolo.model.loss_gains),
+                "from_hyp": sorted(loss),
+            }
         return StageResult(checkpoint, energy, info)

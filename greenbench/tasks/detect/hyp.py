@@ -27,7 +27,8 @@ _LOSS = (
     "on another scale (defaults 7.5, 0.5, 1.5), so the value does not carry over"
 )
 _ANCHORS = "anchor-based target assignment; the anchor-free head assigns with its task-aligned assigner"
-#: YOLOv5 hyperparameters with no ultralytics 8 equivalent, and why
+#: YOLOv5 hyperparameters with no ultralytics 8 equivalent, and why (for a model with the
+#: anchor-free head; a model with YOLOv5's anchor-based head takes ``LOSS`` into its own loss)
 NOT_CARRIED: dict[str, str] = {
     "box": _LOSS,
     "cls": _LOSS,
@@ -37,11 +38,13 @@ NOT_CARRIED: dict[str, str] = {
     ),
     "obj": "objectness loss gain; the anchor-free head has no objectness",
     "obj_pw": "objectness BCE positive weight; the anchor-free head has no objectness",
-    "iou_t": _ANCHORS,
+    "iou_t": "a training IoU threshold that YOLOv5's own loss no longer reads (kept in its files)",
     "anchor_t": _ANCHORS,
-    "anchors": _ANCHORS,
-    "fl_gamma": "focal loss gamma; ultralytics' detection loss has no focal-loss option",
+    "anchors": "the anchor sizes: a model file's 'anchors', not a hyperparameter here",
+    "fl_gamma": "focal loss gamma; neither loss here has a focal term (0, the YOLOv5 default, is none)",
 }
+#: the YOLOv5 loss settings a model with YOLOv5's anchor-based head takes (``anchor_head.LossGains``)
+LOSS: frozenset[str] = frozenset({"box", "cls", "obj", "cls_pw", "obj_pw", "anchor_t"})
 
 
 def check_hyp(value: Any) -> dict[str, Any]:
@@ -62,9 +65,17 @@ def check_hyp(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def translate(hyp: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, str]]:
-    """(training arguments ``hyp`` carries over, {key: "value: why not"} for those it does not)."""
+def translate(hyp: dict[str, Any] | None, anchor_loss: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    """(training arguments ``hyp`` carries over, {key: "value: why not"} for those it does not).
+    ``anchor_loss``: the model has YOLOv5's anchor-based head, whose loss takes the ``LOSS`` keys
+    (``loss_settings``): they are in neither."""
     hyp = hyp or {}
+    own = LOSS if anchor_loss else frozenset()
     carried = {k: v for k, v in hyp.items() if k not in NOT_CARRIED}
-    dropped = {k: f"{v}: {NOT_CARRIED[k]}" for k, v in hyp.items() if k in NOT_CARRIED}
+    dropped = {k: f"{v}: {NOT_CARRIED[k]}" for k, v in hyp.items() if k in NOT_CARRIED and k not in own}
     return carried, dropped
+
+
+def loss_settings(hyp: dict[str, Any] | None) -> dict[str, float]:
+    """The YOLOv5 loss settings of ``hyp`` (box, cls, obj gains, BCE positive weights, anchor_t)."""
+    return {k: float(v) for k, v in (hyp or {}).items() if k in LOSS}
