@@ -309,6 +309,33 @@ def test_reports_print_the_effective_threshold_tau_and_the_level() -> None:
     cal_doc = {**doc, "model": {"spec": "m.onnx"}, "runs": [{"rounds": 4, "wall_s": 1.0}] * 3}
     cal = render_calibration(cal_doc, calibration(runs), runs)
     assert "false alarms (A/A regressed): 0/3 (0%, 95 % CI 0%–71%, Clopper–Pearson)" in cal
+    assert "the model alone" in text and "not the suite's scope" not in text
+
+
+def test_a_suite_timed_end_to_end_is_said_not_gated_so() -> None:
+    """The gate times the model alone; a suite side whose suite asks for scope total or both gets
+    that said in the report's settings line, not silently another quantity."""
+    from types import SimpleNamespace
+
+    from greenbench.gate.session import GateSettings, settings_from_suite
+    from greenbench.report.gate_report import render_text
+    from greenbench.suite import LatencySettings, ProtocolSettings
+
+    suite = SimpleNamespace(
+        measure=SimpleNamespace(
+            latency=LatencySettings(scope="both"),
+            protocol=ProtocolSettings(),
+            energy=SimpleNamespace(min_window_s=0.5, meters=["auto"], watts_per_core=4.0),
+            device="cpu",
+        ),
+        defaults={"imgsz": 64},
+    )
+    settings = settings_from_suite(suite, GateSettings())
+    assert settings.suite_scope == "both"
+    verdict = decide(synthetic_blocks(1.0), "reference", ["candidate"], rules(), CONFIG)
+    doc = {"outcome": verdict.outcome, "reference": {"spec": "s.yaml:a"}, "candidate": {"spec": "s.yaml:b"},
+           "settings": settings.to_dict(), "rounds": 4, "wall_s": 1.0}  # fmt: skip
+    assert "not the suite's scope both" in render_text(doc, verdict)
 
 
 def test_detection_counts_gates_against_a_known_slowdown() -> None:

@@ -39,6 +39,8 @@ class GateSettings:
     """What one timed call is and how long the gate measures.
 
     imgsz, batch, threads, device, warmup, ort_spinning: as ``measure.latency`` of a suite.
+    suite_scope: the latency scope a suite side's suite asks for; the gate times the model alone
+    whatever it says (its report says so when the suite asks for ``total`` or ``both``).
     rounds: fresh processes measured first; max_rounds: the most, counting extra rounds added
     while inconclusive. blocks: cycles (one block per arm) per round. block_s: the shortest
     block, seconds (also the energy window). min_calls: calls per block at least. meters,
@@ -58,6 +60,7 @@ class GateSettings:
     min_calls: int = 3
     meters: tuple[str, ...] = ("auto",)
     watts_per_core: float = 4.0
+    suite_scope: str = "model"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -179,6 +182,7 @@ def settings_from_suite(suite: Any, base: GateSettings) -> GateSettings:
         block_s=energy.min_window_s,
         meters=tuple(energy.meters),
         watts_per_core=energy.watts_per_core,
+        suite_scope=str(lat.scope or "model"),
     )
 
 

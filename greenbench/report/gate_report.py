@@ -109,8 +109,15 @@ def _setting_line(doc: dict[str, Any]) -> str:
     return (
         f"{s['blocks']} blocks per model per round in {doc['rounds']} rounds (up to {s['max_rounds']}), "
         f"{s['device']}, "
-        f"{threads}, imgsz {s['imgsz']}, batch {s['batch']}; {doc['wall_s']:.1f} s"
+        f"{threads}, imgsz {s['imgsz']}, batch {s['batch']}, the model alone (a forward pass on a "
+        f"ready tensor{_scope_clause(s)}); {doc['wall_s']:.1f} s"
     )
+
+
+def _scope_clause(settings: dict[str, Any]) -> str:
+    """Where the suite asked for a latency at scope total (or both), that the gate does not time it."""
+    scope = settings.get("suite_scope", "model")
+    return "" if scope == "model" else f", not the suite's scope {scope}: no decoding, pre- or postprocessing"
 
 
 def render_text(doc: dict[str, Any], verdict: Verdict) -> str:

@@ -120,7 +120,8 @@ def test_same_model_twice_passes(models: dict[str, Path], tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_slowed_model_regresses_with_exit_1(models: dict[str, Path], tmp_path: Path) -> None:
-    out = gate(str(models["base"]), str(models["slow"]), *QUICK, "--max-rounds", "2", cwd=tmp_path)
+    # up to 6 rounds: on a loaded host two rounds can leave the interval too wide to decide (exit 3)
+    out = gate(str(models["base"]), str(models["slow"]), *QUICK, "--max-rounds", "6", cwd=tmp_path)
     assert out.returncode == 1, out.stderr + out.stdout
     first = out.stdout.splitlines()[0]
     assert first.startswith("greenbench gate: REGRESSED") and "slow.onnx" in first
