@@ -192,3 +192,30 @@ def test_onnx_export_runs_in_onnxruntime_as_in_torch(adapter: DetectAdapter, tmp
     assert got.shape == expected.shape == (1, 4 + 14, 3 * (8 * 8 + 4 * 4 + 2 * 2))
     # the checkpoint is fp16 (as ultralytics saves): both sides load the same rounded weights
     assert np.allclose(got, expected, rtol=1e-3, atol=1e-2)
+
+
+@pytest.mark.slow
+def test_weights_load_the_backbone_and_training_starts_from_them(
+    adapter: DetectAdapter, tmp_path: Path
+) -> None:
+    """The study's start: the anchor-based model built with an anchor-free checkpoint's weights
+    (ultralytics' yolov5su.pt stands for it here) takes every backbone and neck tensor and keeps
+    its new head; ultralytics' trainer, rebuilding the model, starts from the same tensors (at a
+    learning rate of 0 the first conv is the checkpoint's after an epoch)."""
+    from greenbench.tasks.detect.synth import SynthSpec, synth_detection
+
+    source = adapter.build("yolov5s.yaml")  # anchor-free, the same backbone and neck layers
+    ckpt = adapter.save(source, tmp_path / "ckpt" / "coco-like.pt")
+    stored = adapter.load(ckpt).model.state_dict()
+    yolo = adapter.build(str(MODELS / "yolov5s-anchor.yaml"), weights=str(ckpt))
+    state = yolo.model.state_dict()
+    body = [k for k in state if not k.startswith("model.24.")]
+    assert type(yolo.model.model[-1]).__name__ == "AnchorDetect"
+    assert all(torch.equal(state[k].half(), stored[k].half()) for k in body if state[k].is_floating_point())
+    data = synth_detection(tmp_path / "data", SynthSpec(classes=14, images=12, imgsz=64, seed=1))
+    args = {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "optimizer": "SGD", "lr0": 0.0,
+            "warmup_epochs": 0, "warmup_bias_lr": 0.0, "mosaic": 0.0, "val": False}  # fmt: skip
+    trained = adapter.load(adapter.train(yolo, data, tmp_path / "runs" / "anchor", args)).model
+    assert type(trained.model[-1]).__name__ == "AnchorDetect"
+    first = "model.0.conv.weight"
+    assert torch.equal(trained.state_dict()[first].half(), stored[first].half())
