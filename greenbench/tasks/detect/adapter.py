@@ -224,7 +224,7 @@ class DetectTask:
 
         from greenbench.tasks.detect.anchor_head import AnchorDetectionModel, anchor_trainer
 
-        if isinstance(yolo.model, AnchorDetectionModel):
+        if isinstance(getattr(yolo, "model", None), AnchorDetectionModel):
             from ultralytics.models.yolo.detect import DetectionTrainer
 
             trainer = anchor_trainer(trainer or DetectionTrainer)
