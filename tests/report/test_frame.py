@@ -16,6 +16,7 @@ from greenbench.report.frame import load_results
 from greenbench.report.ranking import CPU_TIME_CAVEAT, RANK_RULES
 from greenbench.store import RunRecord, Store
 from tests.factories import make_measured_record
+from tests.report.report_records import make_store
 
 PAIRED = {
     "paired": True, "delta_pct": -20.0, "delta_ci_low_pct": -25.0, "delta_ci_high_pct": -15.0,
@@ -40,13 +41,6 @@ def known(**fields: object) -> list[RunRecord]:
         )
         for v, (m, e, lat) in KNOWN.items()
     ]  # fmt: skip
-
-
-def make_store(path: Path, records: list[RunRecord]) -> Path:
-    with Store(path) as s:
-        for r in records:
-            s.add(r)
-    return path
 
 
 def test_columns_in_order_with_units(tmp_path: Path) -> None:

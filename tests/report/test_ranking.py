@@ -10,9 +10,10 @@ import pytest
 
 from greenbench.report.frame import join_runtime, load_results, split_runtime
 from greenbench.report.ranking import CPU_TIME_CAVEAT, group_name, rank_rows
-from greenbench.store import RunRecord, Store
+from greenbench.store import RunRecord
 from greenbench.suite.identity import results_key
 from tests.factories import make_measured_record
+from tests.report.report_records import make_store
 
 MEASURED = {"method": "measured", "source": "rapl:package-0"}
 
@@ -32,13 +33,6 @@ def record(variant: str, map50: float, energy_j: float, latency_ms: float, **fie
     return r
 
 
-def stored(path: Path, records: list[RunRecord]) -> Path:
-    with Store(path) as s:
-        for r in records:
-            s.add(r)
-    return path
-
-
 def test_two_devices_and_two_energy_methods_rank_in_separate_groups(tmp_path: Path) -> None:
     # one suite: on dev a measured run and an estimated one (RAPL unreadable), on dev2 estimated;
     # the estimated figures are far lower, so one shared rank would put them all first
@@ -50,7 +44,7 @@ def test_two_devices_and_two_energy_methods_rank_in_separate_groups(tmp_path: Pa
         record("base", 0.50, 0.04, 20.0, device_id="dev2"),
         record("pruned", 0.40, 0.05, 25.0, device_id="dev2"),
     ]
-    frame = load_results(stored(tmp_path / "a.db", records))
+    frame = load_results(make_store(tmp_path / "a.db", records))
     assert len(frame) == 6 and frame["suite_config"].nunique() == 1
     config = frame["suite_config"].iloc[0]
     assert frame["rank_group"].tolist() == [
@@ -77,7 +71,7 @@ def test_two_configs_of_a_suite_of_the_same_name_are_not_merged(tmp_path: Path) 
     old_data = [record(v, 0.5, 0.05, 10.0, run_id="r0", finished_at="2025-01-01") for v in ("base", "pruned")]
     new_data = [record("base", 0.3, 0.10, 10.0, run_id="r1", fingerprint="data-2", suite_hash="y")]
     batch8 = [record("base", 0.5, 0.02, 40.0, run_id="r2", batch=8, suite_hash="z")]
-    frame = load_results(stored(tmp_path / "a.db", [*old_data, *new_data, *batch8]))
+    frame = load_results(make_store(tmp_path / "a.db", [*old_data, *new_data, *batch8]))
     # the newest record of base does not hide the older ones: other data, other settings
     assert len(frame) == 4 and frame["suite_config"].nunique() == 3 and frame["rank_group"].nunique() == 3
     assert sorted(frame.loc[frame["variant"] == "base", "run_id"]) == ["r0", "r1", "r2"]
@@ -93,7 +87,7 @@ def test_a_suite_edited_only_in_its_variants_stays_one_group(tmp_path: Path) -> 
     first = [record(v, 0.5, 0.05, 10.0, run_id="r0", suite_hash="x") for v in ("base", "pruned")]
     added = record("tiny", 0.3, 0.01, 4.0, run_id="r1", suite_hash="x2")  # a variant added later
     rerun = record("pruned", 0.45, 0.04, 9.0, run_id="r1", suite_hash="x2", finished_at="t9")
-    frame = load_results(stored(tmp_path / "a.db", [*first, added, rerun])).set_index("variant")
+    frame = load_results(make_store(tmp_path / "a.db", [*first, added, rerun])).set_index("variant")
     assert frame["rank_group"].nunique() == 1 and sorted(frame.index) == ["base", "pruned", "tiny"]
     assert frame.loc["pruned", "run_id"] == "r1"  # the newest record of a variant in one config
 
@@ -104,7 +98,7 @@ def test_runtime_name_options_and_versions_in_their_own_columns(tmp_path: Path) 
     ov.versions.update(torch="2.5.1", openvino="2025.1.0-stale")
     ort = record("base", 0.5, 0.05, 10.0, runtime="onnxruntime")
     ort.versions.update(torch="2.5.1", onnxruntime="1.20.1")
-    frame = load_results(stored(tmp_path / "a.db", [ov, ort])).set_index("variant")
+    frame = load_results(make_store(tmp_path / "a.db", [ov, ort])).set_index("variant")
     assert (frame.loc["int8", "runtime"], frame.loc["int8", "runtime_options"]) == (
         "openvino",
         "precision=f32, streams=1",
